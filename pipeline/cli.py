@@ -1,0 +1,151 @@
+"""The ``pubmine`` command: run, train, evaluate, dump.
+
+Every command takes a typed config (YAML + ``--set key=value``); a wrong key or type is a clear error
+naming the key, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.config import default_model_dir, load_config, load_dataclass, to_dict
+from pipeline.errors import PubmineError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="pubmine: PubMed/PMC -> entity tables (Ray + Beam + BERT-family NER) as Parquet snapshots.")
+
+# BioBERT paper (Lee et al. 2020, Table 6/7) entity-level F1 on the same test splits
+PAPER_F1 = {
+    "ncbi-disease": {"BioBERT v1.1": 89.71, "BERT-base": 85.63},
+    "bc5cdr-disease": {"BioBERT v1.1": 87.15, "BERT-base": 82.41},
+    "bc5cdr-chem": {"BioBERT v1.1": 93.47, "BERT-base": 91.16},
+}
+
+
+def _fail(err: Exception) -> None:
+    typer.secho(f"pubmine: error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML run config, e.g. configs/local.yaml"),
+    input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="input URL or glob (repeatable); replaces the config's inputs"),
+    store: Optional[str] = typer.Option(None, "--store", "-s", help="store root URL (local path, file://, s3://)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a config field: key=value (repeatable)"),
+    dryrun: bool = typer.Option(False, "--dryrun", help="print the resolved config and exit"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="also write the run summary as JSON here"),
+) -> None:
+    """Plan, parse, extract and publish one snapshot."""
+    _setup_logging(verbose)
+    try:
+        cfg = load_config(config, set_ or [], inputs=input or [], store=store)
+        if dryrun:
+            typer.echo(json.dumps(to_dict(cfg), indent=2))
+            return
+        from pipeline.driver import run as run_pipeline
+        from pipeline.report import print_run_summary
+
+        summary = run_pipeline(cfg)
+    except PubmineError as err:
+        _fail(err)
+    print_run_summary(summary)
+    if summary_json:
+        summary_json.write_text(json.dumps({**summary.__dict__, "wall_seconds": summary.wall_seconds}, indent=2, default=str))
+    if summary.failed_files:
+        typer.secho(f"{len(summary.failed_files)} input file(s) failed and were skipped; see rejects.", fg=typer.colors.YELLOW, err=True)
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(Path("configs/models/default-ner.yaml"), "--config", "-c", help="training config YAML"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default model folder)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a training field: key=value"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Fine-tune a BERT-family encoder for NER and write a model artifact."""
+    from workers.train import NerTrainConfig, train_ner
+
+    out = output or str(default_model_dir())
+    try:
+        cfg = load_dataclass(NerTrainConfig, config, set_ or [])
+        if if_missing:
+            from pipeline.storage import url_to_fs
+
+            fs, path = url_to_fs(out)
+            if fs.exists(path.rstrip("/") + "/pubmine.json"):
+                typer.echo(f"model already present at {out}; not training (drop --if-missing to retrain)")
+                return
+        typer.echo(f"training {cfg.name} from {cfg.base_model} -> {out}")
+        manifest = train_ner(cfg, out, progress=not quiet, log=typer.echo)
+    except PubmineError as err:
+        _fail(err)
+    typer.echo(f"wrote {manifest['model_id']} to {out} (dev F1 {manifest['metrics']['dev']['f1']:.4f}, "
+               f"{manifest['training']['seconds']} s)")
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option("default", "--model", "-m", help="artifact URL, or 'default'"),
+    dataset: str = typer.Option("bc5cdr", "--dataset", "-d", help="bc5cdr | bc5cdr-chem | bc5cdr-disease | ncbi-disease"),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
+) -> None:
+    """Entity-level P/R/F1 (exact span + type) of a model on a dataset's test split."""
+    from pipeline.report import print_scores
+    from workers.artifacts import stage_artifact
+    from workers.evaluate import DATASETS, load_dataset, predict_documents, score
+    from workers.ner import NerTagger
+
+    if dataset not in DATASETS:
+        _fail(PubmineError(f"unknown dataset {dataset!r}; choose one of {', '.join(sorted(DATASETS))}"))
+    try:
+        folder = stage_artifact(str(default_model_dir()) if model == "default" else model)
+        tagger = NerTagger.load(folder, precision=precision)
+        docs, types = load_dataset(dataset)
+        missing = [t for t in types if t not in tagger.manifest.get("entity_types", [])]
+        if missing:
+            raise PubmineError(f"model {tagger.model_id} does not predict {missing}; it predicts {tagger.manifest.get('entity_types')}")
+        scores = score(docs, predict_documents(tagger, docs), types)
+    except PubmineError as err:
+        _fail(err)
+    p, r, f = scores.overall()
+    print_scores(f"{tagger.model_id} on {dataset} test ({len(docs)} documents, {tagger.precision})", (p, r, f),
+                 scores.by_type(), PAPER_F1.get(dataset))
+    typer.echo(f"RESULT evaluate dataset={dataset} f1={f:.4f} precision={p:.4f} recall={r:.4f}")
+
+
+@app.command()
+def dump(
+    pubtator: List[Path] = typer.Option(..., "--pubtator", "-p", help="PubTator file(s) (.txt or .txt.gz)"),
+    output: Path = typer.Option(..., "--output", "-o", help="MEDLINE-style XML to write (.xml or .xml.gz)"),
+    limit: int = typer.Option(0, "--limit", help="only the first n documents (0 = all)"),
+) -> None:
+    """Turn PubTator corpora (BC5CDR, NCBI-disease) into a PubmedArticleSet the pipeline can ingest."""
+    from pipeline.parse.pubtator import read_pubtator, write_medline_xml
+
+    docs = [d for p in pubtator for d in read_pubtator(p)]
+    if limit:
+        docs = docs[:limit]
+    n = write_medline_xml(docs, output)
+    typer.echo(f"wrote {n} articles to {output}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,259 @@
+"""One typed, frozen, validated configuration for a run.
+
+YAML files (configs/*.yaml) are loaded into these dataclasses; ``--set a.b=value`` overrides any field.
+An unknown key or a value of the wrong type is a ``ConfigError`` naming the full key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def pubmine_home() -> Path:
+    """Where pubmine keeps its local caches (default model, staged model weights)."""
+    return Path(os.environ.get("PUBMINE_HOME", Path.home() / ".cache" / "pubmine"))
+
+
+def shared_data_dir() -> Path:
+    """The benchmark corpora (BC5CDR, NCBI-disease, ...): $PUBMINE_DATA or ../shared/data beside the repo."""
+    env = os.environ.get("PUBMINE_DATA")
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def default_model_dir() -> Path:
+    return pubmine_home() / "models" / "default-ner"
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    # None: use RAY_ADDRESS when set (as under `ray job submit`), else start Ray inside this process.
+    address: str | None = None
+    # CPUs for an in-process Ray; None lets Ray count the machine's cores.
+    num_cpus: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ConfigError(f"ray.num_cpus must be >= 1 (got {self.num_cpus})")
+
+
+@dataclass(frozen=True)
+class ParseConfig:
+    num_cpus: float = 1.0        # per parse task (one task per input file)
+    max_retries: int = 2         # Ray retries of a parse task lost to a dead worker or node
+    reuse: bool = True           # reuse parsed shards in state/ whose input fingerprint is unchanged
+
+    def __post_init__(self) -> None:
+        if self.num_cpus <= 0:
+            raise ConfigError(f"parse.num_cpus must be > 0 (got {self.num_cpus})")
+        if self.max_retries < 0:
+            raise ConfigError(f"parse.max_retries must be >= 0 (got {self.max_retries})")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    model: str = "default"             # model artifact URL (file://, s3://, local path) or "default"
+    num_actors: int = 1                # NER actor pool size
+    num_cpus_per_actor: float = 1.0
+    num_gpus_per_actor: float = 0.0    # set to 1 on GPU nodes; the same config otherwise
+    batch_size: int = 512              # sentences per Ray Data batch handed to an actor
+    max_tokens_per_batch: int = 8192   # token budget of one forward pass (dynamic padding)
+    max_length: int = 256              # window length in word pieces; longer sentences are windowed
+    stride: int = 64                   # overlap between windows, in word pieces
+    precision: str = "auto"            # auto: bf16 on CPUs with AMX/AVX512-BF16 and on GPUs, else fp32
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"extract.precision must be one of {PRECISIONS} (got {self.precision!r})")
+        if self.num_actors < 1:
+            raise ConfigError(f"extract.num_actors must be >= 1 (got {self.num_actors})")
+        if self.num_cpus_per_actor <= 0:
+            raise ConfigError(f"extract.num_cpus_per_actor must be > 0 (got {self.num_cpus_per_actor})")
+        if self.num_gpus_per_actor < 0:
+            raise ConfigError(f"extract.num_gpus_per_actor must be >= 0 (got {self.num_gpus_per_actor})")
+        if self.batch_size < 1 or self.max_tokens_per_batch < 16:
+            raise ConfigError("extract.batch_size must be >= 1 and extract.max_tokens_per_batch >= 16")
+        if not 8 <= self.max_length <= 512:
+            raise ConfigError(f"extract.max_length must be in 8..512 word pieces (got {self.max_length})")
+        if not 0 <= self.stride < self.max_length // 2:
+            raise ConfigError(
+                f"extract.stride must be >= 0 and < max_length/2 = {self.max_length // 2} (got {self.stride})"
+            )
+
+    def model_url(self) -> str:
+        return str(default_model_dir()) if self.model == "default" else self.model
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    inputs: tuple[str, ...] = ()       # fsspec URLs or globs of MEDLINE XML (.xml, .xml.gz)
+    store: str = "store"               # fsspec URL of the store root (local path, file://, s3://)
+    run_id: str | None = None          # None: a UTC timestamp; set it to re-run a run idempotently
+    keep_snapshots: int = 0            # 0 keeps every snapshot; n > 0 keeps the newest n
+    # fsspec options per protocol, for the store, inputs and models: {s3: {endpoint_url: ...}}
+    storage_options: dict = field(default_factory=dict)
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def __post_init__(self) -> None:
+        if self.keep_snapshots < 0:
+            raise ConfigError(f"keep_snapshots must be >= 0 (got {self.keep_snapshots})")
+        if self.run_id is not None and not _is_safe_name(self.run_id):
+            raise ConfigError(
+                f"run_id {self.run_id!r} may hold only letters, digits, '-', '_', '.' (it names a folder)"
+            )
+
+
+def _is_safe_name(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "-_." for c in name) and name not in (".", "..")
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading: dict -> dataclass, with errors that name the key
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0], key)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping of {hint.__name__} fields, got {value!r}")
+        return _build(hint, value, key + ".")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be a list, got {type(value).__name__} {value!r}")
+        return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r} must be a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {key!r} must be an integer, got {type(value).__name__} {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"config key {key!r} must be a string, got {type(value).__name__} {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix + unknown[0]!r}; valid keys here: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except TypeError as exc:  # pragma: no cover - guarded by the checks above
+        raise ConfigError(f"bad config under {prefix or 'top level'}: {exc}") from exc
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``a.b=value`` -> ("a.b", value) with the value typed as YAML would type it."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value (e.g. extract.num_actors=2), got {item!r}")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def load_dataclass(cls: type, path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()):
+    """Any config dataclass from a YAML file plus ``key=value`` overrides (used by train/evaluate)."""
+    data = _read_yaml(path) if path is not None else {}
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_path(data, key, value)
+    return _build(cls, data)
+
+
+def _read_yaml(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return loaded
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    inputs: list[str] | tuple[str, ...] = (),
+    store: str | None = None,
+) -> RunConfig:
+    """Read YAML, apply ``--input``/``--store``/``--set``, return a validated ``RunConfig``."""
+    data = _read_yaml(path) if path is not None else {}
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_path(data, key, value)
+    if inputs:
+        data["inputs"] = list(inputs)
+    if store is not None:
+        data["store"] = store
+    config = _build(RunConfig, data)
+    if not config.inputs:
+        raise ConfigError("no inputs: give --input URL_OR_GLOB or set 'inputs' in the config file")
+    return config
+
+
+def to_dict(config: Any) -> dict:
+    """The resolved config as plain data (for --dryrun and the run manifest)."""
+    out = dataclasses.asdict(config)
+    out["inputs"] = list(out.get("inputs", ()))
+    return out

@@ -1,0 +1,270 @@
+"""The driver: plan -> parse -> resolve -> extract -> publish, on Ray.
+
+This is what ``pubmine run`` (and so ``ray job submit ... -- pubmine run``) executes. It starts Ray
+in-process when no cluster is given and joins one when RAY_ADDRESS (or ray.address) is set. Parsing
+runs as one Ray task per input file, each running the Beam pipeline in-process; extraction runs as a
+Ray Data actor pool. Nothing is visible to readers until LATEST moves, which happens last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from pipeline import publish, schemas
+from pipeline.beam.run import parse_shard, parsed_prefix
+from pipeline.beam.transforms import ShardSpec
+from pipeline.config import RunConfig, to_dict
+from pipeline.errors import ModelError, PublishError, ShardError
+from pipeline.plan import list_inputs, plan_shards
+from pipeline.resolve import resolve
+from pipeline.storage import Store, url_to_fs
+
+log = logging.getLogger("pubmine")
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    snapshot: str
+    documents: int = 0
+    sentences: int = 0
+    entities_by_type: dict = field(default_factory=dict)
+    rejects: int = 0
+    failed_files: list = field(default_factory=list)
+    deleted: int = 0
+    superseded: int = 0
+    timings: dict = field(default_factory=dict)
+    model_id: str | None = None
+    precision: str | None = None
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.timings.get("total", 0.0)
+
+
+def code_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        v = version("pubmine")
+    except Exception:
+        v = "unknown"
+    head = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".git", "HEAD")
+    try:
+        ref = open(head).read().strip()
+        if ref.startswith("ref:"):
+            ref = open(os.path.join(os.path.dirname(head), ref.split(" ", 1)[1])).read().strip()
+        return f"{v}+g{ref[:10]}"
+    except OSError:
+        return v
+
+
+def connect_ray(config: RunConfig) -> bool:
+    """Join the configured cluster or start one in-process. Returns True when we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return False
+    ray.init(address="local", num_cpus=config.ray.num_cpus, include_dashboard=False,
+             log_to_driver=True, configure_logging=False)
+    return True
+
+
+def _parse_task(shard: ShardSpec, store_url: str, storage_options: dict, reuse: bool) -> dict:
+    store = Store(store_url, storage_options)
+    try:
+        return {"ok": True, **parse_shard(shard, store, reuse=reuse)}
+    except ShardError as err:
+        return {"ok": False, "source_file": shard.source_file, "fingerprint": shard.fingerprint, "detail": err.detail,
+                "error": str(err)}
+
+
+def _model_manifest(url: str, storage_options: dict) -> dict:
+    fs, path = url_to_fs(url, storage_options)
+    try:
+        return json.loads(fs.cat_file(path.rstrip("/") + "/pubmine.json"))
+    except FileNotFoundError as exc:
+        raise ModelError(
+            f"no model artifact at {url} (pubmine.json not found). Run `make demo` once to train the "
+            "default model, `pubmine train --output DIR` to train one, or set extract.model to an artifact URL."
+        ) from exc
+
+
+def _progress(iterable, total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="file", disable=total == 0 or not sys.stderr.isatty(),
+                dynamic_ncols=True)
+
+
+def run(config: RunConfig) -> RunSummary:
+    import ray
+
+    t0 = time.time()
+    timings: dict[str, float] = {}
+    run_id = config.run_id or publish.new_run_id()
+    store = Store(config.store, config.storage_options)
+    model_url = config.extract.model_url()
+    model_manifest = _model_manifest(model_url, config.storage_options)
+
+    mark = time.time()
+    files = list_inputs(config.inputs, config.storage_options)
+    shards = plan_shards(files, config.storage_options)
+    timings["plan"] = time.time() - mark
+    log.info("run %s: %d input files -> %s", run_id, len(shards), store.uri())
+
+    started_ray = connect_ray(config)
+    try:
+        store.remove(*publish.snapshot_key(run_id))  # a re-run of the same run_id starts clean
+        # -- 2 parse: one Ray task per input file
+        mark = time.time()
+        task = ray.remote(_parse_task).options(num_cpus=config.parse.num_cpus, max_retries=config.parse.max_retries)
+        refs = {task.remote(s, config.store, config.storage_options, config.parse.reuse): i for i, s in enumerate(shards)}
+        results: list[dict | None] = [None] * len(shards)
+        pending = list(refs)
+
+        def _done():
+            nonlocal pending
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                yield ready[0]
+
+        for ref in _progress(_done(), len(shards), "parse"):
+            results[refs[ref]] = ray.get(ref)
+        timings["parse"] = time.time() - mark
+
+        ok = [(i, r) for i, r in enumerate(results) if r and r["ok"]]
+        failed = [r for r in results if r and not r["ok"]]
+        for r in failed:
+            log.error("%s", r["error"])
+
+        # -- 3 resolve: last file wins per PMID, DeleteCitation removes
+        mark = time.time()
+        doc_tables, del_tables = [], []
+        for i, _ in ok:
+            prefix = parsed_prefix(shards[i].fingerprint)
+            doc_tables.append(store.read_table(*prefix, "documents.parquet",
+                                               columns=["doc_id", "pmid", "source_seq", "position"]))
+            del_tables.append(store.read_table(*prefix, "deletions.parquet", schema=schemas.DELETIONS))
+        resolution = resolve(doc_tables, del_tables)
+        timings["resolve"] = time.time() - mark
+
+        # -- publish the text tables of each shard (Ray tasks), keeping sentences in the object store
+        mark = time.time()
+        pub = ray.remote(publish.publish_parsed_shard).options(num_returns=2, max_retries=config.parse.max_retries)
+        counts_refs, sentence_refs = [], []
+        for k, (i, _) in enumerate(ok):
+            c, s = pub.remote(config.store, config.storage_options, run_id, shards[i].fingerprint, resolution.live[k])
+            counts_refs.append(c)
+            sentence_refs.append(s)
+        totals = Counter()
+        for c in ray.get(counts_refs):
+            totals.update(c)
+        if failed:
+            store.write_table(
+                pa.Table.from_pylist([{"source_file": r["source_file"], "position": -1, "pmid": None,
+                                       "reason": "unreadable file", "detail": r["detail"]} for r in failed],
+                                     schema=schemas.REJECTS),
+                *publish.snapshot_key(run_id, "rejects", publish.part_name(run_id, "failed-files")))
+        timings["publish_text"] = time.time() - mark
+
+        # -- 4 extract: NER actor pool over the live sentences
+        mark = time.time()
+        precision = None
+        if totals["sentences"]:
+            precision = _extract(config, store, run_id, model_url, sentence_refs)
+        timings["extract"] = time.time() - mark
+
+        # -- 5 commit: manifest, then LATEST
+        mark = time.time()
+        publish.ensure_table(store, run_id, "entities")
+        ent_types = store.read_table(*publish.snapshot_key(run_id, "entities"), columns=["type"])
+        by_type = dict(sorted(Counter(ent_types.column("type").to_pylist()).items()))
+        timings["total"] = time.time() - t0
+        manifest = {
+            "run_id": run_id,
+            "code_version": code_version(),
+            "config": to_dict(config),
+            "models": {"ner": {"url": model_url, "model_id": model_manifest.get("model_id"), "precision": precision}},
+            "inputs": [
+                {"url": s.url, "source_file": s.source_file, "source_seq": s.source_seq, "fingerprint": s.fingerprint,
+                 "status": ("ok" if r and r["ok"] else "failed"),
+                 "reused": bool(r and r.get("reused")), "detail": (r or {}).get("detail")}
+                for s, r in zip(shards, results)
+            ],
+            "counts": {
+                "documents": totals["documents"], "passages": totals["passages"], "sentences": totals["sentences"],
+                "entities": sum(by_type.values()), "entities_by_type": by_type, "relations": 0,
+                "rejects": totals["rejects"] + len(failed), "failed_files": len(failed),
+                "deleted": resolution.deleted, "superseded": resolution.superseded,
+            },
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        }
+        publish.commit(store, run_id, manifest)
+        removed = publish.apply_retention(store, config.keep_snapshots)
+        if removed:
+            log.info("retention removed snapshots %s", removed)
+        timings["commit"] = time.time() - mark
+        timings["total"] = time.time() - t0
+    except BaseException:
+        # the snapshot is not committed: remove what was written, LATEST still names the previous one
+        try:
+            if not store.exists(*publish.snapshot_key(run_id, publish.MANIFEST)):
+                store.remove(*publish.snapshot_key(run_id))
+        except Exception:  # pragma: no cover - best effort on the way out
+            pass
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+    return RunSummary(
+        run_id=run_id, snapshot=store.uri(*publish.snapshot_key(run_id)), documents=totals["documents"],
+        sentences=totals["sentences"], entities_by_type=by_type, rejects=totals["rejects"] + len(failed),
+        failed_files=[r["source_file"] for r in failed], deleted=resolution.deleted,
+        superseded=resolution.superseded, timings=timings, model_id=model_manifest.get("model_id"),
+        precision=precision,
+    )
+
+
+def _extract(config: RunConfig, store: Store, run_id: str, model_url: str, sentence_refs: list) -> str:
+    import ray
+    import ray.data
+
+    from workers.ner import describe_precision
+    from workers.stages import NerPredictor
+
+    ex = config.extract
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = sys.stderr.isatty()
+    ds = ray.data.from_arrow_refs(sentence_refs)
+    entities = ds.map_batches(
+        NerPredictor,
+        fn_constructor_kwargs=dict(
+            model_url=model_url, run_id=run_id, storage_options=config.storage_options,
+            max_length=ex.max_length, stride=ex.stride, max_tokens_per_batch=ex.max_tokens_per_batch,
+            precision=ex.precision, num_threads=max(1, int(ex.num_cpus_per_actor)),
+        ),
+        compute=ray.data.ActorPoolStrategy(size=ex.num_actors),
+        num_cpus=ex.num_cpus_per_actor,
+        num_gpus=ex.num_gpus_per_actor,
+        batch_size=ex.batch_size,
+        batch_format="pyarrow",
+    )
+    entities.write_parquet(store.path(*publish.snapshot_key(run_id, "entities")),
+                           filesystem=store.arrow_filesystem())
+    return describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu")
+
+__all__ = ["run", "RunSummary", "connect_ray", "PublishError"]

@@ -1,0 +1,115 @@
+"""PubTator files (BC5CDR, NCBI-disease, BioRED) and the corpus-to-dump tool.
+
+A PubTator document is ``PMID|t|title``, ``PMID|a|abstract``, mention lines
+``PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids`` and relation lines
+``PMID<TAB>REL<TAB>id1<TAB>id2``. Offsets are over ``title + " " + abstract`` — the same convention
+as pubmine's MEDLINE passages, so gold mentions compare to pipeline output directly.
+
+``write_medline_xml`` turns documents into a MEDLINE-style PubmedArticleSet (real PMIDs, titles,
+abstracts) so the whole pipeline can be run and scored on abstracts with gold annotations.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator
+
+from lxml import etree
+
+# NCBI-disease's fine-grained classes are all diseases for NER purposes
+TYPE_MAP = {"SpecificDisease": "Disease", "DiseaseClass": "Disease", "Modifier": "Disease",
+            "CompositeMention": "Disease"}
+
+
+@dataclass(frozen=True)
+class Mention:
+    start: int
+    end: int
+    text: str
+    type: str
+    ids: str
+
+
+@dataclass
+class PubtatorDoc:
+    pmid: int
+    title: str
+    abstract: str
+    mentions: list[Mention] = field(default_factory=list)
+    relations: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return f"{self.title} {self.abstract}" if self.abstract else self.title
+
+
+def _open_text(path: str | Path) -> IO[str]:
+    path = str(path)
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> Iterator[PubtatorDoc]:
+    """Documents of a PubTator file (.txt or .txt.gz), mentions checked against the text."""
+    tmap = TYPE_MAP if type_map is None else type_map
+    doc: PubtatorDoc | None = None
+    with _open_text(path) as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.rstrip("\n")
+            if not line.strip():
+                if doc is not None:
+                    yield doc
+                    doc = None
+                continue
+            if "|t|" in line[:20] and line.split("|", 1)[0].isdigit():
+                if doc is not None:
+                    yield doc
+                pmid, _, title = line.split("|", 2)
+                doc = PubtatorDoc(int(pmid), title, "")
+                continue
+            if "|a|" in line[:20] and doc is not None:
+                doc.abstract = line.split("|", 2)[2]
+                continue
+            cols = line.split("\t")
+            if doc is None:
+                raise ValueError(f"{path}:{lineno}: annotation line before any |t| title line")
+            if len(cols) >= 5 and cols[1].isdigit():
+                start, end = int(cols[1]), int(cols[2])
+                mention = Mention(start, end, cols[3], tmap.get(cols[4], cols[4]), cols[5] if len(cols) > 5 else "")
+                if doc.text[start:end] != mention.text:
+                    raise ValueError(f"{path}:{lineno}: mention {mention.text!r} does not match text at {start}:{end}")
+                doc.mentions.append(mention)
+            elif len(cols) >= 4:
+                doc.relations.append((cols[1], cols[2], cols[3]))
+    if doc is not None:
+        yield doc
+
+
+def write_medline_xml(docs: list[PubtatorDoc], out: str | Path) -> int:
+    """Write documents as a PubmedArticleSet (gzip when ``out`` ends in .gz). Returns the count."""
+    root = etree.Element("PubmedArticleSet")
+    for d in docs:
+        art = etree.SubElement(root, "PubmedArticle")
+        cit = etree.SubElement(art, "MedlineCitation", Status="MEDLINE", Owner="NLM")
+        etree.SubElement(cit, "PMID", Version="1").text = str(d.pmid)
+        article = etree.SubElement(cit, "Article", PubModel="Print")
+        etree.SubElement(article, "ArticleTitle").text = d.title
+        if d.abstract:
+            etree.SubElement(etree.SubElement(article, "Abstract"), "AbstractText").text = d.abstract
+        etree.SubElement(article, "Language").text = "eng"
+        data = etree.SubElement(art, "PubmedData")
+        ids = etree.SubElement(data, "ArticleIdList")
+        etree.SubElement(ids, "ArticleId", IdType="pubmed").text = str(d.pmid)
+    payload = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".gz":
+        with gzip.open(out, "wb") as f:
+            f.write(payload)
+    else:
+        out.write_bytes(payload)
+    return len(docs)

@@ -1,0 +1,50 @@
+"""Human-readable summaries of runs and evaluations (rich tables on the terminal)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.driver import RunSummary
+
+console = Console(stderr=False, highlight=False)
+
+
+def print_run_summary(s: RunSummary) -> None:
+    t = Table(title=f"pubmine run {s.run_id}", show_header=False, title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("documents", f"{s.documents:,}")
+    t.add_row("sentences", f"{s.sentences:,}")
+    for typ, n in s.entities_by_type.items():
+        t.add_row(f"entities: {typ}", f"{n:,}")
+    t.add_row("entities: total", f"{sum(s.entities_by_type.values()):,}")
+    t.add_row("rejected records", f"{s.rejects:,}")
+    t.add_row("deleted / superseded", f"{s.deleted:,} / {s.superseded:,}")
+    if s.failed_files:
+        t.add_row("[red]failed files[/red]", ", ".join(s.failed_files))
+    t.add_row("model", f"{s.model_id} ({s.precision or '-'})")
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in s.timings.items() if k != "total")
+    t.add_row("stages", stages)
+    t.add_row("wall time", f"{s.wall_seconds:.1f} s")
+    t.add_row("snapshot", s.snapshot)
+    console.print(t)
+
+
+def print_scores(title: str, overall: tuple[float, float, float], by_type: dict[str, tuple[float, float, float]],
+                 reference: dict[str, float] | None = None) -> None:
+    t = Table(title=title, title_justify="left")
+    for col in ("type", "precision", "recall", "F1"):
+        t.add_column(col, justify="right" if col != "type" else "left")
+    for typ, (p, r, f) in by_type.items():
+        t.add_row(typ, f"{100 * p:.2f}", f"{100 * r:.2f}", f"{100 * f:.2f}")
+    p, r, f = overall
+    t.add_row("[bold]overall[/bold]", f"{100 * p:.2f}", f"{100 * r:.2f}", f"[bold]{100 * f:.2f}[/bold]")
+    console.print(t)
+    if reference:
+        ref = Table(title="published F1 on the same test split, for comparison", title_justify="left")
+        ref.add_column("system")
+        ref.add_column("F1", justify="right")
+        for system, value in reference.items():
+            ref.add_row(system, str(value))
+        console.print(ref)

@@ -1,0 +1,164 @@
+"""One thin fsspec wrapper so a local folder and an S3 bucket behave the same.
+
+Every write is whole-object: local files are written to a temporary name and renamed; an S3 PUT is
+atomic by itself. So a reader never sees half a file, and a retried write overwrites instead of
+duplicating.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import fsspec
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+
+def options_for(url: str, storage_options: dict | None) -> dict:
+    """storage_options are keyed by protocol ({"s3": {"endpoint_url": ...}}); pick the URL's."""
+    return dict((storage_options or {}).get(fsspec.utils.get_protocol(url), {}))
+
+
+def url_to_fs(url: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path) for a URL, with the options of its protocol."""
+    fs, path = fsspec.core.url_to_fs(url, **options_for(url, storage_options))
+    return fs, path
+
+
+def open_url(url: str, storage_options: dict | None = None, mode: str = "rb"):
+    """Open any URL; .gz/.bz2/.xz decompressed by name."""
+    return fsspec.open(url, mode, compression="infer", **options_for(url, storage_options))
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
+
+
+@dataclass
+class Store:
+    """A folder at any fsspec URL; keys are '/'-separated paths below it."""
+
+    url: str
+    storage_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fs, self.root = url_to_fs(self.url, self.storage_options)  # storage_options per protocol
+        if is_local(self.fs):
+            self.root = os.path.abspath(self.root)
+        self.root = self.root.rstrip("/")
+
+    # -- paths
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *[p.strip("/") for p in parts if p])
+
+    def uri(self, *parts: str) -> str:
+        """A URL other tools (DuckDB, pyarrow, Spark) can open: s3://bucket/... or a local path."""
+        p = self.path(*parts)
+        return p if is_local(self.fs) else f"{self._protocol()}://{p}"
+
+    def _protocol(self) -> str:
+        proto = self.fs.protocol
+        return proto[0] if isinstance(proto, (tuple, list)) else proto
+
+    def arrow_filesystem(self) -> pafs.FileSystem:
+        if is_local(self.fs):
+            return pafs.LocalFileSystem()
+        return pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+
+    # -- reads
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def read_text(self, *parts: str) -> str:
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return f.read().decode("utf-8")
+
+    def read_json(self, *parts: str) -> Any:
+        return json.loads(self.read_text(*parts))
+
+    def list(self, *parts: str) -> list[str]:
+        """Names directly under a folder (empty when it does not exist)."""
+        p = self.path(*parts)
+        try:
+            entries = self.fs.ls(p, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(e.rstrip("/")) for e in entries)
+
+    def parquet_files(self, *parts: str) -> list[str]:
+        p = self.path(*parts)
+        try:
+            found = self.fs.find(p)
+        except FileNotFoundError:
+            return []
+        return sorted(f for f in found if f.endswith(".parquet"))
+
+    def read_table(self, *parts: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
+        """All parquet files under a folder (or one file) as one table of ``schema``."""
+        p = self.path(*parts)
+        files = [p] if p.endswith(".parquet") else self.parquet_files(*parts)
+        if not files:
+            if schema is None:
+                raise FileNotFoundError(f"no parquet files under {self.uri(*parts)}")
+            empty = schema.empty_table()
+            return empty.select(columns) if columns else empty
+        tables = []
+        for f in files:
+            with self.fs.open(f, "rb") as fh:
+                tables.append(pq.read_table(fh, columns=columns, schema=schema))
+        return pa.concat_tables(tables)
+
+    # -- writes (whole-object, overwrite on retry)
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        p = self.path(*parts)
+        if is_local(self.fs):
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            tmp = f"{p}.tmp-{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        else:
+            self.fs.pipe_file(p, data)
+
+    def write_text(self, text: str, *parts: str) -> None:
+        self.write_bytes(text.encode("utf-8"), *parts)
+
+    def write_json(self, obj: Any, *parts: str) -> None:
+        self.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", *parts)
+
+    def write_table(self, table: pa.Table, *parts: str) -> None:
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        self.write_bytes(buf.getvalue(), *parts)
+
+    def put_dir(self, local_dir: str, *parts: str) -> None:
+        """Upload a local folder's files (flat) below ``parts``."""
+        for name in sorted(os.listdir(local_dir)):
+            src = os.path.join(local_dir, name)
+            if os.path.isfile(src):
+                with open(src, "rb") as f:
+                    self.write_bytes(f.read(), *parts, name)
+
+    def remove(self, *parts: str) -> None:
+        p = self.path(*parts)
+        if self.fs.exists(p):
+            self.fs.rm(p, recursive=True)
+
+    def iter_dirs(self, *parts: str) -> Iterator[str]:
+        p = self.path(*parts)
+        try:
+            entries = self.fs.ls(p, detail=True, refresh=True)
+        except FileNotFoundError:
+            return
+        for e in entries:
+            if e.get("type") == "directory":
+                yield posixpath.basename(e["name"].rstrip("/"))

@@ -1,0 +1,167 @@
+"""Token-classification NER over sentences, with character spans.
+
+``NerTagger.tag(texts)`` returns, for each text, entity spans in that text's own character offsets.
+How it runs:
+- one fast-tokenizer call for the whole batch (offsets and word ids, no truncation);
+- sentences longer than ``max_length`` word pieces are cut into overlapping windows; each token's
+  prediction comes from the window where it sits farthest from a cut edge, so no text is dropped;
+- windows are sorted by length and packed into batches under a token budget (dynamic padding);
+- ``torch.inference_mode`` and bf16 autocast where the hardware has fast bf16.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from workers.artifacts import load_token_classifier
+from workers.decoding import Span, decode_bio, word_spans
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> torch.dtype | None:
+    """The autocast dtype for a precision setting; None means full fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else None
+
+
+def describe_precision(precision: str, device: str) -> str:
+    """The precision a setting means on a device kind, for reports ("auto" resolved on CPUs)."""
+    if precision != "auto" or device != "cpu":
+        return precision
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+@dataclass
+class _Window:
+    sent: int
+    start: int    # token range [start, end) within the sentence's word pieces
+    end: int
+
+
+class NerTagger:
+    def __init__(self, tokenizer, model, manifest: dict, *, max_length: int = 256, stride: int = 64,
+                 max_tokens_per_batch: int = 8192, precision: str = "auto", device: str = "cpu"):
+        self.device = device
+        self.tokenizer, self.model, self.manifest = tokenizer, model, manifest
+        limit = getattr(self.model.config, "max_position_embeddings", 512)
+        self.max_length = min(max_length, limit)
+        self.stride = min(stride, self.max_length // 2 - 1)
+        self.max_tokens = max_tokens_per_batch
+        self.autocast = resolve_precision(precision, self.device)
+        self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
+        self.model_id = self.manifest["model_id"]
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, device: str | None = None, **kwargs) -> "NerTagger":
+        """A tagger for a local artifact folder (see workers.artifacts.stage_artifact)."""
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        tokenizer, model, manifest = load_token_classifier(folder, device)
+        return cls(tokenizer, model, manifest, device=device, **kwargs)
+
+    @property
+    def precision(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast]
+
+    def _windows(self, n_tokens: list[int]) -> list[_Window]:
+        width = self.max_length - 2  # room for [CLS] and [SEP]
+        out: list[_Window] = []
+        for i, n in enumerate(n_tokens):
+            if n == 0:
+                continue
+            start = 0
+            while True:
+                end = min(start + width, n)
+                out.append(_Window(i, start, end))
+                if end == n:
+                    break
+                start = end - self.stride
+        return out
+
+    def _batches(self, windows: list[_Window]) -> list[list[_Window]]:
+        order = sorted(windows, key=lambda w: w.end - w.start, reverse=True)
+        batches: list[list[_Window]] = []
+        cur: list[_Window] = []
+        cur_len = 0
+        for w in order:
+            length = w.end - w.start + 2
+            width = max(cur_len, length)
+            if cur and width * (len(cur) + 1) > self.max_tokens:
+                batches.append(cur)
+                cur, width = [], length
+            cur.append(w)
+            cur_len = width
+        if cur:
+            batches.append(cur)
+        return batches
+
+    @torch.inference_mode()
+    def _forward(self, ids: list[list[int]], windows: list[_Window]) -> list[tuple[np.ndarray, np.ndarray]]:
+        cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        pad_id = self.tokenizer.pad_token_id or 0
+        width = max(w.end - w.start for w in windows) + 2
+        input_ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(windows), width), dtype=torch.long)
+        for r, w in enumerate(windows):
+            seq = [cls_id, *ids[w.sent][w.start:w.end], sep_id]
+            input_ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        if self.autocast is not None:
+            with torch.autocast(device_type=self.device.split(":")[0], dtype=self.autocast):
+                logits = self.model(input_ids=input_ids, attention_mask=mask).logits
+        else:
+            logits = self.model(input_ids=input_ids, attention_mask=mask).logits
+        probs = torch.softmax(logits.float(), dim=-1)
+        best, label = probs.max(dim=-1)
+        best, label = best.cpu().numpy(), label.cpu().numpy()
+        return [(label[r, 1 : 1 + w.end - w.start], best[r, 1 : 1 + w.end - w.start]) for r, w in enumerate(windows)]
+
+    def tag(self, texts: list[str]) -> list[list[Span]]:
+        if not texts:
+            return []
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
+                             truncation=False, return_attention_mask=False)
+        ids = enc["input_ids"]
+        n_tokens = [len(x) for x in ids]
+        labels = [np.zeros(n, dtype=np.int64) for n in n_tokens]
+        probs = [np.zeros(n, dtype=np.float32) for n in n_tokens]
+        margin = [np.full(n, -1, dtype=np.int64) for n in n_tokens]  # distance to nearest cut edge
+        for batch in self._batches(self._windows(n_tokens)):
+            for w, (lab, pr) in zip(batch, self._forward(ids, batch)):
+                n = n_tokens[w.sent]
+                pos = np.arange(w.start, w.end)
+                left = np.where(w.start == 0, n, pos - w.start)
+                right = np.where(w.end == n, n, w.end - 1 - pos)
+                m = np.minimum(left, right)
+                better = m > margin[w.sent][w.start:w.end]
+                labels[w.sent][w.start:w.end][better] = lab[better]
+                probs[w.sent][w.start:w.end][better] = pr[better]
+                margin[w.sent][w.start:w.end][better] = m[better]
+        out: list[list[Span]] = []
+        for i in range(len(texts)):
+            first, spans = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
+            word_labels = [self.id2label[int(labels[i][t])] for t in first]
+            word_probs = [float(probs[i][t]) for t in first]
+            out.append(decode_bio(word_labels, word_probs, spans))
+        return out
