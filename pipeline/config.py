@@ -147,6 +147,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
         return dict(value)
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 3e-3 as a string; accept what float() accepts
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key {key!r} must be a number, got {type(value).__name__} {value!r}")
         return float(value)
@@ -252,8 +257,21 @@ def load_config(
     return config
 
 
+_SECRET_WORDS = ("secret", "password", "token", "credential", "key")
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(v) for v in value]
+    if value is not None and any(w in key.lower() for w in _SECRET_WORDS):
+        return "***"
+    return value
+
+
 def to_dict(config: Any) -> dict:
-    """The resolved config as plain data (for --dryrun and the run manifest)."""
+    """The resolved config as plain data (for --dryrun and the run manifest), secrets masked."""
     out = dataclasses.asdict(config)
     out["inputs"] = list(out.get("inputs", ()))
-    return out
+    return _redact(out)

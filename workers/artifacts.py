@@ -117,6 +117,13 @@ def stage_artifact(url: str, storage_options: dict | None = None, cache_dir: str
                 if fs.isfile(entry):
                     fs.get_file(entry, str(tmp / name))
             _check_files(tmp, url)
+            digest = content_hash(tmp)
+            if not manifest["model_id"].endswith(digest):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise ModelError(
+                    f"model artifact {url} is corrupt or was changed after it was written: its weights hash to "
+                    f"{digest} but pubmine.json names {manifest['model_id']}. Re-upload the artifact."
+                )
             shutil.rmtree(target, ignore_errors=True)
             os.replace(tmp, target)
     return target

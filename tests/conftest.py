@@ -1,0 +1,107 @@
+"""Shared fixtures. Every service a test needs is started here and stopped by PID; nothing touches
+the network beyond loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import shared_data_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = shared_data_dir()
+S3_ENV = {"AWS_ACCESS_KEY_ID": "pubmine", "AWS_SECRET_ACCESS_KEY": "pubmine-secret", "AWS_DEFAULT_REGION": "us-east-1",
+          "S3_BUCKET": "pubmine"}
+
+
+def pytest_sessionstart(session):
+    if not (DATA / "bc5cdr").is_dir():
+        raise pytest.UsageError(f"the corpora are expected at {DATA} (../shared/data beside the repo, or $PUBMINE_DATA)")
+
+
+def free_port(span: int = 1) -> int:
+    """A port p such that p..p+span-1 (and p+10001..p+10005 for gRPC) are free on loopback."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + 10010 > 65000:
+            continue
+        ports = list(range(base, base + span)) + list(range(base + 10001, base + 10006))
+        ok = True
+        for p in ports:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range found")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pubmine_home(tmp_path_factory):
+    """Caches (staged models, checkpoints) go to a temporary folder, never the user's."""
+    home = tmp_path_factory.mktemp("pubmine-home")
+    old = os.environ.get("PUBMINE_HOME")
+    os.environ["PUBMINE_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("PUBMINE_HOME", None)
+    else:
+        os.environ["PUBMINE_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny real BERT: random weights, the real MiniLM WordPiece tokenizer, a real artifact."""
+    from workers.train import tiny_bert
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    tiny_bert(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray, in-process, for the whole session."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS `weed mini`) on loopback, started by infra/local/s3.sh."""
+    state = tmp_path_factory.mktemp("s3")
+    port = free_port(6)
+    env = {**os.environ, **S3_ENV, "PUBMINE_S3_PORT": str(port),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    script = ROOT / "infra" / "local" / "s3.sh"
+    out = subprocess.run(["bash", str(script), "start", str(state)], env=env, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"S3 server did not start: {out.stderr}")
+    endpoint = out.stdout.strip().splitlines()[-1]
+    saved = {k: os.environ.get(k) for k in S3_ENV}
+    os.environ.update(S3_ENV)
+    try:
+        # credentials travel in storage_options: Ray workers started before this fixture lack the env
+        options = {"s3": {"endpoint_url": endpoint, "key": S3_ENV["AWS_ACCESS_KEY_ID"],
+                          "secret": S3_ENV["AWS_SECRET_ACCESS_KEY"]}}
+        yield {"endpoint": endpoint, "bucket": "pubmine", "storage_options": options}
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(state)], env=env, timeout=60)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

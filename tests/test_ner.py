@@ -1,0 +1,70 @@
+"""Decoding, windowing and the tagger on a tiny real BERT (random weights, the real tokenizer)."""
+
+import pyarrow as pa
+import pytest
+
+from pipeline import schemas
+from workers.artifacts import read_manifest, stage_artifact
+from workers.decoding import Span, decode_bio, word_spans
+from workers.ner import NerTagger, _Window
+
+
+def test_decode_bio_lenient_and_scores():
+    spans = [(0, 3), (4, 9), (10, 12), (13, 20), (21, 25), (26, 30)]
+    labels = ["B-Chemical", "I-Chemical", "O", "I-Disease", "I-Chemical", "B-Chemical"]
+    scores = [0.9, 0.7, 0.99, 0.6, 0.8, 0.5]
+    out = decode_bio(labels, scores, spans)
+    assert out == [Span(0, 9, "Chemical", pytest.approx(0.8)), Span(13, 20, "Disease", 0.6),
+                   Span(21, 25, "Chemical", 0.8), Span(26, 30, "Chemical", 0.5)]
+    assert decode_bio(["O", "O"], [1.0, 1.0], [(0, 1), (2, 3)]) == []
+
+
+def test_word_spans_join_pieces():
+    # "naloxone's" -> nal ##ox ##one ' s : three words
+    word_ids = [None, 0, 0, 0, 1, 2, None]
+    offsets = [(0, 0), (0, 3), (3, 5), (5, 8), (8, 9), (9, 10), (0, 0)]
+    assert word_spans(word_ids, offsets) == ([1, 4, 5], [(0, 8), (8, 9), (9, 10)])
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_model):
+    return NerTagger.load(tiny_model, max_length=16, stride=4, max_tokens_per_batch=64, precision="fp32")
+
+
+def test_windows_overlap_and_cover(tagger):
+    wins = tagger._windows([30, 5, 0])
+    assert [(w.sent, w.start, w.end) for w in wins] == [(0, 0, 14), (0, 10, 24), (0, 20, 30), (1, 0, 5)]
+    batches = tagger._batches(wins)
+    assert sorted((w.sent, w.start) for b in batches for w in b) == sorted((w.sent, w.start) for w in wins)
+    for b in batches:
+        assert max(w.end - w.start + 2 for w in b) * len(b) <= 64
+
+
+def test_tagger_spans_lie_on_words_and_long_text_is_not_dropped(tagger):
+    long = " ".join(["Naloxone reverses the antihypertensive effect of clonidine in rats."] * 6)
+    texts = ["Famotidine-associated delirium.", "", long]
+    out = tagger.tag(texts)
+    assert len(out) == 3 and out[1] == []
+    for text, spans in zip(texts, out):
+        for sp in spans:
+            assert 0 <= sp.start < sp.end <= len(text) and 0.0 <= sp.score <= 1.0
+            assert text[sp.start:sp.end] == text[sp.start:sp.end].strip()
+    # windowing never loses the tail: the last word of the long text gets a prediction
+    enc = tagger.tokenizer(long, add_special_tokens=False)
+    assert len(enc["input_ids"]) > tagger.max_length
+
+
+def test_artifact_manifest_and_refusals(tiny_model, tmp_path):
+    m = read_manifest(tiny_model)
+    assert m["task"] == "ner" and m["model_id"].startswith("tiny-bert-ner-") and m["labels"][0] == "O"
+    assert stage_artifact(str(tiny_model)) == tiny_model
+    from pipeline.errors import ModelError
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    (broken / "pytorch_model.bin").write_bytes(b"pickle!")
+    with pytest.raises(ModelError, match="safetensors"):
+        stage_artifact(str(broken))
+    with pytest.raises(ModelError, match="does not exist"):
+        stage_artifact(str(tmp_path / "missing"))
