@@ -68,6 +68,46 @@ def run(
         typer.secho(f"{len(summary.failed_files)} input file(s) failed and were skipped; see rejects.", fg=typer.colors.YELLOW, err=True)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def parse(
+    ctx: typer.Context,
+    input: List[str] = typer.Option(..., "--input", "-i", help="input URL or glob (repeatable)"),
+    output: str = typer.Option(..., "--output", "-o", help="store root; shards go to <output>/state/parsed/<fingerprint>/"),
+    runner: str = typer.Option("FnApiRunner", "--runner", help="Beam runner (FnApiRunner, FlinkRunner, SparkRunner, DataflowRunner, ...)"),
+    reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="skip inputs whose parsed shard already exists"),
+) -> None:
+    """Run the Beam parse pipeline standalone (no Ray). Extra arguments go to Beam as pipeline options,
+    e.g. --direct_num_workers=2 --direct_running_mode=multi_processing. The parsed shards are the ones
+    `pubmine run` reads, so a later run on the same store reuses them."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.beam.run import parse_shard
+    from pipeline.errors import ShardError
+    from pipeline.plan import list_inputs, plan_shards
+    from pipeline.storage import Store
+
+    try:
+        shards = plan_shards(list_inputs(input))
+    except PubmineError as err:
+        _fail(err)
+    store = Store(output)
+    options = PipelineOptions([f"--runner={runner}", *ctx.args])
+    failed = 0
+    for shard in shards:
+        try:
+            marker = parse_shard(shard, store, reuse=reuse, options=options)
+        except ShardError as err:
+            failed += 1
+            typer.secho(str(err), fg=typer.colors.RED, err=True)
+            continue
+        rows = marker["rows"]
+        typer.echo(f"{shard.source_file}: {rows['documents']} documents, {rows['sentences']} sentences, "
+                   f"{rows['deletions']} deletions, {rows['rejects']} rejects"
+                   f"{' (reused)' if marker.get('reused') else ''} -> {store.uri('state/parsed', shard.fingerprint)}")
+    if failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def train(
     config: Path = typer.Option(Path("configs/models/default-ner.yaml"), "--config", "-c", help="training config YAML"),

@@ -97,3 +97,22 @@ def test_glob_matching_nothing_is_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="matches no files"):
         list_inputs([str(tmp_path / "nope*.xml.gz")])
+
+
+def test_standalone_beam_parse_with_multiprocessing_runner_matches_in_process(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    src = DATA / "pubmed_xml/ncbiutils/efetch_5_articles.xml"
+    result = CliRunner().invoke(app, ["parse", "--input", str(src), "--output", str(tmp_path / "store"),
+                                      "--runner", "FnApiRunner", "--direct_num_workers=2",
+                                      "--direct_running_mode=multi_processing"])
+    assert result.exit_code == 0, result.output
+    assert "efetch_5_articles.xml: 5 documents" in result.output
+    shard = plan_shards(list_inputs([str(src)]))[0]
+    standalone = Store(str(tmp_path / "store")).read_table("state", "parsed", shard.fingerprint, "sentences.parquet")
+    run_parse_pipeline([shard], str(tmp_path / "inproc"))
+    inproc = pq.read_table(tmp_path / "inproc" / "sentences.parquet")
+    key = [("doc_id", "ascending"), ("sent_idx", "ascending")]
+    assert standalone.sort_by(key).equals(inproc.sort_by(key))

@@ -132,7 +132,9 @@ def stage_artifact(url: str, storage_options: dict | None = None, cache_dir: str
 def load_token_classifier(folder: str | os.PathLike, device: str = "cpu"):
     """(tokenizer, model, manifest) from a local artifact folder."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest.get("task") != "ner":

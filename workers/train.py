@@ -153,6 +153,9 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     from workers.artifacts import write_artifact
     from workers.ner import NerTagger, resolve_precision
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected here
     set_seed(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)

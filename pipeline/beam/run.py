@@ -82,7 +82,7 @@ def parsed_prefix(fingerprint: str) -> tuple[str, str]:
     return ("state", f"parsed/{fingerprint}")
 
 
-def parse_shard(shard: ShardSpec, store: Store, reuse: bool = True) -> dict:
+def parse_shard(shard: ShardSpec, store: Store, reuse: bool = True, options: PipelineOptions | None = None) -> dict:
     """Parse one input file into ``state/parsed/<fingerprint>/`` and leave a completion marker.
 
     Idempotent: an existing marker for the same fingerprint is reused; a retried task overwrites.
@@ -96,7 +96,7 @@ def parse_shard(shard: ShardSpec, store: Store, reuse: bool = True) -> dict:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="pubmine-parse-") as tmp:
         try:
-            counters = run_parse_pipeline([shard], tmp)
+            counters = run_parse_pipeline([shard], tmp, options)
         except ShardError:
             raise
         except Exception as exc:  # Beam wraps DoFn errors; unwrap to the reason the user needs

@@ -1,0 +1,1 @@
+"""pubmine CPU side: config, parsing (Beam), orchestration (Ray), storage and publishing."""

@@ -1,0 +1,1 @@
+"""Parsers: MEDLINE/PubMed XML, PubTator, sentence splitting."""
