@@ -263,8 +263,9 @@ def _extract(config: RunConfig, store: Store, run_id: str, model_url: str, sente
         batch_size=ex.batch_size,
         batch_format="pyarrow",
     )
+    # writing is I/O: a small CPU share lets write tasks run beside actors that hold every core
     entities.write_parquet(store.path(*publish.snapshot_key(run_id, "entities")),
-                           filesystem=store.arrow_filesystem())
+                           filesystem=store.arrow_filesystem(), ray_remote_args={"num_cpus": 0.1})
     return describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu")
 
 __all__ = ["run", "RunSummary", "connect_ray", "PublishError"]

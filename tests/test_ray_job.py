@@ -28,7 +28,14 @@ def _ray(*args, env, timeout=120):
 @pytest.fixture
 def ray_head():
     temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must fit in 107 chars
-    port, dash = free_port(), free_port()
+    # every port the head opens is chosen here: another Ray on the machine (the session's in-process
+    # one) already holds the defaults, e.g. the dashboard agent's 52365
+    ports: list[int] = []
+    while len(ports) < 7:
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
+    port, dash, agent, agent_grpc, metrics, renv, client = ports
     token = secrets.token_hex(16)  # token auth on, as a real cluster should run
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
@@ -37,6 +44,8 @@ def ray_head():
     head = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={port}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true", "--num-cpus=2",
+         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+         f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}", f"--ray-client-server-port={client}",
          f"--temp-dir={temp}", "--disable-usage-stats"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{dash}"
