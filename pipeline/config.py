@@ -257,7 +257,12 @@ def load_config(
     return config
 
 
-_SECRET_WORDS = ("secret", "password", "token", "credential", "key")
+_SECRET_WORDS = frozenset({"secret", "password", "token", "credential", "credentials", "key"})
+
+
+def _is_secret_key(key: str) -> bool:
+    """key, secret, aws_secret_access_key, session_token -- but not max_tokens_per_batch."""
+    return any(part in _SECRET_WORDS for part in key.lower().replace("-", "_").split("_"))
 
 
 def _redact(value: Any, key: str = "") -> Any:
@@ -265,7 +270,7 @@ def _redact(value: Any, key: str = "") -> Any:
         return {k: _redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_redact(v) for v in value]
-    if value is not None and any(w in key.lower() for w in _SECRET_WORDS):
+    if value is not None and _is_secret_key(key):
         return "***"
     return value
 
