@@ -28,8 +28,10 @@ TYPES = ("Chemical", "Disease")
 
 
 def ensure_default_model() -> str:
+    from workers.artifacts import artifact_exists
+
     folder = default_model_dir()
-    if not (folder / "pubmine.json").exists():
+    if not artifact_exists(str(folder)):
         from pipeline.config import load_dataclass
         from workers.train import NerTrainConfig, train_ner
 

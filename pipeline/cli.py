@@ -123,10 +123,9 @@ def train(
     try:
         cfg = load_dataclass(NerTrainConfig, config, set_ or [])
         if if_missing:
-            from pipeline.storage import url_to_fs
+            from workers.artifacts import artifact_exists
 
-            fs, path = url_to_fs(out)
-            if fs.exists(path.rstrip("/") + "/pubmine.json"):
+            if artifact_exists(out):
                 typer.echo(f"model already present at {out}; not training (drop --if-missing to retrain)")
                 return
         typer.echo(f"training {cfg.name} from {cfg.base_model} -> {out}")

@@ -68,6 +68,12 @@ def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, An
     return manifest
 
 
+def artifact_exists(url: str, storage_options: dict | None = None) -> bool:
+    """Is there a complete artifact at ``url``? (pubmine.json is written last.)"""
+    fs, path = url_to_fs(url, storage_options)
+    return fs.exists(posixpath.join(path, MANIFEST))
+
+
 def read_manifest(folder: str | os.PathLike) -> dict:
     path = Path(folder) / MANIFEST
     if not path.exists():
