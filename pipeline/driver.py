@@ -156,7 +156,7 @@ def run(config: RunConfig) -> RunSummary:
         for i, _ in ok:
             prefix = parsed_prefix(shards[i].fingerprint)
             doc_tables.append(store.read_table(*prefix, "documents.parquet",
-                                               columns=["doc_id", "pmid", "source_seq", "position"]))
+                                               columns=["doc_id", "pmid", "source", "source_seq", "position"]))
             del_tables.append(store.read_table(*prefix, "deletions.parquet", schema=schemas.DELETIONS))
         resolution = resolve(doc_tables, del_tables)
         timings["resolve"] = time.time() - mark

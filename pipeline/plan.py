@@ -15,9 +15,9 @@ from pipeline.beam.run import PARSER_VERSION
 from pipeline.beam.transforms import ShardSpec
 from pipeline.errors import ConfigError
 from pipeline.parse.medline import sequence_from_name
+from pipeline.parse.sources import INPUT_SUFFIXES
 from pipeline.storage import is_local, url_to_fs
 
-XML_SUFFIXES = (".xml", ".xml.gz", ".nxml")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def list_inputs(patterns: tuple[str, ...] | list[str], storage_options: dict | N
         if any(ch in path for ch in "*?["):
             paths = fs.glob(path)
         elif fs.isdir(path):
-            paths = [p for p in fs.find(path) if p.endswith(XML_SUFFIXES)]
+            paths = [p for p in fs.find(path) if p.endswith(INPUT_SUFFIXES)]
         elif fs.exists(path):
             paths = [path]
         else:
@@ -51,7 +51,8 @@ def list_inputs(patterns: tuple[str, ...] | list[str], storage_options: dict | N
         if not paths:
             raise ConfigError(
                 f"input {pattern!r} matches no files; expected a MEDLINE XML file (.xml or .xml.gz), "
-                "a folder of them, or a glob such as 'data/pubmed25n*.xml.gz'"
+                "a PMC article (.nxml), a PMC OA package (.tar.gz), a folder of them, or a glob such as "
+                "'data/pubmed25n*.xml.gz'"
             )
         for p in paths:
             info = fs.info(p)

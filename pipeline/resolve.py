@@ -27,10 +27,10 @@ class Resolution:
 def resolve(documents: list[pa.Table], deletions: list[pa.Table]) -> Resolution:
     """``documents[i]`` has columns doc_id, pmid, source_seq, position of shard i."""
     docs = pa.concat_tables(
-        [t.select(["doc_id", "pmid", "source_seq", "position"]).append_column(
+        [t.select(["doc_id", "pmid", "source", "source_seq", "position"]).append_column(
             "shard", pa.array(np.full(t.num_rows, i, dtype=np.int32))) for i, t in enumerate(documents)]
         or [pa.table({"doc_id": pa.array([], pa.string()), "pmid": pa.array([], pa.int64()),
-                      "source_seq": pa.array([], pa.int64()), "position": pa.array([], pa.int64()),
+                      "source": pa.array([], pa.string()), "source_seq": pa.array([], pa.int64()), "position": pa.array([], pa.int64()),
                       "shard": pa.array([], pa.int32())})]
     )
     total = docs.num_rows
@@ -47,7 +47,8 @@ def resolve(documents: list[pa.Table], deletions: list[pa.Table]) -> Resolution:
     if dels is not None and dels.num_rows and docs.num_rows:
         latest = dels.group_by("pmid").aggregate([("source_seq", "max")]).rename_columns(["pmid", "deleted_seq"])
         joined = docs.join(latest, "pmid", join_type="left outer")
-        gone = pc.fill_null(pc.greater(joined.column("deleted_seq"), joined.column("source_seq")), False)
+        gone = pc.fill_null(pc.and_(pc.equal(joined.column("source"), "medline"),  # PMC full text has its own life
+                                    pc.greater(joined.column("deleted_seq"), joined.column("source_seq"))), False)
         deleted = pc.sum(gone).as_py() or 0
         docs = joined.filter(pc.invert(gone)).drop_columns(["deleted_seq"])
 

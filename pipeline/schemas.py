@@ -8,11 +8,31 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-MESH_HEADING = pa.struct(
+MESH_QUALIFIER = pa.struct(
     [
         ("ui", pa.string()),
         ("name", pa.string()),
         ("major", pa.bool_()),
+    ]
+)
+
+MESH_HEADING = pa.struct(
+    [
+        ("ui", pa.string()),
+        ("name", pa.string()),
+        ("major", pa.bool_()),            # descriptor or any of its qualifiers starred (PubMed's rule)
+        ("qualifiers", pa.list_(MESH_QUALIFIER)),
+    ]
+)
+
+AUTHOR = pa.struct(
+    [
+        ("last_name", pa.string()),
+        ("fore_name", pa.string()),
+        ("initials", pa.string()),
+        ("collective_name", pa.string()),  # group authors ("SYGMA 1 Investigators")
+        ("orcid", pa.string()),            # 0000-0002-1825-0097
+        ("affiliations", pa.list_(pa.string())),  # every affiliation, in order; never a delimited string
     ]
 )
 
@@ -25,16 +45,23 @@ DOCUMENTS = pa.schema(
         ("doi", pa.string()),
         ("source", pa.string()),          # medline | pmc
         ("source_file", pa.string()),
+        ("source_member", pa.string()),   # the member of a PMC .tar.gz package; null otherwise
         ("source_seq", pa.int64()),       # file order, for last-file-wins
-        ("position", pa.int64()),         # record index inside the source file
+        ("position", pa.int64()),         # record index inside the source file (or package)
+        ("record_type", pa.string()),     # article | book (PubmedBookArticle)
         ("title", pa.string()),
-        ("journal", pa.string()),
+        ("vernacular_title", pa.string()),  # the title in the original language (MEDLINE VernacularTitle)
+        ("journal", pa.string()),         # journal title; the book title for book records
+        ("journal_iso", pa.string()),     # ISO abbreviation (MEDLINE) / iso-abbrev or nlm-ta (JATS)
         ("pub_year", pa.int32()),
-        ("pub_date", pa.string()),        # as precise as the record allows: 2019-03-15, 2019-03, 1998 Dec-1999 Jan
-        ("languages", pa.list_(pa.string())),
+        ("pub_date", pa.string()),        # as precise as the record allows: 2019-03-15, 2019-03, 1990 Spring, 1998 Dec-1999 Jan
+        ("article_date", pa.string()),    # electronic publication date, YYYY-MM-DD
+        ("languages", pa.list_(pa.string())),  # ISO 639-2 (eng, ger, ...)
         ("pub_types", pa.list_(pa.string())),
+        ("authors", pa.list_(AUTHOR)),
         ("mesh", pa.list_(MESH_HEADING)),
         ("keywords", pa.list_(pa.string())),
+        ("ref_pmids", pa.list_(pa.int64())),  # PMIDs of the cited references, where the record lists them
         ("text_sha256", pa.string()),     # of document_text (the passages joined by their offsets)
         ("parsed_at", pa.timestamp("us", tz="UTC")),
     ]
@@ -44,8 +71,12 @@ PASSAGES = pa.schema(
     [
         ("doc_id", pa.string()),
         ("passage_idx", pa.int32()),
-        ("kind", pa.string()),            # title | abstract | abstract_section | ...
-        ("label", pa.string()),           # e.g. METHODS for structured abstracts
+        ("kind", pa.string()),            # title | abstract | abstract_section | other_abstract | section_title |
+                                          # paragraph | fig_caption | table_caption | table_footnote |
+                                          # supplementary_caption | acknowledgement
+        ("label", pa.string()),           # structured-abstract Label (METHODS), section title, "Figure 2"
+        ("category", pa.string()),        # NlmCategory (MEDLINE) or sec-type (JATS)
+        ("language", pa.string()),        # set on other-language abstracts only; null = the document's
         ("offset", pa.int32()),           # document-level character offset (BioC)
         ("text", pa.string()),
     ]

@@ -20,7 +20,7 @@ from pipeline import schemas
 from pipeline.beam.transforms import (
     DELETIONS,
     REJECTS,
-    ParseMedlineFile,
+    ParseArticles,
     ShardSpec,
     SplitSentences,
     document_row,
@@ -30,7 +30,7 @@ from pipeline.beam.transforms import (
 from pipeline.errors import ShardError
 from pipeline.storage import Store
 
-PARSER_VERSION = "medline-v1"
+PARSER_VERSION = "parse-v2"  # bump when parsed output changes: cached shards are keyed by it
 SUCCESS = "_SUCCESS"
 
 
@@ -50,7 +50,7 @@ def build_parse_pipeline(p: beam.Pipeline, shards: list[ShardSpec], out_dir: str
     parsed = (
         p
         | "ReadXml" >> beam.Create(shards)
-        | "ParseArticles" >> beam.ParDo(ParseMedlineFile()).with_outputs(DELETIONS, REJECTS, main="documents")
+        | "ParseArticles" >> beam.ParDo(ParseArticles()).with_outputs(DELETIONS, REJECTS, main="documents")
     )
     split = parsed.documents | "SplitSentences" >> beam.ParDo(SplitSentences()).with_outputs(REJECTS, main="docs")
     docs = split.docs

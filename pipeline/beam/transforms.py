@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipeline.parse.medline import Document, iter_medline
+from pipeline.parse.document import Document
+from pipeline.parse.sources import iter_records
 from pipeline.parse.sentences import split_spans
 from pipeline.storage import open_url
 
@@ -31,23 +32,27 @@ class ShardSpec:
     storage_options: dict = field(default_factory=dict)  # per protocol, as in RunConfig
 
 
-class ParseMedlineFile(beam.DoFn):
+class ParseArticles(beam.DoFn):
     """A shard -> documents; DeleteCitation PMIDs and rejected records to tagged outputs.
 
-    The file is streamed (iterparse) straight from its URL; gzip is detected from the name.
+    The file is streamed (iterparse) straight from its URL; gzip is detected from the name and the
+    format (MEDLINE, JATS, OA package) from the file itself.
     """
 
     def __init__(self) -> None:
         self.documents = Metrics.counter("parse", "documents")
+        self.books = Metrics.counter("parse", "book_records")
         self.rejects = Metrics.counter("parse", "rejects")
         self.deletions = Metrics.counter("parse", "deletions")
 
     def process(self, shard: ShardSpec):
         parsed_at = dt.datetime.now(dt.timezone.utc)
         with open_url(shard.url, shard.storage_options) as stream:
-            for kind, payload in iter_medline(stream, shard.source_file):
+            for kind, payload in iter_records(stream, shard.source_file):
                 if kind == "document":
                     self.documents.inc()
+                    if payload.record_type == "book":
+                        self.books.inc()
                     yield {"doc": payload, "shard": shard, "parsed_at": parsed_at}
                 elif kind == "deletion":
                     self.deletions.inc()
@@ -88,10 +93,13 @@ def document_row(item: dict) -> dict:
     return {
         "doc_id": doc.doc_id, "pmid": doc.pmid, "pmid_version": doc.pmid_version, "pmcid": doc.pmcid,
         "doi": doc.doi, "source": doc.source, "source_file": shard.source_file,
-        "source_seq": shard.source_seq, "position": doc.position, "title": doc.title,
-        "journal": doc.journal, "pub_year": doc.pub_year, "pub_date": doc.pub_date,
-        "languages": doc.languages, "pub_types": doc.pub_types, "mesh": doc.mesh,
-        "keywords": doc.keywords, "text_sha256": doc.text_sha256(), "parsed_at": item["parsed_at"],
+        "source_member": doc.source_member, "source_seq": shard.source_seq, "position": doc.position,
+        "record_type": doc.record_type, "title": doc.title, "vernacular_title": doc.vernacular_title,
+        "journal": doc.journal, "journal_iso": doc.journal_iso, "pub_year": doc.pub_year,
+        "pub_date": doc.pub_date, "article_date": doc.article_date, "languages": doc.languages,
+        "pub_types": doc.pub_types, "authors": [a.row() for a in doc.authors], "mesh": doc.mesh,
+        "keywords": doc.keywords, "ref_pmids": doc.ref_pmids, "text_sha256": doc.text_sha256(),
+        "parsed_at": item["parsed_at"],
     }
 
 
@@ -99,7 +107,7 @@ def passage_rows(item: dict):
     doc: Document = item["doc"]
     for idx, p in enumerate(doc.passages):
         yield {"doc_id": doc.doc_id, "passage_idx": idx, "kind": p.kind, "label": p.label,
-               "offset": p.offset, "text": p.text}
+               "category": p.category, "language": p.language, "offset": p.offset, "text": p.text}
 
 
 def sentence_rows(item: dict):

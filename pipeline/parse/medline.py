@@ -13,81 +13,21 @@ damage were yielded (the caller decides whether a partial file may be used; the 
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field
 from typing import IO, Iterator
 
 from lxml import etree
 
 from pipeline.errors import RecordError, ShardError
+from pipeline.parse.document import Author, Document, Passage, document_text, layout_passages
+
+__all__ = ["Author", "Document", "Passage", "document_text", "layout_passages", "iter_medline",
+           "parse_citation", "parse_book", "sequence_from_name"]
 
 MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
 _SEQ_RE = re.compile(r"(?:pubmed|medline)(\d{2})n(\d{4})", re.IGNORECASE)
 _YEAR_RE = re.compile(r"(1[89]\d\d|20\d\d)")
-
-
-@dataclass
-class Passage:
-    kind: str
-    label: str | None
-    offset: int
-    text: str
-
-
-@dataclass
-class Document:
-    doc_id: str
-    pmid: int
-    pmid_version: int
-    pmcid: str | None
-    doi: str | None
-    title: str
-    journal: str | None
-    pub_year: int | None
-    pub_date: str | None
-    languages: list[str] = field(default_factory=list)
-    pub_types: list[str] = field(default_factory=list)
-    mesh: list[dict] = field(default_factory=list)
-    keywords: list[str] = field(default_factory=list)
-    passages: list[Passage] = field(default_factory=list)
-    source: str = "medline"
-    position: int = 0
-
-    @property
-    def text(self) -> str:
-        return document_text(self.passages)
-
-    def text_sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-
-
-def document_text(passages: list[Passage]) -> str:
-    """Passages joined at their document-level offsets; gaps are spaces (BioC convention)."""
-    out: list[str] = []
-    cursor = 0
-    for p in passages:
-        if p.offset < cursor:
-            raise ValueError(f"passage offsets overlap at {p.offset} (< {cursor})")
-        out.append(" " * (p.offset - cursor))
-        out.append(p.text)
-        cursor = p.offset + len(p.text)
-    return "".join(out)
-
-
-def layout_passages(parts: list[tuple[str, str | None, str]]) -> list[Passage]:
-    """(kind, label, text) in reading order -> passages at offsets separated by one space.
-
-    Passage 0 (the title) sits at offset 0 and the next starts at len(title) + 1: PubTator's
-    convention, so gold PubTator offsets compare directly.
-    """
-    passages: list[Passage] = []
-    offset = 0
-    for kind, label, text in parts:
-        passages.append(Passage(kind, label, offset, text))
-        offset += len(text) + 1
-    return passages
 
 
 def sequence_from_name(name: str) -> int | None:
@@ -149,17 +89,93 @@ def _pub_date(article) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _flag(el) -> bool:
+    return el.get("MajorTopicYN") == "Y"
+
+
 def _mesh(citation) -> list[dict]:
+    """MeSH headings with their qualifiers. A heading is major if its descriptor or any of its
+    qualifiers is starred (PubMed's definition); each qualifier keeps its own flag."""
     out = []
     for heading in citation.iterfind("MeshHeadingList/MeshHeading"):
         desc = heading.find("DescriptorName")
         if desc is None:
             continue
-        major = desc.get("MajorTopicYN") == "Y" or any(
-            q.get("MajorTopicYN") == "Y" for q in heading.iterfind("QualifierName")
-        )
-        out.append({"ui": desc.get("UI"), "name": _text(desc), "major": major})
+        qualifiers = [{"ui": q.get("UI"), "name": _text(q), "major": _flag(q)}
+                      for q in heading.iterfind("QualifierName")]
+        out.append({"ui": desc.get("UI"), "name": _text(desc),
+                    "major": _flag(desc) or any(q["major"] for q in qualifiers),
+                    "qualifiers": qualifiers})
     return out
+
+
+def _orcid(value: str) -> str:
+    """'http://orcid.org/0000-0002-1825-0097' or '0000000218250097' -> '0000-0002-1825-0097'."""
+    v = value.strip().rstrip("/").rsplit("/", 1)[-1].replace("-", "")
+    return "-".join(v[i:i + 4] for i in range(0, 16, 4)) if len(v) == 16 else value.strip()
+
+
+def _authors(author_list) -> list[Author]:
+    if author_list is None:
+        return []
+    out = []
+    for a in author_list.iterfind("Author"):
+        affiliations = [t for t in (_text(x) for x in a.iterfind("AffiliationInfo/Affiliation")) if t]
+        legacy = _child_text(a, "Affiliation")  # 2013-2014 files put it directly under Author
+        if legacy and legacy not in affiliations:
+            affiliations.append(legacy)
+        orcid = next((_orcid(i.text) for i in a.iterfind("Identifier")
+                      if (i.get("Source") or "").upper() == "ORCID" and i.text), None)
+        out.append(Author(last_name=_child_text(a, "LastName"), fore_name=_child_text(a, "ForeName"),
+                          initials=_child_text(a, "Initials"), collective_name=_child_text(a, "CollectiveName"),
+                          orcid=orcid, affiliations=affiliations))
+    return out
+
+
+def _abstract_parts(abstract, kind: str = "abstract", language: str | None = None) -> list[Passage]:
+    """AbstractText elements -> passages. Structured sections keep Label and NlmCategory."""
+    if abstract is None:
+        return []
+    sections = abstract.findall("AbstractText")
+    structured = len(sections) > 1 or any(s.get("Label") or s.get("NlmCategory") for s in sections)
+    out = []
+    for s in sections:
+        text = _text(s)
+        if not text:
+            continue
+        label, category = s.get("Label"), s.get("NlmCategory")
+        if structured and kind == "abstract":
+            out.append(Passage("abstract_section", label or category, 0, text, category, language))
+        else:
+            out.append(Passage(kind, label, 0, text, category, language))
+    return out
+
+
+def _other_abstracts(citation) -> list[Passage]:
+    out = []
+    for other in citation.iterfind("OtherAbstract"):
+        out.extend(_abstract_parts(other, "other_abstract", other.get("Language") or "eng"))
+    return out
+
+
+def _date_ymd(el) -> str | None:
+    if el is None:
+        return None
+    y, m, d = _child_text(el, "Year"), _month(_child_text(el, "Month")), _child_text(el, "Day")
+    if not (y and y.isdigit()):
+        return None
+    if m and d and d.isdigit():
+        return f"{int(y):04d}-{m:02d}-{int(d):02d}"
+    return f"{int(y):04d}-{m:02d}" if m else y
+
+
+def _pmid(el, where: str) -> tuple[int, int]:
+    pmid_el = el.find("PMID")
+    pmid_s = (pmid_el.text or "").strip() if pmid_el is not None else ""
+    if not pmid_s.isdigit():
+        raise RecordError("missing or invalid PMID", f"{where} PMID element holds {pmid_s!r}; expected digits")
+    version_s = pmid_el.get("Version", "1")
+    return int(pmid_s), int(version_s) if version_s.isdigit() else 1
 
 
 def _article_ids(record) -> dict[str, str]:
@@ -171,38 +187,30 @@ def _article_ids(record) -> dict[str, str]:
     return ids
 
 
+def _ref_pmids(record) -> list[int]:
+    out = []
+    for aid in record.iterfind("PubmedData/ReferenceList/Reference/ArticleIdList/ArticleId"):
+        if aid.get("IdType") == "pubmed" and aid.text and aid.text.strip().isdigit():
+            out.append(int(aid.text.strip()))
+    return out
+
+
 def parse_citation(record, position: int) -> Document:
     """One PubmedArticle (or legacy MedlineCitation) element -> Document. Raises RecordError."""
     citation = record if record.tag == "MedlineCitation" else record.find("MedlineCitation")
     if citation is None:
         raise RecordError("missing MedlineCitation", f"<{record.tag}> has no MedlineCitation element")
-    pmid_el = citation.find("PMID")
-    pmid_s = (pmid_el.text or "").strip() if pmid_el is not None else ""
-    if not pmid_s.isdigit():
-        raise RecordError("missing or invalid PMID", f"PMID element holds {pmid_s!r}; expected digits")
-    pmid = int(pmid_s)
-    version_s = pmid_el.get("Version", "1")
-    pmid_version = int(version_s) if version_s.isdigit() else 1
+    pmid, pmid_version = _pmid(citation, "MedlineCitation")
 
     article = citation.find("Article")
     if article is None:
         raise RecordError("missing Article", "MedlineCitation has no Article element", pmid=pmid)
 
-    title = _text(article.find("ArticleTitle"))
-    if not title:
-        title = _text(article.find("VernacularTitle"))
-    parts: list[tuple[str, str | None, str]] = [("title", None, title)]
-    sections = [s for s in article.iterfind("Abstract/AbstractText")]
-    structured = len(sections) > 1 or any(s.get("Label") for s in sections)
-    for s in sections:
-        text = _text(s)
-        if not text:
-            continue
-        if structured:
-            label = s.get("Label") or s.get("NlmCategory")
-            parts.append(("abstract_section", label.upper() if label else None, text))
-        else:
-            parts.append(("abstract", None, text))
+    vernacular = _child_text(article, "VernacularTitle")
+    title = _text(article.find("ArticleTitle")) or vernacular or ""
+    parts = [Passage("title", None, 0, title)]
+    parts += _abstract_parts(article.find("Abstract"))
+    parts += _other_abstracts(citation)
     if not title and len(parts) == 1:
         raise RecordError("no text", "record has neither a title nor an abstract", pmid=pmid)
 
@@ -213,24 +221,73 @@ def parse_citation(record, position: int) -> Document:
             if eloc.get("EIdType") == "doi" and eloc.text:
                 doi = eloc.text.strip()
                 break
-    pmcid = ids.get("pmc")
+    authors = _authors(article.find("AuthorList"))
+    legacy_affiliation = _child_text(article, "Affiliation")  # pre-2014: the first author's
+    if legacy_affiliation and authors and not authors[0].affiliations:
+        authors[0].affiliations.append(legacy_affiliation)
     year, date = _pub_date(article)
     return Document(
         doc_id=f"pmid:{pmid}",
         pmid=pmid,
         pmid_version=pmid_version,
-        pmcid=pmcid,
+        pmcid=ids.get("pmc"),
         doi=doi,
         title=title,
         journal=_child_text(article, "Journal/Title"),
         pub_year=year,
         pub_date=date,
-        languages=[_text(x) for x in article.iterfind("Language") if _text(x)],
-        pub_types=[_text(x) for x in article.iterfind("PublicationTypeList/PublicationType") if _text(x)],
+        languages=[t for t in (_text(x) for x in article.iterfind("Language")) if t],
+        pub_types=[t for t in (_text(x) for x in article.iterfind("PublicationTypeList/PublicationType")) if t],
         mesh=_mesh(citation),
-        keywords=[_text(k) for k in citation.iterfind("KeywordList/Keyword") if _text(k)],
+        keywords=[t for t in (_text(k) for k in citation.iterfind("KeywordList/Keyword")) if t],
         passages=layout_passages(parts),
         position=position,
+        vernacular_title=vernacular,
+        journal_iso=_child_text(article, "Journal/ISOAbbreviation"),
+        article_date=_date_ymd(article.find("ArticleDate")),
+        authors=authors,
+        ref_pmids=_ref_pmids(record),
+    )
+
+
+def parse_book(record, position: int) -> Document:
+    """One PubmedBookArticle (NCBI Bookshelf chapter or book) -> Document with record_type 'book'."""
+    book_doc = record.find("BookDocument")
+    if book_doc is None:
+        raise RecordError("book record", "PubmedBookArticle has no BookDocument element")
+    pmid, pmid_version = _pmid(book_doc, "BookDocument")
+    book = book_doc.find("Book")
+    book_title = _child_text(book, "BookTitle") if book is not None else None
+    vernacular = _child_text(book_doc, "VernacularTitle")
+    title = _child_text(book_doc, "ArticleTitle") or book_title or vernacular or ""
+    parts = [Passage("title", None, 0, title)] + _abstract_parts(book_doc.find("Abstract"))
+    if not title and len(parts) == 1:
+        raise RecordError("book record", "book record has neither a title nor an abstract", pmid=pmid)
+    ids: dict[str, str] = {}
+    for aid in book_doc.iterfind("ArticleIdList/ArticleId"):
+        kind = (aid.get("IdType") or "").lower()
+        if kind and kind not in ids and aid.text:
+            ids[kind] = aid.text.strip()
+    authors = []
+    for author_list in book_doc.iterfind("AuthorList"):
+        if author_list.get("Type", "authors") == "authors":
+            authors += _authors(author_list)
+    if not authors and book is not None:
+        for author_list in book.iterfind("AuthorList"):
+            if author_list.get("Type", "authors") == "authors":
+                authors += _authors(author_list)
+    pub_date = book.find("PubDate") if book is not None else None
+    year_s = _child_text(pub_date, "Year") if pub_date is not None else None
+    return Document(
+        doc_id=f"pmid:{pmid}", pmid=pmid, pmid_version=pmid_version, pmcid=ids.get("pmc"),
+        doi=ids.get("doi"), title=title, journal=book_title,
+        pub_year=int(year_s) if year_s and year_s.isdigit() else None,
+        pub_date=_date_ymd(pub_date) or _child_text(pub_date, "MedlineDate") if pub_date is not None else None,
+        languages=[t for t in (_text(x) for x in book_doc.iterfind("Language")) if t],
+        pub_types=[t for t in (_text(x) for x in book_doc.iterfind("PublicationType")) if t],
+        keywords=[t for t in (_text(k) for k in book_doc.iterfind("KeywordList/Keyword")) if t],
+        passages=layout_passages(parts), position=position, record_type="book",
+        vernacular_title=vernacular, authors=authors,
     )
 
 
@@ -269,9 +326,7 @@ def iter_medline(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, obj
                         if p.text and p.text.strip().isdigit():
                             yield "deletion", {"pmid": int(p.text.strip())}
                 elif tag == "PubmedBookArticle":
-                    pmid_s = _child_text(el, "BookDocument/PMID")
-                    raise RecordError("book record", "PubmedBookArticle records are not parsed yet",
-                                      pmid=int(pmid_s) if pmid_s and pmid_s.isdigit() else None)
+                    yield "document", parse_book(el, position)
                 elif isinstance(tag, str):
                     raise RecordError("unknown record", f"unexpected element <{tag}> under <{root.tag}>")
             except RecordError as err:

@@ -1,0 +1,97 @@
+"""The parsed document every parser produces (MEDLINE, PMC JATS), and its BioC text layout.
+
+A document is a list of passages in reading order. Each passage has a document-level character
+offset; the document text is the passages joined at those offsets with single spaces between them
+(title at 0, next passage at len(title) + 1: PubTator's convention, so gold offsets compare directly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Passage:
+    kind: str                     # title | abstract | abstract_section | other_abstract | section_title |
+                                  # paragraph | fig_caption | table_caption | table_footnote | ...
+    label: str | None             # section label/title: METHODS, "Results", "Figure 2"
+    offset: int
+    text: str
+    category: str | None = None   # NlmCategory (MEDLINE) or sec-type (JATS): BACKGROUND, methods, ...
+    language: str | None = None   # only where it differs from the document's (OtherAbstract, trans-abstract)
+
+
+@dataclass
+class Author:
+    last_name: str | None = None
+    fore_name: str | None = None
+    initials: str | None = None
+    collective_name: str | None = None
+    orcid: str | None = None
+    affiliations: list[str] = field(default_factory=list)
+
+    def row(self) -> dict:
+        return {"last_name": self.last_name, "fore_name": self.fore_name, "initials": self.initials,
+                "collective_name": self.collective_name, "orcid": self.orcid,
+                "affiliations": self.affiliations}
+
+
+@dataclass
+class Document:
+    doc_id: str
+    pmid: int | None
+    pmid_version: int | None
+    pmcid: str | None
+    doi: str | None
+    title: str
+    journal: str | None
+    pub_year: int | None
+    pub_date: str | None
+    languages: list[str] = field(default_factory=list)
+    pub_types: list[str] = field(default_factory=list)
+    mesh: list[dict] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    source: str = "medline"
+    position: int = 0
+    record_type: str = "article"          # article | book
+    vernacular_title: str | None = None
+    journal_iso: str | None = None
+    article_date: str | None = None       # electronic publication date, YYYY-MM-DD
+    authors: list[Author] = field(default_factory=list)
+    ref_pmids: list[int] = field(default_factory=list)
+    source_member: str | None = None      # the member of a .tar.gz package this came from
+
+    @property
+    def text(self) -> str:
+        return document_text(self.passages)
+
+    def text_sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def document_text(passages: list[Passage]) -> str:
+    """Passages joined at their document-level offsets; gaps are spaces (BioC convention)."""
+    out: list[str] = []
+    cursor = 0
+    for p in passages:
+        if p.offset < cursor:
+            raise ValueError(f"passage offsets overlap at {p.offset} (< {cursor})")
+        out.append(" " * (p.offset - cursor))
+        out.append(p.text)
+        cursor = p.offset + len(p.text)
+    return "".join(out)
+
+
+def layout_passages(parts: list) -> list[Passage]:
+    """Passages (offset ignored) or (kind, label, text) tuples in reading order -> passages at offsets
+    separated by one space, the first at 0."""
+    passages: list[Passage] = []
+    offset = 0
+    for part in parts:
+        p = Passage(part[0], part[1], 0, part[2]) if isinstance(part, tuple) else part
+        p.offset = offset
+        passages.append(p)
+        offset += len(p.text) + 1
+    return passages
