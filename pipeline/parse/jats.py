@@ -10,6 +10,7 @@ What becomes a passage, in reading order (kind, label):
 - figure, table and supplementary-material captions (``fig_caption`` / ``table_caption`` /
   ``supplementary_caption``, label = "Figure 2", "Table 1"), placed right after the paragraph that
   holds them or where they stand in the section; table footnotes (``table_footnote``);
+- figures and tables gathered in a ``floats-group`` (their captions, after the body);
 - acknowledgements (``acknowledgement``) and appendices (``paragraph`` under their titles).
 
 Deliberate omissions (documented in ARCHITECTURE.md): table cell text (a grid, not prose: NER over it
@@ -269,6 +270,8 @@ def parse_article(article, position: int) -> Document:
     body = article.find("body")
     if body is not None:
         walker.section(body, None, None, "paragraph", True)
+    for group in article.iterfind("floats-group"):  # JATS 1.0 may gather figures and tables at the end
+        walker.section(group, None, None, "paragraph", True)
     back = article.find("back")
     if back is not None:
         for ch in back:
