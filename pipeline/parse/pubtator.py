@@ -53,6 +53,17 @@ def _open_text(path: str | Path) -> IO[str]:
     return open(path, encoding="utf-8")
 
 
+def _repair(text: str, start: int, end: int, mention: str, slack: int = 3) -> tuple[int, int]:
+    """A mention whose offsets are a few characters off, or whose text carries stray spaces (NCBI-disease
+    train has ``seizures " plus "  `` at 711:761): find the stripped mention within ``slack`` characters."""
+    m = mention.strip()
+    for delta in sorted(range(-slack, slack + 1), key=abs):
+        s = start + delta
+        if s >= 0 and text[s:s + len(m)] == m:
+            return s, s + len(m)
+    return -1, -1
+
+
 def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> Iterator[PubtatorDoc]:
     """Documents of a PubTator file (.txt or .txt.gz), mentions checked against the text."""
     tmap = TYPE_MAP if type_map is None else type_map
@@ -79,10 +90,14 @@ def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> I
                 raise ValueError(f"{path}:{lineno}: annotation line before any |t| title line")
             if len(cols) >= 5 and cols[1].isdigit():
                 start, end = int(cols[1]), int(cols[2])
-                mention = Mention(start, end, cols[3], tmap.get(cols[4], cols[4]), cols[5] if len(cols) > 5 else "")
-                if doc.text[start:end] != mention.text:
-                    raise ValueError(f"{path}:{lineno}: mention {mention.text!r} does not match text at {start}:{end}")
-                doc.mentions.append(mention)
+                text = cols[3]
+                if doc.text[start:end] != text:
+                    start, end = _repair(doc.text, start, end, text)
+                    if start < 0:
+                        raise ValueError(f"{path}:{lineno}: mention {text!r} does not match the text at "
+                                         f"{cols[1]}:{cols[2]} ({doc.text[int(cols[1]):int(cols[2])]!r}) nor nearby")
+                    text = doc.text[start:end]
+                doc.mentions.append(Mention(start, end, text, tmap.get(cols[4], cols[4]), cols[5] if len(cols) > 5 else ""))
             elif len(cols) >= 4:
                 doc.relations.append((cols[1], cols[2], cols[3]))
     if doc is not None:

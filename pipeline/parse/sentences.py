@@ -1,12 +1,19 @@
 """Sentence splitting for biomedical prose, with character offsets.
 
-A boundary is a '.', '!' or '?' (plus closing quotes/brackets) followed by whitespace and then
-something that can open a sentence (an upper-case letter, a digit, an opening bracket or quote).
-It is *not* a boundary after a known abbreviation (e.g., i.e., et al., Fig., Eq., vs., approx., cf.,
-sp., spp., Dr.), after a single capital initial (E. coli, J. Smith), or inside a number (3.5, p<0.05).
+A candidate boundary is a '.', '!' or '?' (plus closing quotes/brackets) followed by whitespace. What
+comes next decides:
 
-``split_spans(text)`` returns (start, end) pairs with ``text[start:end]`` the stripped sentence; every
-non-space character of ``text`` lies in exactly one sentence.
+- an upper-case letter, an opening bracket or quote: a boundary, unless the word before the period is
+  a known abbreviation (e.g., i.e., et al., Fig., Eq., vs., approx., cf., sp., spp., Dr., ...), a single
+  letter (the initial in E. coli, J. Smith; HGVS c./p./g.) or a short dotted form (U.S., Ph.D.);
+- a digit: a boundary only after a word (never inside a number, a p-value or a range: "0. 01",
+  "P =. 03", "3. 5. 3. 1" in pre-tokenized corpora; "Fig. 2");
+- a lower-case word: a boundary only when that word is a mixed-case biomedical name (mtDNA, cDNA,
+  p53, beta-Glucuronidase) and the word before is an ordinary word, not an abbreviation.
+
+A token with a digit before the period (K695R., C282Y.) is never an initial. ``split_spans(text)``
+returns (start, end) pairs with ``text[start:end]`` the stripped sentence; every non-space character
+of ``text`` lies in exactly one sentence.
 """
 
 from __future__ import annotations
@@ -16,41 +23,101 @@ import re
 ABBREVIATIONS = frozenset(
     """
     e.g i.e et al etc vs v cf approx ca fig figs eq eqs ref refs no nos vol vols pp p
-    sp spp ssp subsp var cv dr mr mrs ms prof st resp incl e.g.. i.e.. viz al
+    sp spp ssp subsp var cv dr mr mrs ms prof st resp incl viz nl
     jan feb mar apr jun jul aug sep sept oct nov dec
     """.split()
 )
-# the word just before the period, with its internal dots (e.g, i.e, U.S)
-_BOUNDARY = re.compile(r"[.!?]+[\"')\]]*(?=\s+[\"'(\[]*[A-Z0-9])")
-_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+# journal-citation abbreviations ("J. Biol. Chem. 273", "Proc. Natl. Acad. Sci."): abbreviations only
+# when capitalized, so a sentence can still end in a lower-case "...the cell."
+CITATION_ABBREVIATIONS = frozenset(
+    """
+    j biol chem proc natl acad sci hum mol genet am med assoc nat res clin invest biochem biophys
+    commun lett pharmacol exp ther int rev soc univ dept inst immunol neurol physiol opin engl
+    neurosci neurobiol dis pharm co
+    """.split()
+)
+_DOTTED = re.compile(r"[A-Za-z]{1,2}(?:\.[A-Za-z]{1,2})+\.?")
+_NAME_NUMBER = re.compile(r"[a-z]+\d")
+_INITIAL = re.compile(r"[A-Z]\.")
+_WORD = re.compile(r"[\w-]+")
+_NUMBER = re.compile(r"[\d.,]+")
+_CANDIDATE = re.compile(r"[.!?]+[\"')\]]*(?=\s+(\S+))")
+_TOKEN_BEFORE = re.compile(r"(\S*)$")
+_OPENERS = "\"'([\u201c\u2018"
 
 
-def _is_abbreviation(text: str, dot: int) -> bool:
-    """Is the '.' at ``dot`` the end of an abbreviation or an initial?"""
-    if text[dot] != ".":
+def _token_before(text: str, dot: int) -> str:
+    m = _TOKEN_BEFORE.search(text, max(0, dot - 40), dot)
+    return m.group(1).lstrip(_OPENERS) if m else ""
+
+
+def _is_initial(text: str, dot: int, token: str, nxt: str) -> bool:
+    """A single capital before the period is a person's initial when it follows another initial, a
+    comma (Smith, J.), "and"/"by", an opening bracket or the start of the text, or when another initial
+    follows (J. B. Smith, S. D.); after an ordinary word it ends a sentence ("vitamin E.", "G6PD A.")."""
+    if _INITIAL.match(nxt):
+        return True
+    before = text[:dot - len(token)].rstrip()
+    if not before or before[-1] in ",([;":
+        return True
+    prev = _TOKEN_BEFORE.search(before, max(0, len(before) - 40)).group(1).lstrip(_OPENERS)
+    return bool(_INITIAL.fullmatch(prev)) or prev.lower() in ("and", "by", "dr.", "prof.", "mr.", "mrs.", "ms.")
+
+
+def _after_number(text: str, dot: int, token: str) -> bool:
+    """'24 h.', '15 y.', '2.8 g.': a unit after a number."""
+    before = text[:dot - len(token)].rstrip()
+    m = _TOKEN_BEFORE.search(before, max(0, len(before) - 40))
+    return bool(m and _NUMBER.fullmatch(m.group(1)))
+
+
+def _is_abbreviation(text: str, dot: int, token: str, nxt: str = "") -> bool:
+    """Is ``token`` (the text before the period at ``dot``) an abbreviation or an initial?"""
+    if not token or token[-1] in ")]":  # "(i.p.)." or "(EMG).": the period closes a sentence
         return False
-    m = _WORD_BEFORE.search(text, max(0, dot - 20), dot)
-    if not m:
+    if len(token) > 1 and token.isupper():  # an acronym (CA, MR, DNA), not "ca." or "Mr."
         return False
-    word = m.group(1)
-    lower = word.lower().rstrip(".")
-    if lower in ABBREVIATIONS:
+    lower = token.lower().rstrip(".")
+    if lower in ABBREVIATIONS or (token[0].isupper() and lower in CITATION_ABBREVIATIONS):
         return True
-    if len(word) == 1 and word.isupper():  # an initial: E. coli, J. Smith
-        return True
-    if "." in word and len(word) <= 6:  # dotted forms: U.S., i.e., e.g.
-        return True
+    if len(token) == 1 and token.isalpha():
+        if token.islower():  # HGVS c./p./g. and s. c. never end a sentence; a unit after a number can
+            return not (_after_number(text, dot, token) and nxt[:1].isupper())
+        return _is_initial(text, dot, token, nxt)
+    return bool(_DOTTED.fullmatch(token))  # U.S., e.g., i.p., Ph.D
+
+
+def _opens_sentence_in_lower_case(word: str) -> bool:
+    """mtDNA, cDNA, beta-Glucuronidase, rhIGF-I, p53: names that keep their case at a sentence start."""
+    return any(ch.isupper() for ch in word[1:]) or bool(_NAME_NUMBER.match(word))
+
+
+def _is_boundary(text: str, m: re.Match) -> bool:
+    dot = m.start()
+    nxt = m.group(1)
+    first = nxt[0]
+    if text[dot] != ".":  # ! and ? end a sentence before anything that can open one
+        return first.isupper() or first.isdigit() or first in _OPENERS
+    token = _token_before(text, dot)
+    if first.isdigit():  # never inside a number: "0. 01", "P =. 03", "3. 5. 3. 1", "approximately. 03"
+        return first != "0" and dot > 0 and (text[dot - 1].isalpha() or text[dot - 1] in ")]%") and \
+            not _is_abbreviation(text, dot, token, nxt)
+    if first.isupper() or first in _OPENERS:
+        return not _is_abbreviation(text, dot, token, nxt)
+    if first.islower():
+        word = _WORD.match(nxt)
+        return bool(word) and _opens_sentence_in_lower_case(word.group(0)) and len(token.rstrip(")]")) > 1 \
+            and not _is_abbreviation(text, dot, token, nxt)
     return False
 
 
 def split_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
-    for m in _BOUNDARY.finditer(text):
-        end = m.end()
-        first_dot = m.start()
-        if _is_abbreviation(text, first_dot):
+    for m in _CANDIDATE.finditer(text):
+        if not _is_boundary(text, m):
             continue
+        end = m.end()
         spans.append((start, end))
         start = end
     spans.append((start, len(text)))
