@@ -69,11 +69,11 @@ def test_real_file(rel):
     for key, value in fields.items():
         if key == "mesh0":
             m = doc.mesh[0]
-            assert (m["ui"], m["name"], m["major"]) == value
+            assert (m.ui, m.name, m.major) == value
         elif key == "label0":
             assert next(p.label for p in doc.passages if p.label) == value
         elif key == "qualifiers0":
-            assert [(q["ui"], q["name"], q["major"]) for q in doc.mesh[0]["qualifiers"]] == value
+            assert [(q.ui, q.name, q.major) for q in doc.mesh[0].qualifiers] == value
         elif key == "category0":
             assert next(p.category for p in doc.passages if p.category) == value
         elif key == "n_ref_pmids":

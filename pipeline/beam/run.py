@@ -1,7 +1,9 @@
-"""The Beam parse-and-split pipeline for one shard, and the shard task that publishes its output.
+"""The Beam parse-and-split pipeline, and the task that turns its output into parsed shards.
 
 ``build_parse_pipeline`` is runner-agnostic: the Ray parse task runs it in-process on FnApiRunner,
-and the same graph runs standalone on Flink/Spark/Dataflow with other pipeline options.
+and the same graph runs standalone on Flink/Spark/Dataflow with other pipeline options. One pipeline
+run handles a group of input files (a Beam run costs ~0.3 s to start, which is most of the work for
+a small update file or a single PMC article); each file's tables land in their own folder.
 """
 
 from __future__ import annotations
@@ -12,69 +14,118 @@ import tempfile
 import time
 
 import apache_beam as beam
+import fsspec
+import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import schemas
 from pipeline.beam.transforms import (
     DELETIONS,
+    FAILED,
     REJECTS,
+    DocBatch,
     ParseArticles,
     ShardSpec,
     SplitSentences,
-    document_row,
-    passage_rows,
-    sentence_rows,
+    TablePart,
+    ToArrow,
+    WriteShardTables,
 )
 from pipeline.errors import ShardError
-from pipeline.storage import Store
+from pipeline.storage import Store, options_for
 
 PARSER_VERSION = "parse-v2"  # bump when parsed output changes: cached shards are keyed by it
 SUCCESS = "_SUCCESS"
 
 
-def _write(pcoll, out_dir: str, name: str):
-    return pcoll | f"Write{name.capitalize()}" >> WriteToParquet(
-        os.path.join(out_dir, name),
-        schemas.PARSED_TABLES[name],
-        num_shards=1,
-        shard_name_template="",
-        file_name_suffix=".parquet",
-        codec="zstd",
-    )
+def build_parse_pipeline(p: beam.Pipeline, shards: list[ShardSpec], out_dirs: dict[str, str],
+                         storage_options: dict | None = None) -> None:
+    """ReadXml -> ParseArticles -> SplitSentences -> ToArrow -> WriteShardTables.
 
+    ``out_dirs`` maps each shard's fingerprint to the folder (any fsspec URL) of its tables. Labels
+    are stable; rejects of parsing and of splitting are written by their own sink instances (no
+    Flatten: it would move them out of the fused stage, into another bundle).
+    """
+    def sink(label: str):
+        return beam.ParDo(WriteShardTables(out_dirs, label, storage_options))
 
-def build_parse_pipeline(p: beam.Pipeline, shards: list[ShardSpec], out_dir: str) -> None:
-    """ReadXml -> ParseArticles -> SplitSentences -> five parquet files in ``out_dir``."""
     parsed = (
         p
         | "ReadXml" >> beam.Create(shards)
-        | "ParseArticles" >> beam.ParDo(ParseArticles()).with_outputs(DELETIONS, REJECTS, main="documents")
+        | "ParseArticles" >> beam.ParDo(ParseArticles()).with_output_types(DocBatch).with_outputs(
+            DELETIONS, REJECTS, FAILED, main="documents")
     )
-    split = parsed.documents | "SplitSentences" >> beam.ParDo(SplitSentences()).with_outputs(REJECTS, main="docs")
-    docs = split.docs
-    _write(docs | "DocumentRows" >> beam.Map(document_row), out_dir, "documents")
-    _write(docs | "PassageRows" >> beam.FlatMap(passage_rows), out_dir, "passages")
-    _write(docs | "SentenceRows" >> beam.FlatMap(sentence_rows), out_dir, "sentences")
-    _write(parsed[DELETIONS], out_dir, "deletions")
-    rejects = (parsed[REJECTS], split[REJECTS]) | "MergeRejects" >> beam.Flatten()
-    _write(rejects, out_dir, "rejects")
+    split = parsed.documents | "SplitSentences" >> beam.ParDo(SplitSentences()).with_output_types(
+        DocBatch).with_outputs(REJECTS, main="docs")
+    tables = split.docs | "ToArrow" >> beam.ParDo(ToArrow()).with_output_types(TablePart)
+    _ = tables | "WriteTables" >> sink("tables")
+    _ = parsed[DELETIONS] | "WriteDeletions" >> sink("deletions")
+    _ = parsed[REJECTS] | "WriteParseRejects" >> sink("parse")
+    _ = split[REJECTS] | "WriteSplitRejects" >> sink("split")
+    _ = parsed[FAILED] | "WriteFailures" >> sink("failed")
 
 
-def run_parse_pipeline(shards: list[ShardSpec], out_dir: str, options: PipelineOptions | None = None) -> dict:
-    """Run the pipeline, return its counters (documents, sentences, rejects, deletions)."""
+def consolidate(out_dir: str, storage_options: dict | None = None) -> str | None:
+    """The sink's ``<table>-<label>.parquet`` parts -> one ``<table>.parquet`` per table (an empty
+    table with the schema where nothing was written). Returns the failure detail when the file could
+    not be parsed (and removes that shard's partial tables), else None."""
+    fs, root = fsspec.core.url_to_fs(out_dir, **options_for(out_dir, storage_options))
+    failed = [p for p in fs.glob(f"{root}/failed-*.parquet")]
+    if failed:
+        with fs.open(failed[0], "rb") as f:
+            detail = pq.read_table(f).column("detail")[0].as_py()
+        fs.rm([p for p in fs.glob(f"{root}/*.parquet")])
+        return detail
+    for name, schema in schemas.PARSED_TABLES.items():
+        parts = sorted(fs.glob(f"{root}/{name}-*.parquet"))
+        target = f"{root}/{name}.parquet"
+        if len(parts) == 1:
+            fs.mv(parts[0], target)
+            continue
+        with fs.open(target, "wb") as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+            if not parts:
+                writer.write_table(schema.empty_table())
+            for part in parts:
+                with fs.open(part, "rb") as f:
+                    pf = pq.ParquetFile(f)
+                    for i in range(pf.num_row_groups):
+                        writer.write_table(pf.read_row_group(i))
+        if parts:
+            fs.rm(parts)
+    return None
+
+
+def run_parse_pipeline(shards: list[ShardSpec], out_dir: str, options: PipelineOptions | None = None,
+                       storage_options: dict | None = None) -> dict:
+    """Run the pipeline over ``shards``; each shard's five tables go to ``out_dir`` (one shard) or to
+    ``out_dir/<fingerprint>/`` (several). Returns the counters (documents, sentences, rejects, ...)
+    summed over the shards. Raises ShardError when the only shard could not be parsed; with several,
+    ``failures`` in the result maps a failed shard's fingerprint to the reason."""
     options = options or PipelineOptions(["--runner=FnApiRunner"])
+    out_dirs = {s.fingerprint: out_dir if len(shards) == 1 else f"{out_dir.rstrip('/')}/{s.fingerprint}"
+                for s in shards}
+    for d in out_dirs.values():
+        fs, path = fsspec.core.url_to_fs(d, **options_for(d, storage_options))
+        fs.makedirs(path, exist_ok=True)
     p = beam.Pipeline(options=options)
-    build_parse_pipeline(p, shards, out_dir)
+    build_parse_pipeline(p, shards, out_dirs, storage_options)
     result = p.run()
     result.wait_until_finish()
-    counters: dict[str, int] = {}
+    counters: dict = {}
     try:
         for c in result.metrics().query()["counters"]:
             counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(c.committed or c.attempted or 0)
-    except Exception:  # some runners do not report metrics; the row counts below still hold
+    except Exception:  # some runners do not report metrics; the row counts still hold
         pass
+    failures = {}
+    for shard in shards:
+        detail = consolidate(out_dirs[shard.fingerprint], storage_options)
+        if detail is not None:
+            failures[shard.fingerprint] = detail
+    if len(shards) == 1 and failures:
+        raise ShardError(shards[0].source_file, failures[shards[0].fingerprint])
+    counters["failures"] = failures
     return counters
 
 
@@ -82,37 +133,8 @@ def parsed_prefix(fingerprint: str) -> tuple[str, str]:
     return ("state", f"parsed/{fingerprint}")
 
 
-def parse_shard(shard: ShardSpec, store: Store, reuse: bool = True, options: PipelineOptions | None = None) -> dict:
-    """Parse one input file into ``state/parsed/<fingerprint>/`` and leave a completion marker.
-
-    Idempotent: an existing marker for the same fingerprint is reused; a retried task overwrites.
-    A file that cannot be parsed raises ShardError (nothing is marked complete).
-    """
-    prefix = parsed_prefix(shard.fingerprint)
-    if reuse and store.exists(*prefix, SUCCESS):
-        marker = store.read_json(*prefix, SUCCESS)
-        marker["reused"] = True
-        return marker
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="pubmine-parse-") as tmp:
-        try:
-            counters = run_parse_pipeline([shard], tmp, options)
-        except ShardError:
-            raise
-        except Exception as exc:  # Beam wraps DoFn errors; unwrap to the reason the user needs
-            message = str(exc).strip().splitlines()
-            detail = next((line for line in reversed(message) if "could not be parsed" in line), None)
-            if detail is None:
-                detail = message[-1] if message else type(exc).__name__
-            raise ShardError(shard.source_file, detail.split("could not be parsed: ")[-1]) from exc
-        rows = {}
-        for name in schemas.PARSED_TABLES:
-            path = os.path.join(tmp, f"{name}.parquet")
-            if not os.path.exists(path):  # an empty output: write the schema so readers find the table
-                pq.write_table(schemas.PARSED_TABLES[name].empty_table(), path)
-            rows[name] = pq.ParquetFile(path).metadata.num_rows
-        store.put_dir(tmp, *prefix)
-    marker = {
+def _marker(shard: ShardSpec, rows: dict, counters: dict, seconds: float) -> dict:
+    return {
         "fingerprint": shard.fingerprint,
         "source_file": shard.source_file,
         "url": shard.url,
@@ -120,8 +142,76 @@ def parse_shard(shard: ShardSpec, store: Store, reuse: bool = True, options: Pip
         "parser_version": PARSER_VERSION,
         "rows": rows,
         "counters": counters,
-        "seconds": round(time.time() - started, 3),
+        "seconds": round(seconds, 3),
         "reused": False,
     }
-    store.write_text(json.dumps(marker, indent=2), *prefix, SUCCESS)
-    return marker
+
+
+def parse_shards(shards: list[ShardSpec], store: Store, reuse: bool = True,
+                 options: PipelineOptions | None = None) -> list[dict]:
+    """Parse a group of input files in one Beam run into ``state/parsed/<fingerprint>/`` each, with a
+    completion marker per file. Idempotent: a file whose marker exists is reused; a retried task
+    overwrites. Returns one result per shard, in order: its marker, or ``{"ok": False, "error": ...}``
+    for a file that could not be parsed (nothing of it is kept or marked complete)."""
+    results: list[dict | None] = [None] * len(shards)
+    todo = []
+    for i, shard in enumerate(shards):
+        prefix = parsed_prefix(shard.fingerprint)
+        if reuse and store.exists(*prefix, SUCCESS):
+            results[i] = {"ok": True, **store.read_json(*prefix, SUCCESS), "reused": True}
+        else:
+            todo.append(i)
+    if not todo:
+        return results
+    started = time.time()
+    group = [shards[i] for i in todo]
+    with tempfile.TemporaryDirectory(prefix="pubmine-parse-") as tmp:
+        try:
+            counters = run_parse_pipeline(group, tmp, options)
+        except ShardError as err:  # the group's only file
+            results[todo[0]] = {"ok": False, "source_file": group[0].source_file,
+                                "fingerprint": group[0].fingerprint, "detail": err.detail, "error": str(err)}
+            return results
+        failures = counters.pop("failures", {})
+        seconds = (time.time() - started) / len(group)
+        for i, shard in zip(todo, group):
+            if shard.fingerprint in failures:
+                err = ShardError(shard.source_file, failures[shard.fingerprint])
+                results[i] = {"ok": False, "source_file": shard.source_file, "fingerprint": shard.fingerprint,
+                              "detail": err.detail, "error": str(err)}
+                continue
+            folder = tmp if len(group) == 1 else os.path.join(tmp, shard.fingerprint)
+            rows = {name: pq.ParquetFile(os.path.join(folder, f"{name}.parquet")).metadata.num_rows
+                    for name in schemas.PARSED_TABLES}
+            prefix = parsed_prefix(shard.fingerprint)
+            store.put_dir(folder, *prefix)
+            marker = _marker(shard, rows, counters if len(group) == 1 else {}, seconds)
+            store.write_text(json.dumps(marker, indent=2), *prefix, SUCCESS)
+            results[i] = {"ok": True, **marker}
+    return results
+
+
+def parse_shard(shard: ShardSpec, store: Store, reuse: bool = True, options: PipelineOptions | None = None) -> dict:
+    """One input file -> ``state/parsed/<fingerprint>/`` and its marker. Raises ShardError for a file
+    that cannot be parsed (nothing is marked complete)."""
+    result = parse_shards([shard], store, reuse, options)[0]
+    if not result.pop("ok"):
+        raise ShardError(shard.source_file, result["detail"])
+    return result
+
+
+def group_shards(sizes: list[int], target_bytes: int) -> list[list[int]]:
+    """Indices of shards packed into groups of about ``target_bytes`` of input (a big file is a group
+    of its own), in input order, so one Beam run parses many small files."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i, size in enumerate(sizes):
+        if current and total + size > target_bytes:
+            groups.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += size
+    if current:
+        groups.append(current)
+    return groups

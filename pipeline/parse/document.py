@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass
@@ -22,19 +23,30 @@ class Passage:
     language: str | None = None   # only where it differs from the document's (OtherAbstract, trans-abstract)
 
 
-@dataclass
-class Author:
-    last_name: str | None = None
-    fore_name: str | None = None
-    initials: str | None = None
-    collective_name: str | None = None
-    orcid: str | None = None
-    affiliations: list[str] = field(default_factory=list)
+class Author(NamedTuple):
+    """One author; a tuple in the order of schemas.AUTHOR, so Arrow takes it as the struct directly."""
 
-    def row(self) -> dict:
-        return {"last_name": self.last_name, "fore_name": self.fore_name, "initials": self.initials,
-                "collective_name": self.collective_name, "orcid": self.orcid,
-                "affiliations": self.affiliations}
+    last_name: str | None
+    fore_name: str | None
+    initials: str | None
+    collective_name: str | None
+    orcid: str | None
+    affiliations: list[str]        # every affiliation, in order
+
+
+class MeshQualifier(NamedTuple):
+    ui: str | None
+    name: str
+    major: bool
+
+
+class MeshHeading(NamedTuple):
+    """A MeSH heading in the order of schemas.MESH_HEADING."""
+
+    ui: str | None
+    name: str
+    major: bool                    # the descriptor or any qualifier starred (PubMed's major topic)
+    qualifiers: list[MeshQualifier]
 
 
 @dataclass
@@ -50,7 +62,7 @@ class Document:
     pub_date: str | None
     languages: list[str] = field(default_factory=list)
     pub_types: list[str] = field(default_factory=list)
-    mesh: list[dict] = field(default_factory=list)
+    mesh: list[MeshHeading] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     source: str = "medline"

@@ -218,7 +218,7 @@ def _authors(article) -> list[Author]:
         author = Author(last_name=flat_text(name.find("surname")) or None if name is not None else None,
                         fore_name=given or None,
                         initials="".join(w[0] for w in re.split(r"[\s.-]+", given) if w) or None,
-                        collective_name=collab, orcid=orcid)
+                        collective_name=collab, orcid=orcid, affiliations=[])
         for x in contrib.iterfind("xref"):
             if x.get("ref-type") == "aff":
                 for rid in (x.get("rid") or "").split():
@@ -234,7 +234,7 @@ def _authors(article) -> list[Author]:
     if shared and not referenced:  # affiliations listed without xrefs belong to every author
         for author, _ in authors:
             if not author.affiliations:
-                author.affiliations = list(shared)
+                author.affiliations.extend(shared)
     return [a for a, _ in authors]
 
 

@@ -19,7 +19,8 @@ from typing import IO, Iterator
 from lxml import etree
 
 from pipeline.errors import RecordError, ShardError
-from pipeline.parse.document import Author, Document, Passage, document_text, layout_passages
+from pipeline.parse.document import (Author, Document, MeshHeading, MeshQualifier, Passage, document_text,
+                                     layout_passages)
 
 __all__ = ["Author", "Document", "Passage", "document_text", "layout_passages", "iter_medline",
            "parse_citation", "parse_book", "sequence_from_name"]
@@ -44,7 +45,10 @@ def _text(el) -> str:
     """All text below an element with inline markup (i, sup, sub, b) flattened."""
     if el is None:
         return ""
-    return "".join(el.itertext()).strip()
+    if len(el):  # inline markup to flatten
+        return "".join(el.itertext()).strip()
+    t = el.text
+    return t.strip() if t else ""
 
 
 def _child_text(el, path: str) -> str | None:
@@ -65,47 +69,59 @@ def _month(value: str | None) -> int | None:
     return MONTHS.get(v[:3])
 
 
+def _date_from_parts(parts: dict[str, str]) -> tuple[int | None, str | None]:
+    """PubDate's children by name -> (year, date): 2019-03-15, 2019-03, '1990 Spring', or a
+    MedlineDate kept verbatim ('1998 Dec-1999 Jan') with the first year in it."""
+    year_s = parts.get("Year", "")
+    if year_s.isdigit():
+        year = int(year_s)
+        month = _month(parts.get("Month"))
+        day_s = parts.get("Day", "")
+        if month and day_s.isdigit():
+            return year, f"{year:04d}-{month:02d}-{int(day_s):02d}"
+        if month:
+            return year, f"{year:04d}-{month:02d}"
+        season = parts.get("Season")
+        return year, f"{year:04d} {season}" if season else f"{year:04d}"
+    medline_date = parts.get("MedlineDate")
+    if medline_date:
+        m = _YEAR_RE.search(medline_date)
+        return (int(m.group(1)) if m else None), medline_date
+    return None, None
+
+
 def _pub_date(article) -> tuple[int | None, str | None]:
+    """(year, date) from PubDate; ArticleDate's year when PubDate has none."""
     pub = article.find("Journal/JournalIssue/PubDate")
     if pub is not None:
-        medline_date = _child_text(pub, "MedlineDate")
-        year_s = _child_text(pub, "Year")
-        if year_s and year_s.isdigit():
-            year = int(year_s)
-            month = _month(_child_text(pub, "Month"))
-            day_s = _child_text(pub, "Day")
-            if month and day_s and day_s.isdigit():
-                return year, f"{year:04d}-{month:02d}-{int(day_s):02d}"
-            if month:
-                return year, f"{year:04d}-{month:02d}"
-            season = _child_text(pub, "Season")
-            return year, f"{year:04d} {season}" if season else f"{year:04d}"
-        if medline_date:
-            m = _YEAR_RE.search(medline_date)
-            return (int(m.group(1)) if m else None), medline_date
+        year, date = _date_from_parts({ch.tag: (ch.text or "").strip() for ch in pub})
+        if year is not None or date is not None:
+            return year, date
     art_year = _child_text(article, "ArticleDate/Year")
     if art_year and art_year.isdigit():
         return int(art_year), art_year
     return None, None
 
 
-def _flag(el) -> bool:
-    return el.get("MajorTopicYN") == "Y"
-
-
-def _mesh(citation) -> list[dict]:
+def _mesh(citation) -> list[MeshHeading]:
     """MeSH headings with their qualifiers. A heading is major if its descriptor or any of its
     qualifiers is starred (PubMed's definition); each qualifier keeps its own flag."""
+    mesh_list = citation.find("MeshHeadingList")
+    if mesh_list is None:
+        return []
     out = []
-    for heading in citation.iterfind("MeshHeadingList/MeshHeading"):
-        desc = heading.find("DescriptorName")
+    for heading in mesh_list:
+        desc = None
+        qualifiers = []
+        for ch in heading:
+            if ch.tag == "DescriptorName":
+                desc = ch
+            elif ch.tag == "QualifierName":
+                qualifiers.append(MeshQualifier(ch.get("UI"), (ch.text or "").strip(), ch.get("MajorTopicYN") == "Y"))
         if desc is None:
             continue
-        qualifiers = [{"ui": q.get("UI"), "name": _text(q), "major": _flag(q)}
-                      for q in heading.iterfind("QualifierName")]
-        out.append({"ui": desc.get("UI"), "name": _text(desc),
-                    "major": _flag(desc) or any(q["major"] for q in qualifiers),
-                    "qualifiers": qualifiers})
+        major = desc.get("MajorTopicYN") == "Y" or any(q.major for q in qualifiers)
+        out.append(MeshHeading(desc.get("UI"), (desc.text or "").strip(), major, qualifiers))
     return out
 
 
@@ -116,19 +132,35 @@ def _orcid(value: str) -> str:
 
 
 def _authors(author_list) -> list[Author]:
+    """Authors in order, each with every affiliation (one pass over each Author's children; name parts
+    are leaves, so their text is read directly)."""
     if author_list is None:
         return []
     out = []
-    for a in author_list.iterfind("Author"):
-        affiliations = [t for t in (_text(x) for x in a.iterfind("AffiliationInfo/Affiliation")) if t]
-        legacy = _child_text(a, "Affiliation")  # 2013-2014 files put it directly under Author
-        if legacy and legacy not in affiliations:
-            affiliations.append(legacy)
-        orcid = next((_orcid(i.text) for i in a.iterfind("Identifier")
-                      if (i.get("Source") or "").upper() == "ORCID" and i.text), None)
-        out.append(Author(last_name=_child_text(a, "LastName"), fore_name=_child_text(a, "ForeName"),
-                          initials=_child_text(a, "Initials"), collective_name=_child_text(a, "CollectiveName"),
-                          orcid=orcid, affiliations=affiliations))
+    for a in author_list:
+        if a.tag != "Author":
+            continue
+        last = fore = initials = collective = orcid = None
+        affiliations: list[str] = []
+        for ch in a:
+            tag = ch.tag
+            if tag == "LastName":
+                last = (ch.text or "").strip() or None
+            elif tag == "ForeName":
+                fore = (ch.text or "").strip() or None
+            elif tag == "Initials":
+                initials = (ch.text or "").strip() or None
+            elif tag == "AffiliationInfo" or tag == "Affiliation":  # 2013-2014 files: Affiliation under Author
+                for x in (ch if tag == "AffiliationInfo" else (ch,)):
+                    if x.tag == "Affiliation":
+                        t = _text(x)
+                        if t and t not in affiliations:
+                            affiliations.append(t)
+            elif tag == "CollectiveName":
+                collective = _text(ch) or None
+            elif tag == "Identifier" and orcid is None and ch.text and (ch.get("Source") or "").upper() == "ORCID":
+                orcid = _orcid(ch.text)
+        out.append(Author(last, fore, initials, collective, orcid, affiliations))
     return out
 
 
@@ -291,55 +323,72 @@ def parse_book(record, position: int) -> Document:
     )
 
 
-RECORD_TAGS = {"PubmedArticle", "MedlineCitation", "PubmedBookArticle", "DeleteCitation", "DeleteDocument"}
+RECORD_TAGS = ("PubmedArticle", "MedlineCitation", "PubmedBookArticle", "DeleteCitation", "DeleteDocument")
+
+
+ROOTS = ("PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet")
+
+
+def _check_root(root, source_file: str) -> None:
+    if root.tag not in ROOTS:
+        raise ShardError(source_file, f"root element is <{root.tag}>; expected <PubmedArticleSet> or <MedlineCitationSet>")
 
 
 def iter_medline(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, object]]:
-    """Stream events out of one MEDLINE XML file (already decompressed)."""
+    """Stream events out of one MEDLINE XML file (already decompressed).
+
+    lxml filters the record elements in C (``tag=``), so Python sees one event per record rather than
+    one per element; each record is cleared and dropped from the root once handled. Direct children
+    of the root that are not records are reported as rejects when they are dropped.
+    """
     position = 0
-    depth = 0
     root = None
-    context = etree.iterparse(stream, events=("start", "end"), huge_tree=True, resolve_entities=False,
+    context = etree.iterparse(stream, events=("end",), tag=RECORD_TAGS, huge_tree=True, resolve_entities=False,
                               no_network=True, load_dtd=False)
     try:
-        for event, el in context:
-            if event == "start":
-                if depth == 0:
-                    root = el
-                    if root.tag not in ("PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet"):
-                        raise ShardError(
-                            source_file,
-                            f"root element is <{root.tag}>; expected <PubmedArticleSet> or <MedlineCitationSet>",
-                        )
-                depth += 1
+        for _, el in context:
+            parent = el.getparent()
+            if root is None:
+                root = el
+                while root.getparent() is not None:
+                    root = root.getparent()
+                _check_root(root, source_file)
+            if parent is not root:  # a MedlineCitation inside its PubmedArticle: the article comes next
                 continue
-            depth -= 1
-            if depth != 1:
-                continue
-            # a direct child of the root: one record
+            while root[0] is not el:  # what came before this record and was not a record
+                other = root[0]
+                if isinstance(other.tag, str) and other.tag not in RECORD_TAGS:  # not an earlier record
+                    yield "reject", {"position": position, "pmid": None, "reason": "unknown record",
+                                     "detail": f"unexpected element <{other.tag}> under <{root.tag}>"}
+                    position += 1
+                del root[0]
             tag = el.tag
             try:
-                if tag in ("PubmedArticle", "MedlineCitation"):
+                if tag == "PubmedArticle" or tag == "MedlineCitation":
                     yield "document", parse_citation(el, position)
-                elif tag in ("DeleteCitation", "DeleteDocument"):
+                elif tag == "PubmedBookArticle":
+                    yield "document", parse_book(el, position)
+                else:  # DeleteCitation / DeleteDocument
                     for p in el.iterfind("PMID"):
                         if p.text and p.text.strip().isdigit():
                             yield "deletion", {"pmid": int(p.text.strip())}
-                elif tag == "PubmedBookArticle":
-                    yield "document", parse_book(el, position)
-                elif isinstance(tag, str):
-                    raise RecordError("unknown record", f"unexpected element <{tag}> under <{root.tag}>")
             except RecordError as err:
                 yield "reject", {"position": position, "pmid": err.pmid, "reason": err.reason, "detail": err.detail}
             except Exception as exc:  # a parser bug must not take the file down: record it, keep going
                 yield "reject", {"position": position, "pmid": None, "reason": "parser error",
                                  "detail": f"{type(exc).__name__}: {exc}"}
-            if tag in RECORD_TAGS and tag not in ("DeleteCitation", "DeleteDocument"):
+            if tag not in ("DeleteCitation", "DeleteDocument"):
                 position += 1
             el.clear(keep_tail=False)
-            while el.getprevious() is not None:
-                del root[0]
     except etree.XMLSyntaxError as exc:
         raise ShardError(source_file, f"XML is not well-formed ({exc}); {position} records came before the damage") from exc
     if root is None:
-        raise ShardError(source_file, "file is empty; expected a PubmedArticleSet XML document")
+        root = getattr(context, "root", None)
+        if root is None:
+            raise ShardError(source_file, "file is empty; expected a PubmedArticleSet XML document")
+        _check_root(root, source_file)
+    for other in root:
+        if isinstance(other.tag, str) and other.tag not in RECORD_TAGS:
+            yield "reject", {"position": position, "pmid": None, "reason": "unknown record",
+                             "detail": f"unexpected element <{other.tag}> under <{root.tag}>"}
+            position += 1

@@ -47,8 +47,10 @@ _OPENERS = "\"'([\u201c\u2018"
 
 
 def _token_before(text: str, dot: int) -> str:
-    m = _TOKEN_BEFORE.search(text, max(0, dot - 40), dot)
-    return m.group(1).lstrip(_OPENERS) if m else ""
+    """The whitespace-delimited word ending at ``dot`` (at most 40 characters), opening brackets off."""
+    lo = max(0, dot - 40)
+    start = max(text.rfind(" ", lo, dot), text.rfind("\n", lo, dot), text.rfind("\t", lo, dot)) + 1
+    return text[max(start, lo):dot].lstrip(_OPENERS)
 
 
 def _is_initial(text: str, dot: int, token: str, nxt: str) -> bool:

@@ -1,0 +1,200 @@
+"""Parse throughput and memory: pubmine's parse stage vs pubmed_parser's parse_medline_xml, one core.
+
+Inputs (the same for both):
+- a baseline-size file of 30,000 articles built from the real records in ../shared/data/pubmed_xml
+  (every PubmedArticle and legacy MedlineCitation there, cycled, each copy given a new PMID, written
+  as a gzip'd PubmedArticleSet like NLM's baseline files), and a 3,000-article file built the same way;
+- the real files themselves (gzip'd copies where they are plain XML: pubmed_parser reads only .gz).
+
+Ours is the whole parse stage: the Beam pipeline on FnApiRunner (ReadXml → ParseArticles →
+SplitSentences → documents/passages/sentences/deletions/rejects Parquet), with the full field set
+(authors with affiliations, MeSH with qualifiers, OtherAbstract, references, ...) and sentences.
+pubmed_parser runs with its fullest options (year_info_only=False, nlm_category=True,
+author_list=True, reference_list=True, parse_downto_mesh_subterms=True) and the generator is drained.
+Each measurement is a fresh process pinned to one core; peak RSS is that process's ru_maxrss.
+
+    python -m benchmarks.parse [--articles 30000] [--small 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lxml import etree
+
+from pipeline.config import shared_data_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "bench"
+
+
+def real_files() -> list[Path]:
+    base = shared_data_dir() / "pubmed_xml"
+    return sorted(p for p in base.rglob("*") if p.name.endswith((".xml", ".xml.gz")))
+
+
+def _records(path: Path):
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for _, el in etree.iterparse(f, events=("end",), tag=("PubmedArticle", "MedlineCitation")):
+            if el.tag == "MedlineCitation" and el.getparent() is not None and el.getparent().tag == "PubmedArticle":
+                continue
+            yield etree.tostring(el)
+
+
+def build_file(n: int, out: Path) -> Path:
+    """n articles from the real records, cycled, each with a new PMID; legacy MedlineCitation records
+    are wrapped as PubmedArticle (with PubmedData) so both parsers see the current format."""
+    if out.exists():
+        return out
+    pool = [r for p in real_files() for r in _records(p)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with gzip.open(tmp, "wb", compresslevel=5) as f:
+        f.write(b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
+                b'1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
+        for i in range(n):
+            el = etree.fromstring(pool[i % len(pool)])
+            pmid = str(90_000_000 + i)
+            if el.tag == "MedlineCitation":
+                wrapper = etree.Element("PubmedArticle")
+                wrapper.append(el)
+                ids = etree.SubElement(etree.SubElement(wrapper, "PubmedData"), "ArticleIdList")
+                etree.SubElement(ids, "ArticleId", IdType="pubmed").text = pmid
+                el = wrapper
+            el.find("MedlineCitation/PMID").text = pmid
+            for aid in el.iterfind("PubmedData/ArticleIdList/ArticleId"):
+                if aid.get("IdType") == "pubmed":
+                    aid.text = pmid
+            f.write(etree.tostring(el) + b"\n")
+        f.write(b"</PubmedArticleSet>\n")
+    tmp.rename(out)
+    return out
+
+
+def gz_copies(files: list[Path], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for p in files:
+        if p.name.endswith(".gz"):
+            out.append(p)
+            continue
+        target = folder / (p.name + ".gz")
+        if not target.exists():
+            target.write_bytes(gzip.compress(p.read_bytes()))
+        out.append(target)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# workers (run in a fresh, single-core process)
+
+
+def _worker(kind: str, paths: list[str]) -> dict:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    results = []
+    if kind == "pubmine":
+        import pyarrow.parquet as pq
+
+        from pipeline.beam.run import run_parse_pipeline
+        from pipeline.plan import list_inputs, plan_shards
+
+        for path in paths:
+            shard = plan_shards(list_inputs([path]))[0]
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                run_parse_pipeline([shard], tmp)
+                seconds = time.perf_counter() - t0
+                rows = {n: pq.ParquetFile(os.path.join(tmp, f"{n}.parquet")).metadata.num_rows
+                        for n in ("documents", "passages", "sentences") if os.path.exists(os.path.join(tmp, f"{n}.parquet"))}
+            results.append({"path": path, "articles": rows.get("documents", 0), "seconds": seconds,
+                            "sentences": rows.get("sentences", 0)})
+    elif kind == "pubmed_parser":
+        import pubmed_parser as pp
+
+        for path in paths:
+            t0 = time.perf_counter()
+            n = 0
+            for rec in pp.parse_medline_xml(path, year_info_only=False, nlm_category=True, author_list=True,
+                                            reference_list=True, parse_downto_mesh_subterms=True):
+                n += 1
+            results.append({"path": path, "articles": n, "seconds": time.perf_counter() - t0})
+    else:
+        raise SystemExit(f"unknown worker {kind!r}; expected pubmine or pubmed_parser")
+    return {"results": results, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_worker(kind: str, paths: list[Path]) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.parse", "--worker", kind, *map(str, paths)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--articles", type=int, default=30_000)
+    ap.add_argument("--small", type=int, default=3_000)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_worker(args.worker, args.paths)))
+        return
+
+    t0 = time.perf_counter()
+    big = build_file(args.articles, CACHE / f"pubmed26n{args.articles // 1000 + 9000:04d}.xml.gz")
+    small = build_file(args.small, CACHE / f"pubmed26n{args.small // 1000 + 9000:04d}.xml.gz")
+    reals = gz_copies(real_files(), CACHE / "real")
+    print(f"inputs: {big.name} ({args.articles:,} articles, {big.stat().st_size / 1e6:.1f} MB gz), "
+          f"{len(reals)} real files; built in {time.perf_counter() - t0:.1f} s")
+
+    inputs = [big, *reals]
+    rows = {}
+    for kind in ("pubmine", "pubmed_parser"):
+        rows[kind] = run_worker(kind, inputs)["results"]
+    print(f"\n{'input':42s} {'pubmine':>9s} {'art/s':>8s} {'pubmed_parser':>14s} {'art/s':>8s} {'ratio':>6s}")
+    totals = {k: [0, 0.0] for k in rows}
+    for ours, theirs in zip(rows["pubmine"], rows["pubmed_parser"]):
+        name = Path(ours["path"]).name
+        for kind, r in (("pubmine", ours), ("pubmed_parser", theirs)):
+            totals[kind][0] += r["articles"]
+            totals[kind][1] += r["seconds"]
+        o_rate = ours["articles"] / ours["seconds"] if ours["seconds"] else 0
+        t_rate = theirs["articles"] / theirs["seconds"] if theirs["seconds"] and theirs["articles"] else 0
+        ratio = f"{o_rate / t_rate:6.2f}" if t_rate else "   n/a"
+        print(f"{name:42s} {ours['articles']:9,d} {o_rate:8.0f} {theirs['articles']:14,d} {t_rate:8.0f} {ratio}")
+    ours_rate = totals["pubmine"][0] / totals["pubmine"][1]
+    theirs_rate = totals["pubmed_parser"][0] / totals["pubmed_parser"][1]
+    print(f"{'all inputs':42s} {totals['pubmine'][0]:9,d} {ours_rate:8.0f} {totals['pubmed_parser'][0]:14,d} "
+          f"{theirs_rate:8.0f} {ours_rate / theirs_rate:6.2f}")
+    missing = totals["pubmine"][0] - totals["pubmed_parser"][0]
+    if missing:
+        print(f"  pubmed_parser returned {missing:,} fewer articles (legacy MedlineCitationSet files are not read)")
+
+    print("\npeak RSS, one process per file (MB):")
+    print(f"{'articles':>10s} {'pubmine':>9s} {'pubmed_parser':>14s}")
+    rss = {}
+    for n, path in ((args.small, small), (args.articles, big)):
+        rss[n] = {kind: run_worker(kind, [path])["max_rss_mb"] for kind in ("pubmine", "pubmed_parser")}
+        print(f"{n:10,d} {rss[n]['pubmine']:9.0f} {rss[n]['pubmed_parser']:14.0f}")
+    growth = rss[args.articles]["pubmine"] / rss[args.small]["pubmine"] - 1
+    print(f"pubmine peak RSS grows {growth * 100:+.1f}% from {args.small:,} to {args.articles:,} articles (target within 20%)")
+    print(f"RESULT parse articles_per_s={ours_rate:.0f} baseline={theirs_rate:.0f} ratio={ours_rate / theirs_rate:.2f} "
+          f"rss_small_mb={rss[args.small]['pubmine']:.0f} rss_big_mb={rss[args.articles]['pubmine']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
