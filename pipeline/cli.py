@@ -81,8 +81,7 @@ def parse(
     `pubmine run` reads, so a later run on the same store reuses them."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.beam.run import parse_shard
-    from pipeline.errors import ShardError
+    from pipeline.beam.run import parse_shards
     from pipeline.plan import list_inputs, plan_shards
     from pipeline.storage import Store
 
@@ -93,12 +92,10 @@ def parse(
     store = Store(output)
     options = PipelineOptions([f"--runner={runner}", *ctx.args])
     failed = 0
-    for shard in shards:
-        try:
-            marker = parse_shard(shard, store, reuse=reuse, options=options)
-        except ShardError as err:
+    for shard, marker in zip(shards, parse_shards(shards, store, reuse=reuse, options=options)):
+        if not marker["ok"]:
             failed += 1
-            typer.secho(str(err), fg=typer.colors.RED, err=True)
+            typer.secho(marker["error"], fg=typer.colors.RED, err=True)
             continue
         rows = marker["rows"]
         typer.echo(f"{shard.source_file}: {rows['documents']} documents, {rows['sentences']} sentences, "

@@ -50,15 +50,18 @@ class RayConfig:
 
 @dataclass(frozen=True)
 class ParseConfig:
-    num_cpus: float = 1.0        # per parse task (one task per input file)
+    num_cpus: float = 1.0        # per parse task (one Beam run over a group of input files)
     max_retries: int = 2         # Ray retries of a parse task lost to a dead worker or node
     reuse: bool = True           # reuse parsed shards in state/ whose input fingerprint is unchanged
+    group_mb: float = 64.0       # small input files are packed into one parse task up to this much input
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0:
             raise ConfigError(f"parse.num_cpus must be > 0 (got {self.num_cpus})")
         if self.max_retries < 0:
             raise ConfigError(f"parse.max_retries must be >= 0 (got {self.max_retries})")
+        if self.group_mb <= 0:
+            raise ConfigError(f"parse.group_mb must be > 0 (got {self.group_mb})")
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from pipeline import publish, schemas
-from pipeline.beam.run import parse_shard, parsed_prefix
+from pipeline.beam.run import group_shards, parse_shards, parsed_prefix
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
-from pipeline.errors import ModelError, PublishError, ShardError
+from pipeline.errors import ModelError, PublishError
 from pipeline.plan import list_inputs, plan_shards
 from pipeline.resolve import resolve
 from pipeline.storage import Store, url_to_fs
@@ -82,13 +82,9 @@ def connect_ray(config: RunConfig) -> bool:
     return True
 
 
-def _parse_task(shard: ShardSpec, store_url: str, storage_options: dict, reuse: bool) -> dict:
-    store = Store(store_url, storage_options)
-    try:
-        return {"ok": True, **parse_shard(shard, store, reuse=reuse)}
-    except ShardError as err:
-        return {"ok": False, "source_file": shard.source_file, "fingerprint": shard.fingerprint, "detail": err.detail,
-                "error": str(err)}
+def _parse_task(shards: list[ShardSpec], store_url: str, storage_options: dict, reuse: bool) -> list[dict]:
+    """One Beam run over a group of input files; a file that cannot be parsed fails alone."""
+    return parse_shards(shards, Store(store_url, storage_options), reuse=reuse)
 
 
 def _model_manifest(url: str, storage_options: dict) -> dict:
@@ -128,10 +124,12 @@ def run(config: RunConfig) -> RunSummary:
     started_ray = connect_ray(config)
     try:
         store.remove(*publish.snapshot_key(run_id))  # a re-run of the same run_id starts clean
-        # -- 2 parse: one Ray task per input file
+        # -- 2 parse: one Ray task per group of input files (a big file alone, small ones packed together)
         mark = time.time()
         task = ray.remote(_parse_task).options(num_cpus=config.parse.num_cpus, max_retries=config.parse.max_retries)
-        refs = {task.remote(s, config.store, config.storage_options, config.parse.reuse): i for i, s in enumerate(shards)}
+        groups = group_shards([f.size for f in files], int(config.parse.group_mb * 1024 * 1024))
+        refs = {task.remote([shards[i] for i in g], config.store, config.storage_options, config.parse.reuse): g
+                for g in groups}
         results: list[dict | None] = [None] * len(shards)
         pending = list(refs)
 
@@ -141,8 +139,9 @@ def run(config: RunConfig) -> RunSummary:
                 ready, pending = ray.wait(pending, num_returns=1)
                 yield ready[0]
 
-        for ref in _progress(_done(), len(shards), "parse"):
-            results[refs[ref]] = ray.get(ref)
+        for ref in _progress(_done(), len(groups), "parse"):
+            for i, result in zip(refs[ref], ray.get(ref)):
+                results[i] = result
         timings["parse"] = time.time() - mark
 
         ok = [(i, r) for i, r in enumerate(results) if r and r["ok"]]

