@@ -23,6 +23,9 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q tests
 
 bench: model
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.split
+	$(BIN)/python -m benchmarks.parse
 	$(BIN)/python -m benchmarks.e2e_bc5cdr
 
 s3-start: $(BIN)/.installed
