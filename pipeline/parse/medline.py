@@ -104,9 +104,12 @@ def _pub_date(article) -> tuple[int | None, str | None]:
 
 
 def _mesh(citation) -> list[MeshHeading]:
+    return _mesh_list(citation.find("MeshHeadingList"))
+
+
+def _mesh_list(mesh_list) -> list[MeshHeading]:
     """MeSH headings with their qualifiers. A heading is major if its descriptor or any of its
     qualifiers is starred (PubMed's definition); each qualifier keeps its own flag."""
-    mesh_list = citation.find("MeshHeadingList")
     if mesh_list is None:
         return []
     out = []
@@ -227,58 +230,163 @@ def _ref_pmids(record) -> list[int]:
     return out
 
 
+def _leaf(el) -> str:
+    t = el.text
+    return t.strip() if t else ""
+
+
 def parse_citation(record, position: int) -> Document:
-    """One PubmedArticle (or legacy MedlineCitation) element -> Document. Raises RecordError."""
-    citation = record if record.tag == "MedlineCitation" else record.find("MedlineCitation")
+    """One PubmedArticle (or legacy MedlineCitation) element -> Document. Raises RecordError.
+
+    One pass over the children of MedlineCitation, Article, Journal and PubmedData, dispatching on
+    the tag (the first occurrence of a singleton element wins, as ``find`` would give): path lookups
+    per field cost more than the walk.
+    """
+    if record.tag == "MedlineCitation":
+        citation, pubmed_data = record, None
+    else:
+        citation = pubmed_data = None
+        for ch in record:
+            tag = ch.tag
+            if tag == "MedlineCitation":
+                citation = citation if citation is not None else ch
+            elif tag == "PubmedData":
+                pubmed_data = pubmed_data if pubmed_data is not None else ch
     if citation is None:
         raise RecordError("missing MedlineCitation", f"<{record.tag}> has no MedlineCitation element")
-    pmid, pmid_version = _pmid(citation, "MedlineCitation")
 
-    article = citation.find("Article")
+    pmid_el = article = mesh_list = None
+    other_abstracts = []
+    keywords: list[str] = []
+    for ch in citation:
+        tag = ch.tag
+        if tag == "PMID":
+            pmid_el = pmid_el if pmid_el is not None else ch
+        elif tag == "Article":
+            article = article if article is not None else ch
+        elif tag == "MeshHeadingList":
+            mesh_list = mesh_list if mesh_list is not None else ch
+        elif tag == "OtherAbstract":
+            other_abstracts.append(ch)
+        elif tag == "KeywordList":
+            for k in ch:
+                if k.tag == "Keyword":
+                    t = _text(k)
+                    if t:
+                        keywords.append(t)
+    pmid_s = _leaf(pmid_el) if pmid_el is not None else ""
+    if not pmid_s.isdigit():
+        raise RecordError("missing or invalid PMID", f"MedlineCitation PMID element holds {pmid_s!r}; expected digits")
+    pmid = int(pmid_s)
+    version_s = pmid_el.get("Version", "1")
     if article is None:
         raise RecordError("missing Article", "MedlineCitation has no Article element", pmid=pmid)
 
-    vernacular = _child_text(article, "VernacularTitle")
-    title = _text(article.find("ArticleTitle")) or vernacular or ""
+    title_el = vernacular_el = abstract = author_list = legacy_aff_el = journal_el = article_date_el = None
+    languages: list[str] = []
+    pub_types: list[str] = []
+    eloc_doi = None
+    for ch in article:
+        tag = ch.tag
+        if tag == "ArticleTitle":
+            title_el = title_el if title_el is not None else ch
+        elif tag == "Abstract":
+            abstract = abstract if abstract is not None else ch
+        elif tag == "AuthorList":
+            author_list = author_list if author_list is not None else ch
+        elif tag == "Journal":
+            journal_el = journal_el if journal_el is not None else ch
+        elif tag == "Language":
+            t = _text(ch)
+            if t:
+                languages.append(t)
+        elif tag == "PublicationTypeList":
+            for pt in ch:
+                if pt.tag == "PublicationType":
+                    t = _text(pt)
+                    if t:
+                        pub_types.append(t)
+        elif tag == "ELocationID":
+            if eloc_doi is None and ch.get("EIdType") == "doi" and ch.text:
+                eloc_doi = ch.text.strip()
+        elif tag == "ArticleDate":
+            article_date_el = article_date_el if article_date_el is not None else ch
+        elif tag == "VernacularTitle":
+            vernacular_el = vernacular_el if vernacular_el is not None else ch
+        elif tag == "Affiliation":
+            legacy_aff_el = legacy_aff_el if legacy_aff_el is not None else ch
+
+    vernacular = (_text(vernacular_el) or None) if vernacular_el is not None else None
+    title = (_text(title_el) if title_el is not None else "") or vernacular or ""
     parts = [Passage("title", None, 0, title)]
-    parts += _abstract_parts(article.find("Abstract"))
-    parts += _other_abstracts(citation)
+    if abstract is not None:
+        parts += _abstract_parts(abstract)
+    for other in other_abstracts:
+        parts += _abstract_parts(other, "other_abstract", other.get("Language") or "eng")
     if not title and len(parts) == 1:
         raise RecordError("no text", "record has neither a title nor an abstract", pmid=pmid)
 
-    ids = _article_ids(record)
-    doi = ids.get("doi")
-    if doi is None:
-        for eloc in article.iterfind("ELocationID"):
-            if eloc.get("EIdType") == "doi" and eloc.text:
-                doi = eloc.text.strip()
-                break
-    authors = _authors(article.find("AuthorList"))
-    legacy_affiliation = _child_text(article, "Affiliation")  # pre-2014: the first author's
-    if legacy_affiliation and authors and not authors[0].affiliations:
-        authors[0].affiliations.append(legacy_affiliation)
-    year, date = _pub_date(article)
+    ids: dict[str, str] = {}
+    ref_pmids: list[int] = []
+    if pubmed_data is not None:
+        for ch in pubmed_data:
+            if ch.tag == "ArticleIdList":
+                for aid in ch:
+                    kind = (aid.get("IdType") or "").lower()
+                    if kind and kind not in ids and aid.text:
+                        ids[kind] = aid.text.strip()
+            elif ch.tag == "ReferenceList":
+                for ref in ch.iterfind("Reference/ArticleIdList/ArticleId"):
+                    if ref.get("IdType") == "pubmed" and ref.text and ref.text.strip().isdigit():
+                        ref_pmids.append(int(ref.text.strip()))
+    doi = ids.get("doi") or eloc_doi
+
+    authors = _authors(author_list)
+    if legacy_aff_el is not None and authors and not authors[0].affiliations:  # pre-2014: the first author's
+        legacy = _text(legacy_aff_el)
+        if legacy:
+            authors[0].affiliations.append(legacy)
+
+    journal = journal_iso = None
+    year = date = None
+    if journal_el is not None:
+        for ch in journal_el:
+            tag = ch.tag
+            if tag == "Title":
+                journal = journal if journal is not None else (_text(ch) or None)
+            elif tag == "ISOAbbreviation":
+                journal_iso = journal_iso if journal_iso is not None else (_text(ch) or None)
+            elif tag == "JournalIssue" and date is None and year is None:
+                for pd in ch:
+                    if pd.tag == "PubDate":
+                        year, date = _date_from_parts({x.tag: _leaf(x) for x in pd})
+                        break
+    article_date = _date_ymd(article_date_el)
+    if year is None and date is None and article_date_el is not None:
+        y = _child_text(article_date_el, "Year")
+        if y and y.isdigit():
+            year, date = int(y), y
     return Document(
         doc_id=f"pmid:{pmid}",
         pmid=pmid,
-        pmid_version=pmid_version,
+        pmid_version=int(version_s) if version_s.isdigit() else 1,
         pmcid=ids.get("pmc"),
         doi=doi,
         title=title,
-        journal=_child_text(article, "Journal/Title"),
+        journal=journal,
         pub_year=year,
         pub_date=date,
-        languages=[t for t in (_text(x) for x in article.iterfind("Language")) if t],
-        pub_types=[t for t in (_text(x) for x in article.iterfind("PublicationTypeList/PublicationType")) if t],
-        mesh=_mesh(citation),
-        keywords=[t for t in (_text(k) for k in citation.iterfind("KeywordList/Keyword")) if t],
+        languages=languages,
+        pub_types=pub_types,
+        mesh=_mesh_list(mesh_list),
+        keywords=keywords,
         passages=layout_passages(parts),
         position=position,
         vernacular_title=vernacular,
-        journal_iso=_child_text(article, "Journal/ISOAbbreviation"),
-        article_date=_date_ymd(article.find("ArticleDate")),
+        journal_iso=journal_iso,
+        article_date=article_date,
         authors=authors,
-        ref_pmids=_ref_pmids(record),
+        ref_pmids=ref_pmids,
     )
 
 

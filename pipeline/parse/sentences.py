@@ -117,7 +117,16 @@ def split_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _CANDIDATE.finditer(text):
-        if not _is_boundary(text, m):
+        dot = m.start()
+        if text[dot] == "." and m.group(1)[0].isupper():
+            # the common case, decided inline: "... word. Next" after a plain lower-case word
+            token = text[text.rfind(" ", dot - 40 if dot > 40 else 0, dot) + 1:dot]
+            if len(token) > 2 and token.isalpha() and token.islower():
+                if token in ABBREVIATIONS:
+                    continue
+            elif not _is_boundary(text, m):
+                continue
+        elif not _is_boundary(text, m):
             continue
         end = m.end()
         spans.append((start, end))
