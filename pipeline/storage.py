@@ -21,6 +21,20 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 
+def _use_isal_for_gzip() -> None:
+    """Read (and write) .gz through ISA-L's igzip when it is installed: gunzip is ~2.4x faster, which
+    is a tenth of the parse stage on a baseline file."""
+    try:
+        from isal import igzip
+    except ImportError:
+        return
+    fsspec.compression.register_compression(
+        "gzip", lambda f, mode="rb", **kw: igzip.IGzipFile(fileobj=f, mode=mode, **kw), "gz", force=True)
+
+
+_use_isal_for_gzip()
+
+
 def options_for(url: str, storage_options: dict | None) -> dict:
     """storage_options are keyed by protocol ({"s3": {"endpoint_url": ...}}); pick the URL's."""
     return dict((storage_options or {}).get(fsspec.utils.get_protocol(url), {}))

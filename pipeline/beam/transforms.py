@@ -85,7 +85,7 @@ class DocBatchCoder(beam.coders.Coder):
         return False
 
     def estimate_size(self, value: DocBatch) -> int:
-        return sum(len(p.text) + 64 for d in value.docs for p in d.passages) + 512 * len(value.docs)
+        return 2048 * len(value.docs)  # a MEDLINE record's text and fields, on average
 
 
 class TablePart(NamedTuple):
@@ -149,11 +149,11 @@ class ParseArticles(beam.DoFn):
             with no_gc(), open_url(shard.url, shard.storage_options) as stream:
                 for kind, payload in iter_records(stream, shard.source_file):
                     if kind == "document":
-                        self.documents.inc()
                         if payload.record_type == "book":
                             self.books.inc()
                         batch.append(payload)
                         if len(batch) >= self.batch_size:
+                            self.documents.inc(len(batch))
                             yield DocBatch(batch, shard, parsed_at)
                             batch = []
                     elif kind == "deletion":
@@ -170,17 +170,32 @@ class ParseArticles(beam.DoFn):
             yield beam.pvalue.TaggedOutput(FAILED, TablePart(shard, "failed", row={"detail": detail}))
             return
         if batch:
+            self.documents.inc(len(batch))
             yield DocBatch(batch, shard, parsed_at)
 
 
-def sentences_of(doc: Document) -> list[tuple[int, int, int, str]]:
-    """(passage_idx, start, end, text) of every sentence, in document-level offsets."""
-    out = []
-    for p_idx, passage in enumerate(doc.passages):
+SENTENCE_COLUMNS = ("doc_id", "passage_idx", "sent_idx", "start", "end", "text")
+
+
+def split_document(doc: Document, cols: dict[str, list]) -> int:
+    """Append the sentences of ``doc`` (document-level offsets) to the sentence columns; all or none
+    of the document's rows are added. Returns how many."""
+    p_idx, starts, ends, texts = [], [], [], []
+    for i, passage in enumerate(doc.passages):
         text, offset = passage.text, passage.offset
         for s, e in split_spans(text):
-            out.append((p_idx, offset + s, offset + e, text[s:e]))
-    return out
+            p_idx.append(i)
+            starts.append(offset + s)
+            ends.append(offset + e)
+            texts.append(text[s:e])
+    n = len(texts)
+    cols["doc_id"].extend([doc.doc_id] * n)
+    cols["passage_idx"].extend(p_idx)
+    cols["sent_idx"].extend(range(n))
+    cols["start"].extend(starts)
+    cols["end"].extend(ends)
+    cols["text"].extend(texts)
+    return n
 
 
 class SplitSentences(beam.DoFn):
@@ -192,11 +207,12 @@ class SplitSentences(beam.DoFn):
         self.rejects = Metrics.counter("parse", "rejects")
 
     def process(self, batch: DocBatch):
-        kept, sentences, failed = [], [], []
+        kept, failed = [], []
+        cols: dict[str, list] = {name: [] for name in SENTENCE_COLUMNS}
         with no_gc():
             for doc in batch.docs:
                 try:
-                    sentences.append(sentences_of(doc))
+                    split_document(doc, cols)
                     kept.append(doc)
                 except Exception as exc:  # dead-letter, never fail the bundle
                     failed.append((doc, exc))
@@ -205,8 +221,8 @@ class SplitSentences(beam.DoFn):
             yield beam.pvalue.TaggedOutput(REJECTS, TablePart(batch.shard, "rejects", row={
                 "source_file": batch.shard.source_file, "position": doc.position, "pmid": doc.pmid,
                 "reason": "sentence split failed", "detail": f"{type(exc).__name__}: {exc}"}))
-        self.sentences.inc(sum(len(s) for s in sentences))
-        yield DocBatch(kept, batch.shard, batch.parsed_at, sentences)
+        self.sentences.inc(len(cols["text"]))
+        yield DocBatch(kept, batch.shard, batch.parsed_at, cols)
 
 
 class ToArrow(beam.DoFn):
@@ -255,8 +271,9 @@ class WriteShardTables(beam.DoFn):
         if key not in self.writers:
             handle = fsspec.open(self._path(part.shard, part.name), "wb",
                                  **options_for(self._path(part.shard, part.name), self.storage_options)).open()
+            # state files are read back whole by publish: no page statistics needed, fast zstd level
             self.writers[key] = (handle, pq.ParquetWriter(handle, part.table.schema, compression="zstd",
-                                                          compression_level=1))
+                                                          compression_level=1, write_statistics=False))
         self.writers[key][1].write_table(part.table)
 
     def finish_bundle(self) -> None:
@@ -294,31 +311,24 @@ def document_table(batch: DocBatch) -> pa.Table:
 
 
 def passage_table(batch: DocBatch) -> pa.Table:
-    cols: dict[str, list] = {name: [] for name in schemas.PASSAGES.names}
+    doc_ids: list[str] = []
+    idx: list[int] = []
+    passages = []
     for d in batch.docs:
-        for idx, p in enumerate(d.passages):
-            cols["doc_id"].append(d.doc_id)
-            cols["passage_idx"].append(idx)
-            cols["kind"].append(p.kind)
-            cols["label"].append(p.label)
-            cols["category"].append(p.category)
-            cols["language"].append(p.language)
-            cols["offset"].append(p.offset)
-            cols["text"].append(p.text)
-    return pa.Table.from_pydict(cols, schema=schemas.PASSAGES)
+        n = len(d.passages)
+        doc_ids.extend([d.doc_id] * n)
+        idx.extend(range(n))
+        passages.extend(d.passages)
+    return pa.Table.from_pydict({
+        "doc_id": doc_ids, "passage_idx": idx, "kind": [p.kind for p in passages],
+        "label": [p.label for p in passages], "category": [p.category for p in passages],
+        "language": [p.language for p in passages], "offset": [p.offset for p in passages],
+        "text": [p.text for p in passages]}, schema=schemas.PASSAGES)
 
 
 def sentence_table(batch: DocBatch) -> pa.Table:
-    doc_ids, p_idx, sent_idx, starts, ends, texts = [], [], [], [], [], []
-    for d, sents in zip(batch.docs, batch.sentences):
-        for i, (p, s, e, t) in enumerate(sents):
-            doc_ids.append(d.doc_id)
-            p_idx.append(p)
-            sent_idx.append(i)
-            starts.append(s)
-            ends.append(e)
-            texts.append(t)
-    return pa.Table.from_arrays([pa.array(doc_ids, pa.string()), pa.array(p_idx, pa.int32()),
-                                 pa.array(sent_idx, pa.int32()), pa.array(starts, pa.int32()),
-                                 pa.array(ends, pa.int32()), pa.array(texts, pa.string())],
+    cols = batch.sentences
+    return pa.Table.from_arrays([pa.array(cols["doc_id"], pa.string()), pa.array(cols["passage_idx"], pa.int32()),
+                                 pa.array(cols["sent_idx"], pa.int32()), pa.array(cols["start"], pa.int32()),
+                                 pa.array(cols["end"], pa.int32()), pa.array(cols["text"], pa.string())],
                                 schema=schemas.SENTENCES)

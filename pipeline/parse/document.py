@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
-@dataclass
+@dataclass(slots=True)
 class Passage:
     kind: str                     # title | abstract | abstract_section | other_abstract | section_title |
                                   # paragraph | fig_caption | table_caption | table_footnote | ...
@@ -49,7 +49,7 @@ class MeshHeading(NamedTuple):
     qualifiers: list[MeshQualifier]
 
 
-@dataclass
+@dataclass(slots=True)
 class Document:
     doc_id: str
     pmid: int | None

@@ -156,7 +156,7 @@ def _authors(author_list) -> list[Author]:
             elif tag == "AffiliationInfo" or tag == "Affiliation":  # 2013-2014 files: Affiliation under Author
                 for x in (ch if tag == "AffiliationInfo" else (ch,)):
                     if x.tag == "Affiliation":
-                        t = _text(x)
+                        t = _text(x) if len(x) else (x.text or "").strip()
                         if t and t not in affiliations:
                             affiliations.append(t)
             elif tag == "CollectiveName":
@@ -196,7 +196,8 @@ def _other_abstracts(citation) -> list[Passage]:
 def _date_ymd(el) -> str | None:
     if el is None:
         return None
-    y, m, d = _child_text(el, "Year"), _month(_child_text(el, "Month")), _child_text(el, "Day")
+    parts = {ch.tag: (ch.text or "").strip() for ch in el}
+    y, m, d = parts.get("Year"), _month(parts.get("Month")), parts.get("Day")
     if not (y and y.isdigit()):
         return None
     if m and d and d.isdigit():
@@ -296,14 +297,14 @@ def parse_citation(record, position: int) -> Document:
             author_list = author_list if author_list is not None else ch
         elif tag == "Journal":
             journal_el = journal_el if journal_el is not None else ch
-        elif tag == "Language":
-            t = _text(ch)
+        elif tag == "Language":  # (#PCDATA)
+            t = _leaf(ch)
             if t:
                 languages.append(t)
         elif tag == "PublicationTypeList":
             for pt in ch:
-                if pt.tag == "PublicationType":
-                    t = _text(pt)
+                if pt.tag == "PublicationType":  # (#PCDATA)
+                    t = _leaf(pt)
                     if t:
                         pub_types.append(t)
         elif tag == "ELocationID":
@@ -362,10 +363,8 @@ def parse_citation(record, position: int) -> Document:
                         year, date = _date_from_parts({x.tag: _leaf(x) for x in pd})
                         break
     article_date = _date_ymd(article_date_el)
-    if year is None and date is None and article_date_el is not None:
-        y = _child_text(article_date_el, "Year")
-        if y and y.isdigit():
-            year, date = int(y), y
+    if year is None and date is None and article_date:
+        year, date = int(article_date[:4]), article_date[:4]
     return Document(
         doc_id=f"pmid:{pmid}",
         pmid=pmid,
