@@ -115,32 +115,33 @@ def _is_boundary(text: str, m: re.Match) -> bool:
 
 def split_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
+    n = len(text)
     start = 0
+    while start < n and text[start].isspace():
+        start += 1
+    is_boundary = _is_boundary
+    abbreviations = ABBREVIATIONS
     for m in _CANDIDATE.finditer(text):
         dot = m.start()
         if text[dot] == "." and m.group(1)[0].isupper():
             # the common case, decided inline: "... word. Next" after a plain lower-case word
             token = text[text.rfind(" ", dot - 40 if dot > 40 else 0, dot) + 1:dot]
             if len(token) > 2 and token.isalpha() and token.islower():
-                if token in ABBREVIATIONS:
+                if token in abbreviations:
                     continue
-            elif not _is_boundary(text, m):
+            elif not is_boundary(text, m):
                 continue
-        elif not _is_boundary(text, m):
+        elif not is_boundary(text, m):
             continue
-        end = m.end()
+        if m.end() > start:
+            spans.append((start, m.end()))
+        start = m.start(1)  # the next sentence opens at the next non-space character
+    end = n
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
         spans.append((start, end))
-        start = end
-    spans.append((start, len(text)))
-    out: list[tuple[int, int]] = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+    return spans
 
 
 def split_sentences(text: str) -> list[str]:
