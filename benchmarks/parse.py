@@ -9,8 +9,9 @@ Inputs (the same for both):
 Ours is the whole parse stage as a Ray parse task runs it (``parse_shards``): the Beam pipeline on
 FnApiRunner (ReadXml → ParseArticles → SplitSentences → ToArrow → WriteShardTables), the full field
 set (authors with affiliations, MeSH with qualifiers, OtherAbstract, references, ...), sentences, and
-five Parquet tables plus a completion marker per file in a store. The real files run as one group,
-the way the stage packs small files into one Beam run.
+five Parquet tables plus a completion marker per file in a store. The inputs are grouped into Beam
+runs exactly as the stage groups them for its Ray parse tasks (``group_shards``, default
+``parse.group_mb``); the baseline-size file is also measured alone.
 pubmed_parser runs with its fullest options (year_info_only=False, nlm_category=True,
 author_list=True, reference_list=True, parse_downto_mesh_subterms=True) and the generator is drained.
 Each measurement is a fresh process pinned to one core; each input is timed ``--repeat`` times and
@@ -172,31 +173,31 @@ def main(argv: list[str] | None = None) -> None:
     print(f"inputs: {big.name} ({args.articles:,} articles, {big.stat().st_size / 1e6:.1f} MB gz), "
           f"{len(reals)} real files; built in {time.perf_counter() - t0:.1f} s")
 
-    # ours: the baseline-size file alone, the real files as one group (as the stage packs small files);
-    # pubmed_parser: file by file (it has no notion of groups; its per-file cost is small)
-    ours_runs = run_worker("pubmine", [str(big), "+".join(map(str, reals))], args.repeat)["results"]
-    theirs_files = run_worker("pubmed_parser", [big, *reals], args.repeat)["results"]
-    theirs_runs = [theirs_files[0], {"articles": sum(r["articles"] for r in theirs_files[1:]),
-                                     "seconds": sum(r["seconds"] for r in theirs_files[1:])}]
-    rows = {"pubmine": ours_runs, "pubmed_parser": theirs_runs}
-    print(f"\n{'input':42s} {'pubmine':>9s} {'art/s':>8s} {'pubmed_parser':>14s} {'art/s':>8s} {'ratio':>6s}")
-    totals = {k: [0, 0.0] for k in rows}
-    for name, ours, theirs in zip([big.name, f"{len(reals)} real files"], ours_runs, theirs_runs):
-        for kind, r in (("pubmine", ours), ("pubmed_parser", theirs)):
-            totals[kind][0] += r["articles"]
-            totals[kind][1] += r["seconds"]
-        o_rate = ours["articles"] / ours["seconds"]
-        t_rate = theirs["articles"] / theirs["seconds"]
-        print(f"{name:42s} {ours['articles']:9,d} {o_rate:8.0f} {theirs['articles']:14,d} {t_rate:8.0f} "
-              f"{o_rate / t_rate:6.2f}")
-    print(f"  sentences written by pubmine: {sum(r['sentences'] for r in ours_runs):,}")
-    ours_rate = totals["pubmine"][0] / totals["pubmine"][1]
-    theirs_rate = totals["pubmed_parser"][0] / totals["pubmed_parser"][1]
-    print(f"{'all inputs':42s} {totals['pubmine'][0]:9,d} {ours_rate:8.0f} {totals['pubmed_parser'][0]:14,d} "
-          f"{theirs_rate:8.0f} {ours_rate / theirs_rate:6.2f}")
-    missing = totals["pubmine"][0] - totals["pubmed_parser"][0]
-    if missing:
-        print(f"  pubmed_parser returned {missing:,} fewer articles (legacy MedlineCitationSet files are not read)")
+    # ours: the inputs grouped exactly as the stage groups them for its Ray parse tasks
+    # (group_shards with the default parse.group_mb), and the baseline-size file alone;
+    # pubmed_parser: file by file (it has no notion of groups)
+    from pipeline.beam.run import group_shards
+    from pipeline.config import ParseConfig
+
+    inputs = [big, *reals]
+    groups = group_shards([p.stat().st_size for p in inputs], int(ParseConfig().group_mb * 1024 * 1024))
+    grouped = ["+".join(str(inputs[i]) for i in g) for g in groups]
+    ours_all = run_worker("pubmine", grouped, args.repeat)["results"]
+    ours_big = run_worker("pubmine", [str(big)], args.repeat)["results"][0]
+    theirs = run_worker("pubmed_parser", inputs, args.repeat)["results"]
+    theirs_big = theirs[0]
+    ours_n, ours_s = sum(r["articles"] for r in ours_all), sum(r["seconds"] for r in ours_all)
+    theirs_n, theirs_s = sum(r["articles"] for r in theirs), sum(r["seconds"] for r in theirs)
+    print(f"\n{'input':44s} {'pubmine':>9s} {'art/s':>8s} {'pubmed_parser':>14s} {'art/s':>8s} {'ratio':>6s}")
+    o_rate, t_rate = ours_big["articles"] / ours_big["seconds"], theirs_big["articles"] / theirs_big["seconds"]
+    print(f"{big.name:44s} {ours_big['articles']:9,d} {o_rate:8.0f} {theirs_big['articles']:14,d} {t_rate:8.0f} "
+          f"{o_rate / t_rate:6.2f}")
+    ours_rate, theirs_rate = ours_n / ours_s, theirs_n / theirs_s
+    label = f"all {len(inputs)} inputs ({len(groups)} Beam run{'s' if len(groups) > 1 else ''})"
+    print(f"{label:44s} {ours_n:9,d} {ours_rate:8.0f} {theirs_n:14,d} {theirs_rate:8.0f} {ours_rate / theirs_rate:6.2f}")
+    print(f"  sentences written by pubmine: {sum(r['sentences'] for r in ours_all):,}")
+    if ours_n > theirs_n:
+        print(f"  pubmed_parser returned {ours_n - theirs_n:,} fewer articles (legacy MedlineCitationSet files are not read)")
 
     print("\npeak RSS, one process per file (MB):")
     print(f"{'articles':>10s} {'pubmine':>9s} {'pubmed_parser':>14s}")
