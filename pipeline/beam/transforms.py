@@ -183,11 +183,11 @@ def split_document(doc: Document, cols: dict[str, list]) -> int:
     p_idx, starts, ends, texts = [], [], [], []
     for i, passage in enumerate(doc.passages):
         text, offset = passage.text, passage.offset
-        for s, e in split_spans(text):
-            p_idx.append(i)
-            starts.append(offset + s)
-            ends.append(offset + e)
-            texts.append(text[s:e])
+        spans = split_spans(text)
+        p_idx.extend([i] * len(spans))
+        starts.extend([offset + s for s, _ in spans])
+        ends.extend([offset + e for _, e in spans])
+        texts.extend([text[s:e] for s, e in spans])
     n = len(texts)
     cols["doc_id"].extend([doc.doc_id] * n)
     cols["passage_idx"].extend(p_idx)

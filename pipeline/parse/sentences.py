@@ -123,7 +123,7 @@ def split_spans(text: str) -> list[tuple[int, int]]:
     abbreviations = ABBREVIATIONS
     for m in _CANDIDATE.finditer(text):
         dot = m.start()
-        if text[dot] == "." and m.group(1)[0].isupper():
+        if text[dot] == "." and text[m.start(1)].isupper():
             # the common case, decided inline: "... word. Next" after a plain lower-case word
             token = text[text.rfind(" ", dot - 40 if dot > 40 else 0, dot) + 1:dot]
             if len(token) > 2 and token.isalpha() and token.islower():
