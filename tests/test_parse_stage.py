@@ -67,6 +67,21 @@ def test_unparseable_file_fails_alone(tmp_path):
     assert not store.exists("state", "parsed", shard.fingerprint, "_SUCCESS")
 
 
+def parse_and_resolve(shards, tmp_path):
+    """Parse each shard on its own, resolve them; returns the resolution and every document row by
+    (shard index, doc_id)."""
+    docs, dels, rows = [], [], {}
+    for i, shard in enumerate(shards):
+        out = tmp_path / f"out{i}"
+        run_parse_pipeline([shard], str(out))
+        d = pq.read_table(out / "documents.parquet")
+        docs.append(d)
+        dels.append(pq.read_table(out / "deletions.parquet"))
+        for row in d.to_pylist():
+            rows[(i, row["doc_id"])] = row
+    return resolve(docs, dels), rows
+
+
 def test_update_semantics_revise_delete_readd(tmp_path):
     files = [
         medline_file(tmp_path / "pubmed25n0001.xml", [article(1, "One v1."), article(2, "Two v1."), article(3, "Three.")]),
@@ -76,19 +91,10 @@ def test_update_semantics_revise_delete_readd(tmp_path):
     # the order of inputs must not matter: the sequence comes from the names
     shards = plan_shards(list_inputs([str(f) for f in reversed(files)]))
     assert [s.source_seq for s in shards] == [250001, 250002, 250003]
-    docs, dels, titles = [], [], {}
-    for i, shard in enumerate(shards):
-        out = tmp_path / f"out{i}"
-        run_parse_pipeline([shard], str(out))
-        d = pq.read_table(out / "documents.parquet")
-        docs.append(d)
-        dels.append(pq.read_table(out / "deletions.parquet"))
-        for row in d.to_pylist():
-            titles[(i, row["doc_id"])] = row["title"]
-    res = resolve(docs, dels)
+    res, rows = parse_and_resolve(shards, tmp_path)
     live = {(i, x) for i, arr in res.live.items() for x in arr.to_pylist()}
     assert live == {(1, "pmid:1"), (2, "pmid:2"), (2, "pmid:4")}
-    assert {titles[k] for k in live} == {"One v2.", "Two again.", "Four."}
+    assert {rows[k]["title"] for k in live} == {"One v2.", "Two again.", "Four."}
     assert res.deleted == 1 and res.superseded == 2 and res.live_count == 3
 
 
@@ -110,16 +116,7 @@ def test_update_semantics_with_the_real_nlm_update_excerpts(tmp_path):
     shards = plan_shards(list_inputs(inputs))
     assert [s.source_file for s in shards][:4] == ["efetch_pmc.xml", "pubmed22n0001.xml",
                                                    "pubmed22n1115_excerpt.xml", "pubmed22n1313_excerpt.xml"]
-    docs, dels, rows = [], [], {}
-    for i, shard in enumerate(shards):
-        out = tmp_path / f"out{i}"
-        run_parse_pipeline([shard], str(out))
-        d = pq.read_table(out / "documents.parquet")
-        docs.append(d)
-        dels.append(pq.read_table(out / "deletions.parquet"))
-        for row in d.to_pylist():
-            rows[(i, row["doc_id"])] = row
-    res = resolve(docs, dels)
+    res, rows = parse_and_resolve(shards, tmp_path)
     live = {rows[(i, x)]["doc_id"]: rows[(i, x)] for i, arr in res.live.items() for x in arr.to_pylist()}
     assert "pmid:33952505" not in live and "pmid:21334990" not in live and "pmid:34527728" not in live
     assert live["pmid:22395128"]["source_file"] == "pubmed22n1115_excerpt.xml"
