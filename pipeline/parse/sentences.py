@@ -119,6 +119,13 @@ def split_spans(text: str) -> list[tuple[int, int]]:
     start = 0
     while start < n and text[start].isspace():
         start += 1
+    body = text.rstrip(" .!?)]")
+    if "." not in body and "?" not in body and "!" not in body:
+        # terminal punctuation only at the very end (most titles): no candidate can open a sentence
+        end = n
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        return [(start, end)] if end > start else []
     is_boundary = _is_boundary
     abbreviations = ABBREVIATIONS
     for m in _CANDIDATE.finditer(text):
