@@ -25,6 +25,7 @@ PAPER_F1 = {
     "ncbi-disease": {"BioBERT v1.1": 89.71, "BERT-base": 85.63},
     "bc5cdr-disease": {"BioBERT v1.1": 87.15, "BERT-base": 82.41},
     "bc5cdr-chem": {"BioBERT v1.1": 93.47, "BERT-base": 91.16},
+    "bc2gm": {"BioBERT v1.1": 84.72, "BERT-base": 81.79},
 }
 
 
@@ -136,29 +137,39 @@ def train(
 @app.command()
 def evaluate(
     model: str = typer.Option("default", "--model", "-m", help="artifact URL, or 'default'"),
-    dataset: str = typer.Option("bc5cdr", "--dataset", "-d", help="bc5cdr | bc5cdr-chem | bc5cdr-disease | ncbi-disease"),
+    dataset: str = typer.Option("bc5cdr", "--dataset", "-d",
+                                help="ncbi-disease | bc5cdr-chem | bc5cdr-disease | bc2gm (BioBERT's IOB test splits) "
+                                     "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts)"),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
 ) -> None:
     """Entity-level P/R/F1 (exact span + type) of a model on a dataset's test split."""
     from pipeline.report import print_scores
     from workers.artifacts import stage_artifact
-    from workers.evaluate import DATASETS, load_dataset, predict_documents, score
+    from workers.datasets import iob_split
+    from workers.evaluate import DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob, score, score_iob
     from workers.ner import NerTagger
 
-    if dataset not in DATASETS:
-        _fail(PubmineError(f"unknown dataset {dataset!r}; choose one of {', '.join(sorted(DATASETS))}"))
+    if dataset not in DATASETS and dataset not in IOB_EVAL:
+        _fail(PubmineError(f"unknown dataset {dataset!r}; choose one of {', '.join(sorted([*IOB_EVAL, *DATASETS]))}"))
     try:
         folder = stage_artifact(str(default_model_dir()) if model == "default" else model)
         tagger = NerTagger.load(folder, precision=precision)
-        docs, types = load_dataset(dataset)
+        types = IOB_EVAL[dataset] if dataset in IOB_EVAL else DATASETS[dataset][1]
         missing = [t for t in types if t not in tagger.manifest.get("entity_types", [])]
         if missing:
             raise PubmineError(f"model {tagger.model_id} does not predict {missing}; it predicts {tagger.manifest.get('entity_types')}")
-        scores = score(docs, predict_documents(tagger, docs), types)
+        if dataset in IOB_EVAL:
+            sentences = iob_split(dataset, "test")
+            scores = score_iob(sentences, predict_iob(tagger, sentences), types)
+            what = f"{len(sentences)} sentences, IOB test split"
+        else:
+            docs, types = load_dataset(dataset)
+            scores = score(docs, predict_documents(tagger, docs), types)
+            what = f"{len(docs)} documents"
     except PubmineError as err:
         _fail(err)
     p, r, f = scores.overall()
-    print_scores(f"{tagger.model_id} on {dataset} test ({len(docs)} documents, {tagger.precision})", (p, r, f),
+    print_scores(f"{tagger.model_id} on {dataset} test ({what}, {tagger.precision})", (p, r, f),
                  scores.by_type(), PAPER_F1.get(dataset))
     typer.echo(f"RESULT evaluate dataset={dataset} f1={f:.4f} precision={p:.4f} recall={r:.4f}")
 

@@ -21,3 +21,42 @@ def test_tiny_training_run_lowers_loss_and_writes_an_artifact(tiny_model, tmp_pa
     assert manifest["training"]["train_documents"] == 30
     tagger = NerTagger.load(out, precision="fp32")
     assert isinstance(tagger.tag(["Cisplatin induced nephrotoxicity in rats."])[0], list)
+
+
+def test_training_on_biobert_iob_splits(tiny_model, tmp_path):
+    """The IOB path: the corpus's own sentences and tags, dev selection on IOB dev F1."""
+    cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/ncbi-disease.yaml", [
+        f"base_model={tiny_model}", "name=tiny-iob", "limit_docs=300", "epochs=3", "learning_rate=3e-3",
+        "dev=[ncbi_disease/iob/devel.tsv]", "max_length=64", "batch_size=16"])
+    manifest = train_ner(cfg, str(tmp_path / "m"), progress=False, log=lambda *_: None)
+    losses = [h["train_loss"] for h in manifest["metrics"]["history"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert manifest["labels"] == ["O", "B-Disease", "I-Disease"] and manifest["training"]["train_sentences"] == 300
+
+
+def test_iob_sentences_become_char_spans_and_labels_align_to_words(tiny_model):
+    from transformers import AutoTokenizer
+
+    from workers.datasets import IobSentence
+    from workers.train import encode_examples, training_sentences
+
+    sent = IobSentence(["Germline", "BRCA1", "mutations", "cause", "breast", "cancer", "."],
+                       ["O", "O", "O", "O", "B-Disease", "I-Disease", "O"])
+    [(text, spans)] = training_sentences([sent], ("Disease",))
+    assert text == "Germline BRCA1 mutations cause breast cancer ." and spans == [(31, 44, "Disease")]
+    assert text[31:44] == "breast cancer"
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    [(ids, labels)] = encode_examples([(text, spans)], tok, {"O": 0, "B-Disease": 1, "I-Disease": 2}, 64)
+    words = [tok.convert_ids_to_tokens(i) for i, y in zip(ids, labels) if y != -100]
+    tags = [y for y in labels if y != -100]
+    assert tags[words.index("breast")] == 1 and tags[words.index("cancer")] == 2
+    assert sum(t != 0 for t in tags) == 2  # word pieces past the first stay -100, other words O
+
+
+def test_char_spans_map_back_to_token_ranges():
+    from workers.evaluate import char_to_token_span, iob_text
+
+    text, offsets = iob_text(["Germline", "BRCA1", "mutations", "cause", "breast", "cancer", "."])
+    assert char_to_token_span(offsets, 31, 44) == (4, 6)
+    assert char_to_token_span(offsets, 33, 40) == (4, 6)  # a span inside words covers the words it touches
+    assert char_to_token_span(offsets, 100, 105) is None

