@@ -26,6 +26,9 @@ PAPER_F1 = {
     "bc5cdr-disease": {"BioBERT v1.1": 87.15, "BERT-base": 82.41},
     "bc5cdr-chem": {"BioBERT v1.1": 93.47, "BERT-base": 91.16},
     "bc2gm": {"BioBERT v1.1": 84.72, "BERT-base": 81.79},
+    "gad": {"BioBERT v1.1": 81.61},
+    "euadr": {"BioBERT v1.1": 86.51},
+    "chemprot": {"BioBERT v1.1": 76.46},
 }
 
 
@@ -114,24 +117,36 @@ def train(
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Fine-tune a BERT-family encoder for NER and write a model artifact."""
+    """Fine-tune a BERT-family encoder (task: ner | re in the config) and write a model artifact."""
+    import yaml
+
+    from workers.relations import ReTrainConfig, train_relation
     from workers.train import NerTrainConfig, train_ner
 
     out = output or str(default_model_dir())
     try:
-        cfg = load_dataclass(NerTrainConfig, config, set_ or [])
+        if not config.exists():
+            raise PubmineError(f"training config {config} not found")
+        task = (yaml.safe_load(config.read_text()) or {}).get("task", "ner")
+        if task not in ("ner", "re"):
+            raise PubmineError(f"{config}: task {task!r} is not one of ner, re")
+        cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, config, set_ or [])
         if if_missing:
             from workers.artifacts import artifact_exists
 
             if artifact_exists(out):
                 typer.echo(f"model already present at {out}; not training (drop --if-missing to retrain)")
                 return
-        typer.echo(f"training {cfg.name} from {cfg.base_model} -> {out}")
-        manifest = train_ner(cfg, out, progress=not quiet, log=typer.echo)
+        typer.echo(f"training {cfg.name} ({task}) from {cfg.base_model} -> {out}")
+        if task == "ner":
+            manifest = train_ner(cfg, out, progress=not quiet, log=typer.echo)
+            result = f"dev F1 {manifest['metrics']['dev']['f1']:.4f}"
+        else:
+            manifest = train_relation(cfg, out, progress=not quiet, log=typer.echo)
+            result = f"test F1 {manifest['metrics']['test']['f1']:.4f}"
     except PubmineError as err:
         _fail(err)
-    typer.echo(f"wrote {manifest['model_id']} to {out} (dev F1 {manifest['metrics']['dev']['f1']:.4f}, "
-               f"{manifest['training']['seconds']} s)")
+    typer.echo(f"wrote {manifest['model_id']} to {out} ({result}, {manifest['training']['seconds']} s)")
 
 
 @app.command()
@@ -139,18 +154,25 @@ def evaluate(
     model: str = typer.Option("default", "--model", "-m", help="artifact URL, or 'default'"),
     dataset: str = typer.Option("bc5cdr", "--dataset", "-d",
                                 help="ncbi-disease | bc5cdr-chem | bc5cdr-disease | bc2gm (BioBERT's IOB test splits) "
-                                     "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts)"),
+                                     "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts) "
+                                     "| gad | euadr | chemprot (relation classifiers)"),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
+    fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
 ) -> None:
-    """Entity-level P/R/F1 (exact span + type) of a model on a dataset's test split."""
+    """P/R/F1 of a model on a dataset's test split: strict entity level for NER, the paper's relation
+    scores for RE (gad, euadr, chemprot)."""
     from pipeline.report import print_scores
     from workers.artifacts import stage_artifact
     from workers.datasets import iob_split
     from workers.evaluate import DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob, score, score_iob
     from workers.ner import NerTagger
+    from workers.relations import RE_DATASETS
 
+    if dataset in RE_DATASETS:
+        return _evaluate_relations(model, dataset, fold)
     if dataset not in DATASETS and dataset not in IOB_EVAL:
-        _fail(PubmineError(f"unknown dataset {dataset!r}; choose one of {', '.join(sorted([*IOB_EVAL, *DATASETS]))}"))
+        _fail(PubmineError(f"unknown dataset {dataset!r}; choose one of "
+                           f"{', '.join(sorted([*IOB_EVAL, *DATASETS, *RE_DATASETS]))}"))
     try:
         folder = stage_artifact(str(default_model_dir()) if model == "default" else model)
         tagger = NerTagger.load(folder, precision=precision)
@@ -172,6 +194,22 @@ def evaluate(
     print_scores(f"{tagger.model_id} on {dataset} test ({what}, {tagger.precision})", (p, r, f),
                  scores.by_type(), PAPER_F1.get(dataset))
     typer.echo(f"RESULT evaluate dataset={dataset} f1={f:.4f} precision={p:.4f} recall={r:.4f}")
+
+
+def _evaluate_relations(model: str, dataset: str, fold: int) -> None:
+    from pipeline.report import print_scores
+    from workers.artifacts import stage_artifact
+    from workers.relations import RE_DATASETS, RelationClassifier, load_split, score_relations
+
+    try:
+        clf = RelationClassifier.load(stage_artifact(model))
+        test = load_split(dataset, "test", fold)
+        s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), RE_DATASETS[dataset][2])
+    except PubmineError as err:
+        _fail(err)
+    print_scores(f"{clf.manifest.get('model_id')} on {dataset} test ({s.n} examples)", (s.precision, s.recall, s.f1),
+                 {}, PAPER_F1.get(dataset))
+    typer.echo(f"RESULT evaluate dataset={dataset} f1={s.f1:.4f} precision={s.precision:.4f} recall={s.recall:.4f}")
 
 
 @app.command()

