@@ -45,3 +45,32 @@ def test_pubmine_train_dispatches_on_the_config_task(tiny_model, tmp_path):
     assert result.exit_code == 0, result.output
     assert "(re)" in result.output and "test F1" in result.output
     assert RelationClassifier.load(out).manifest["training"]["fold"] == 3
+
+
+def test_a_hub_name_goes_through_the_normal_hub_path_against_a_local_mirror(tiny_model, tmp_path):
+    """base_model given as a hub name resolves through huggingface_hub's cache (HF_HUB_OFFLINE with a
+    mirror laid out as the hub cache): the path a cluster with internet takes, minus the download."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    snapshot = tmp_path / "hub" / "models--pubmine-test--tiny-bert" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_model, snapshot)
+    (snapshot / "pubmine.json").unlink()
+    refs = tmp_path / "hub" / "models--pubmine-test--tiny-bert" / "refs"
+    refs.mkdir()
+    (refs / "main").write_text("0" * 40)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    out = tmp_path / "from-hub"
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "-c", str(ROOT / "configs/models/gad.yaml"),
+                           "-o", str(out), "-q", "--set", "base_model=pubmine-test/tiny-bert", "--set", "epochs=1",
+                           "--set", "limit_examples=64", "--set", "max_length=32"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert RelationClassifier.load(out).manifest["base_model"] == "pubmine-test/tiny-bert"
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", "-c", str(ROOT / "configs/models/gad.yaml"),
+                           "-o", str(tmp_path / "x"), "-q", "--set", "base_model=pubmine-test/not-mirrored"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2  # offline and not in the mirror: a clear failure, no download attempt
+    assert "base model 'pubmine-test/not-mirrored' could not be loaded" in proc.stderr

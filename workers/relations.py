@@ -24,7 +24,7 @@ import torch
 
 from pipeline.errors import ConfigError, ModelError
 from workers.datasets import RelationExample, euadr_fold, read_chemprot, read_gad
-from workers.train import MINILM, resolve_base_model, set_seed
+from workers.train import MINILM, load_tokenizer, resolve_base_model, set_seed
 
 # dataset -> (train loader, test loader, negative label); a loader takes the fold
 RE_DATASETS = {
@@ -125,7 +125,7 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
     """Fine-tune, score on the test split (the paper's protocol: no dev set for GAD/EU-ADR), write the
     artifact; returns its manifest."""
     from tqdm import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
     from transformers.utils import logging as hf_logging
 
     from workers.artifacts import write_artifact
@@ -143,7 +143,7 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
     labels = sorted({x.label for x in train} | {x.label for x in test})
     label2id = {l: i for i, l in enumerate(labels)}
     base = resolve_base_model(cfg.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = load_tokenizer(cfg.base_model)
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id, use_safetensors=True,
         ignore_mismatched_sizes=True).to(device)

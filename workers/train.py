@@ -73,6 +73,21 @@ def resolve_base_model(name: str) -> str:
     return name  # a local folder or a hub name; from_pretrained resolves either
 
 
+def load_tokenizer(name: str):
+    """The base model's tokenizer, from a local folder or the hub (its cache first); a clear error
+    when neither has it."""
+    from transformers import AutoTokenizer
+
+    base = resolve_base_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(base)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"base model {name!r} could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+            "Give a local folder with config.json and safetensors weights, or a hub name this machine can reach "
+            "(or that is in its hub cache when HF_HUB_OFFLINE=1)") from exc
+
+
 def _data_path(p: str) -> Path:
     path = Path(p)
     return path if path.is_absolute() or path.exists() else shared_data_dir() / p
@@ -183,7 +198,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
               progress: bool = True, log=print) -> dict:
     """Train, select on dev, write the artifact to ``output``; returns its manifest."""
     from tqdm import tqdm
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForTokenClassification, get_linear_schedule_with_warmup
 
     from workers.artifacts import write_artifact
     from workers.ner import NerTagger, resolve_precision
@@ -198,7 +213,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     labels = ["O"] + [f"{p}-{t}" for t in cfg.types for p in ("B", "I")]
     label2id = {l: i for i, l in enumerate(labels)}
     base = resolve_base_model(cfg.base_model)
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = load_tokenizer(cfg.base_model)
     if not tokenizer.is_fast:
         raise ModelError(f"base model {cfg.base_model} has no fast tokenizer; pubmine needs character offsets")
     model = AutoModelForTokenClassification.from_pretrained(
