@@ -60,3 +60,44 @@ def test_char_spans_map_back_to_token_ranges():
     assert char_to_token_span(offsets, 31, 44) == (4, 6)
     assert char_to_token_span(offsets, 33, 40) == (4, 6)  # a span inside words covers the words it touches
     assert char_to_token_span(offsets, 100, 105) is None
+
+
+def test_partial_labels_never_teach_not_a_gene():
+    """A corpus that annotates only diseases: its O words may be genes, so their loss does not push
+    the gene labels down; with every label allowed the loss is the usual cross-entropy."""
+    import torch
+
+    from workers.train import _collate, partial_label_loss
+
+    # labels: 0 O, 1 B-Disease, 2 I-Disease, 3 B-Gene, 4 I-Gene
+    examples = [([101, 7, 8, 102], [-100, 0, 1, -100], (3, 4)),   # from a Disease-only corpus
+                ([101, 9, 102], [-100, 0, -100], ())]             # from a corpus annotating both
+    ids, mask, labels, allow = _collate(examples, [0, 1], 0, 5)
+    assert allow[0, 1].tolist() == [True, False, False, True, True]    # O word of the Disease corpus
+    assert allow[0, 2].tolist() == [False, True, False, False, False]  # a gold disease stays exact
+    assert allow[1, 1].tolist() == [True, False, False, False, False]  # O of a fully annotated corpus
+    logits = torch.zeros(2, 4, 5, requires_grad=True)
+    loss = partial_label_loss(logits, labels, allow)
+    loss.backward()
+    # the O word of the Disease-only corpus: no gradient pushes B-Gene / I-Gene down relative to O
+    g = logits.grad[0, 1]
+    assert g[3] < 0 and g[4] < 0 and g[1] > 0  # gene labels are pulled up with O; the disease label down
+    exact = torch.nn.functional.cross_entropy(torch.zeros(1, 5), torch.tensor([0]))
+    assert torch.isclose(partial_label_loss(torch.zeros(1, 1, 5), torch.tensor([[0]]),
+                                            torch.nn.functional.one_hot(torch.tensor([[0]]), 5).bool()), exact)
+
+
+def test_training_sources_name_the_types_they_annotate(tiny_model, tmp_path):
+    from workers.train import split_source
+
+    assert split_source("bc2gm/iob/train.tsv.gz#Gene", ("Chemical", "Disease", "Gene")) == (
+        "bc2gm/iob/train.tsv.gz", ("Gene",))
+    assert split_source("x.tsv", ("Gene",)) == ("x.tsv", ("Gene",))
+    cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/default-ner.yaml", [
+        f"base_model={tiny_model}", "name=tiny-mtl", "limit_docs=40", "epochs=2", "learning_rate=3e-3",
+        "types=[Chemical, Disease, Gene]", "max_length=64",
+        "train=[bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz#Chemical+Disease, bc2gm/iob/train.tsv.gz#Gene]",
+        "dev=[bc2gm/iob/devel.tsv.gz]", "freeze_word_embeddings=false"])
+    manifest = train_ner(cfg, str(tmp_path / "mtl"), progress=False, log=lambda *_: None)
+    losses = [h["train_loss"] for h in manifest["metrics"]["history"]]
+    assert losses[-1] < losses[0] and manifest["entity_types"] == ["Chemical", "Disease", "Gene"]

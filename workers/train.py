@@ -38,6 +38,7 @@ class NerTrainConfig:
     name: str = "bc5cdr-minilm-ner"
     task: str = "ner"
     base_model: str = MINILM           # "minilm", a local folder, or a hub name (dmis-lab/biobert-base-cased-v1.2)
+    # training files; "path#Gene" marks a corpus that annotates only some of ``types`` (partial labels)
     train: tuple[str, ...] = ("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz",)
     dev: tuple[str, ...] = ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",)
     types: tuple[str, ...] = ("Chemical", "Disease")
@@ -97,20 +98,36 @@ def _is_iob(path: str) -> bool:
     return path.endswith((".tsv", ".tsv.gz"))
 
 
-def load_docs(paths: tuple[str, ...]) -> list:
-    """PubTator documents, or IOB sentences when the files are MTL-style .tsv (BioBERT's NER splits);
-    one kind per list."""
+def split_source(spec: str, types: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """'bc2gm/iob/train.tsv.gz#Gene' -> (path, the types that corpus annotates); no '#': all types."""
+    path, _, annotated = spec.partition("#")
+    if not annotated:
+        return path, types
+    kinds = tuple(t for t in annotated.split("+") if t)
+    unknown = [t for t in kinds if t not in types]
+    if unknown:
+        raise ConfigError(f"training source {spec!r} names types {unknown} that are not in types {list(types)}")
+    return path, kinds
+
+
+def load_sources(specs: tuple[str, ...], types: tuple[str, ...]) -> list[tuple[list, tuple[str, ...]]]:
+    """Each training source's documents (PubTator) or sentences (MTL-style IOB .tsv) with the entity
+    types that source annotates."""
     from workers.datasets import read_iob
 
-    if any(_is_iob(p) for p in paths) and not all(_is_iob(p) for p in paths):
-        raise ConfigError(f"training files mix IOB (.tsv) and PubTator: {list(paths)}; use one kind per list")
-    docs = []
-    for p in paths:
+    out = []
+    for spec in specs:
+        p, annotated = split_source(spec, types)
         path = _data_path(p)
         if not path.exists():
             raise ConfigError(f"training data {p} not found (looked at {path}); set PUBMINE_DATA or give a path")
-        docs.extend(read_iob(path) if _is_iob(p) else read_pubtator(path))
-    return docs
+        out.append((read_iob(path) if _is_iob(p) else list(read_pubtator(path)), annotated))
+    return out
+
+
+def load_docs(paths: tuple[str, ...]) -> list:
+    """PubTator documents or IOB sentences of every file (the dev set)."""
+    return [d for docs, _ in load_sources(tuple(p.partition("#")[0] for p in paths), ()) for d in docs]
 
 
 def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, list[tuple[int, int, str]]]]:
@@ -132,9 +149,11 @@ def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, li
 
 
 def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, label2id: dict[str, int],
-                    max_length: int) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels) per sentence; labels -100 on special tokens and non-first pieces; a word
-    gets B-/I- of the first mention it overlaps, else O."""
+                    max_length: int, unannotated: tuple[int, ...] = ()) -> list[tuple[list[int], list[int], tuple]]:
+    """(input_ids, labels, unannotated label ids) per sentence; labels -100 on special tokens and
+    non-first pieces; a word gets B-/I- of the first mention it overlaps, else O. ``unannotated``: the
+    B-/I- labels of types this sentence's corpus does not annotate — its O words may be any of those
+    (partial-label loss), so a corpus without genes never teaches "not a gene"."""
     examples = []
     for text, mentions in sentences:
         enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
@@ -149,7 +168,7 @@ def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tok
                     opened.add(mi)
                     break
             labels[t] = label2id[tag]
-        examples.append((enc["input_ids"], labels))
+        examples.append((enc["input_ids"], labels, unannotated))
     return examples
 
 
@@ -175,17 +194,42 @@ def _batches(examples, batch_size: int, rng: random.Random) -> list[list[int]]:
     return batches
 
 
-def _collate(examples, batch: list[int], pad_id: int):
+def _collate(examples, batch: list[int], pad_id: int, num_labels: int = 0):
+    """Padded ids, attention mask, labels; and, when a sentence of the batch comes from a corpus that
+    leaves some types unannotated, the allowed-label mask [batch, width, labels] (else None)."""
     width = max(len(examples[j][0]) for j in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     for r, j in enumerate(batch):
-        x, y = examples[j]
+        x, y = examples[j][0], examples[j][1]
         ids[r, : len(x)] = torch.tensor(x)
         labels[r, : len(y)] = torch.tensor(y)
         mask[r, : len(x)] = 1
-    return ids, mask, labels
+    allow = None
+    if num_labels and any(examples[j][2] for j in batch):
+        allow = torch.nn.functional.one_hot(labels.clamp(min=0), num_labels).bool()
+        for r, j in enumerate(batch):
+            if examples[j][2]:
+                outside = labels[r] == 0  # O words: O, or an entity of a type the corpus does not annotate
+                for label in examples[j][2]:
+                    allow[r, outside, label] = True
+    return ids, mask, labels, allow
+
+
+def _loss(model, ids, mask, y, allow):
+    if allow is None:
+        return model(input_ids=ids, attention_mask=mask, labels=y).loss
+    return partial_label_loss(model(input_ids=ids, attention_mask=mask).logits, y, allow.to(ids.device))
+
+
+def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allow: torch.Tensor) -> torch.Tensor:
+    """-log of the probability mass on each token's allowed labels, averaged over labelled tokens;
+    with one allowed label it is the usual cross-entropy."""
+    logp = logits.float().log_softmax(-1)
+    tok = -torch.logsumexp(logp.masked_fill(~allow, float("-inf")), dim=-1)
+    valid = labels != -100
+    return tok[valid].mean()
 
 
 def set_seed(seed: int) -> None:
@@ -223,11 +267,15 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
 
-    train_docs = load_docs(cfg.train)
-    if cfg.limit_docs:
-        train_docs = train_docs[: cfg.limit_docs]
+    examples, train_docs = [], []
+    for docs, annotated in load_sources(cfg.train, cfg.types):
+        if cfg.limit_docs:
+            docs = docs[: cfg.limit_docs]
+        train_docs.extend(docs)
+        unannotated = tuple(label2id[f"{p}-{t}"] for t in cfg.types if t not in annotated for p in ("B", "I"))
+        examples.extend(encode_examples(training_sentences(docs, cfg.types), tokenizer, label2id, cfg.max_length,
+                                        unannotated))
     dev_docs = load_docs(cfg.dev)
-    examples = encode_examples(training_sentences(train_docs, cfg.types), tokenizer, label2id, cfg.max_length)
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
@@ -264,12 +312,13 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
                    disable=not progress, file=sys.stderr, dynamic_ncols=True)
         losses = []
         for batch in bar:
-            ids, mask, y = (t.to(device) for t in _collate(examples, batch, tokenizer.pad_token_id or 0))
+            ids, mask, y, allow = _collate(examples, batch, tokenizer.pad_token_id or 0, len(labels))
+            ids, mask, y = ids.to(device), mask.to(device), y.to(device)
             if autocast is not None:
                 with torch.autocast(device_type=device, dtype=autocast):
-                    loss = model(input_ids=ids, attention_mask=mask, labels=y).loss
+                    loss = _loss(model, ids, mask, y, allow)
             else:
-                loss = model(input_ids=ids, attention_mask=mask, labels=y).loss
+                loss = _loss(model, ids, mask, y, allow)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
