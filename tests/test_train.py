@@ -46,7 +46,7 @@ def test_iob_sentences_become_char_spans_and_labels_align_to_words(tiny_model):
     assert text == "Germline BRCA1 mutations cause breast cancer ." and spans == [(31, 44, "Disease")]
     assert text[31:44] == "breast cancer"
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    [(ids, labels)] = encode_examples([(text, spans)], tok, {"O": 0, "B-Disease": 1, "I-Disease": 2}, 64)
+    [(ids, labels, _)] = encode_examples([(text, spans)], tok, {"O": 0, "B-Disease": 1, "I-Disease": 2}, 64)
     words = [tok.convert_ids_to_tokens(i) for i, y in zip(ids, labels) if y != -100]
     tags = [y for y in labels if y != -100]
     assert tags[words.index("breast")] == 1 and tags[words.index("cancer")] == 2
