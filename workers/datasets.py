@@ -145,8 +145,8 @@ def read_gad(path: str | Path) -> list[RelationExample]:
     return out
 
 
-def read_euadr(path: str | Path) -> list[RelationExample]:
-    """One example per JSON line: the marked sentence and '1' (positive) or '0' (negative)."""
+def _json_lines(path: str | Path, what: str, make) -> list[RelationExample]:
+    """``make(record, lineno)`` for every JSON line; a line that is not one names file and line."""
     path = data_file(path)
     out = []
     with _open(path) as f:
@@ -154,12 +154,16 @@ def read_euadr(path: str | Path) -> list[RelationExample]:
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
-                rel = rec["relation"][0]["relation_type"]
-                out.append(RelationExample(rec["text_with_entity_marker"], "1" if rel == "positive" else "0", rec["id"]))
+                out.append(make(json.loads(line), lineno))
             except (ValueError, KeyError, IndexError) as exc:
-                raise DatasetError(f"{path}:{lineno}: not an EU-ADR record ({type(exc).__name__}: {exc})") from exc
+                raise DatasetError(f"{path}:{lineno}: not a {what} record ({type(exc).__name__}: {exc})") from exc
     return out
+
+
+def read_euadr(path: str | Path) -> list[RelationExample]:
+    """One example per JSON line: the marked sentence and '1' (positive) or '0' (negative)."""
+    return _json_lines(path, "EU-ADR", lambda rec, _: RelationExample(
+        rec["text_with_entity_marker"], "1" if rec["relation"][0]["relation_type"] == "positive" else "0", rec["id"]))
 
 
 def euadr_fold(fold: int, split: str) -> list[RelationExample]:
@@ -169,15 +173,4 @@ def euadr_fold(fold: int, split: str) -> list[RelationExample]:
 
 
 def read_chemprot(path: str | Path) -> list[RelationExample]:
-    path = data_file(path)
-    out = []
-    with _open(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                out.append(RelationExample(rec["text"], rec["label"], str(lineno)))
-            except (ValueError, KeyError) as exc:
-                raise DatasetError(f"{path}:{lineno}: not a ChemProt record ({type(exc).__name__}: {exc})") from exc
-    return out
+    return _json_lines(path, "ChemProt", lambda rec, lineno: RelationExample(rec["text"], rec["label"], str(lineno)))
