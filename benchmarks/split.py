@@ -17,7 +17,6 @@ the corpus (the same numerator for every splitter), best of several passes on on
 from __future__ import annotations
 
 import argparse
-import bisect
 import gzip
 import os
 import time

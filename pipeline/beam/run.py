@@ -13,7 +13,6 @@ import time
 
 import apache_beam as beam
 import fsspec
-import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -95,12 +94,13 @@ def consolidate(out_dir: str, storage_options: dict | None = None) -> str | None
 
 
 def run_parse_pipeline(shards: list[ShardSpec], out_dir: str | None, options: PipelineOptions | None = None,
-                       storage_options: dict | None = None, out_dirs: dict[str, str] | None = None) -> dict:
+                       storage_options: dict | None = None, out_dirs: dict[str, str] | None = None,
+                       raise_failure: bool = True) -> dict:
     """Run the pipeline over ``shards``; each shard's five tables go to ``out_dir`` (one shard),
     ``out_dir/<fingerprint>/`` (several), or where ``out_dirs`` says (any fsspec URLs). Returns the
-    counters (documents, sentences, rejects, ...) summed over the shards. Raises ShardError when the
-    only shard could not be parsed; with several, ``failures`` maps a failed shard's fingerprint to
-    the reason."""
+    counters (documents, sentences, rejects, ...) summed over the shards, and ``failures``: a failed
+    shard's fingerprint -> the reason. With ``raise_failure``, a lone shard that failed raises
+    ShardError instead."""
     options = options or PipelineOptions(["--runner=FnApiRunner"])
     if out_dirs is None:
         out_dirs = {s.fingerprint: out_dir if len(shards) == 1 else f"{out_dir.rstrip('/')}/{s.fingerprint}"
@@ -123,7 +123,7 @@ def run_parse_pipeline(shards: list[ShardSpec], out_dir: str | None, options: Pi
         detail = consolidate(out_dirs[shard.fingerprint], storage_options)
         if detail is not None:
             failures[shard.fingerprint] = detail
-    if len(shards) == 1 and failures:
+    if raise_failure and len(shards) == 1 and failures:
         raise ShardError(shards[0].source_file, failures[shards[0].fingerprint])
     counters["failures"] = failures
     return counters
@@ -169,13 +169,9 @@ def parse_shards(shards: list[ShardSpec], store: Store, reuse: bool = True,
         store.remove(*parsed_prefix(shard.fingerprint))
     # the sink writes straight into the store (any fsspec URL), so the same code serves a remote runner
     out_dirs = {s.fingerprint: store.uri(*parsed_prefix(s.fingerprint)) for s in group}
-    try:
-        counters = run_parse_pipeline(group, None, options, store.storage_options, out_dirs=out_dirs)
-    except ShardError as err:  # the group's only file
-        results[todo[0]] = {"ok": False, "source_file": group[0].source_file,
-                            "fingerprint": group[0].fingerprint, "detail": err.detail, "error": str(err)}
-        return results
-    failures = counters.pop("failures", {})
+    counters = run_parse_pipeline(group, None, options, store.storage_options, out_dirs=out_dirs,
+                                  raise_failure=False)
+    failures = counters.pop("failures")
     seconds = (time.time() - started) / len(group)
     for i, shard in zip(todo, group):
         if shard.fingerprint in failures:

@@ -90,23 +90,6 @@ def _date_from_parts(parts: dict[str, str]) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _pub_date(article) -> tuple[int | None, str | None]:
-    """(year, date) from PubDate; ArticleDate's year when PubDate has none."""
-    pub = article.find("Journal/JournalIssue/PubDate")
-    if pub is not None:
-        year, date = _date_from_parts({ch.tag: (ch.text or "").strip() for ch in pub})
-        if year is not None or date is not None:
-            return year, date
-    art_year = _child_text(article, "ArticleDate/Year")
-    if art_year and art_year.isdigit():
-        return int(art_year), art_year
-    return None, None
-
-
-def _mesh(citation) -> list[MeshHeading]:
-    return _mesh_list(citation.find("MeshHeadingList"))
-
-
 def _mesh_list(mesh_list) -> list[MeshHeading]:
     """MeSH headings with their qualifiers. A heading is major if its descriptor or any of its
     qualifiers is starred (PubMed's definition); each qualifier keeps its own flag."""
@@ -186,13 +169,6 @@ def _abstract_parts(abstract, kind: str = "abstract", language: str | None = Non
     return out
 
 
-def _other_abstracts(citation) -> list[Passage]:
-    out = []
-    for other in citation.iterfind("OtherAbstract"):
-        out.extend(_abstract_parts(other, "other_abstract", other.get("Language") or "eng"))
-    return out
-
-
 def _date_ymd(el) -> str | None:
     if el is None:
         return None
@@ -205,8 +181,8 @@ def _date_ymd(el) -> str | None:
     return f"{int(y):04d}-{m:02d}" if m else y
 
 
-def _pmid(el, where: str) -> tuple[int, int]:
-    pmid_el = el.find("PMID")
+def _pmid(pmid_el, where: str) -> tuple[int, int]:
+    """A <PMID Version="n"> element -> (pmid, version). Raises RecordError."""
     pmid_s = (pmid_el.text or "").strip() if pmid_el is not None else ""
     if not pmid_s.isdigit():
         raise RecordError("missing or invalid PMID", f"{where} PMID element holds {pmid_s!r}; expected digits")
@@ -214,26 +190,33 @@ def _pmid(el, where: str) -> tuple[int, int]:
     return int(pmid_s), int(version_s) if version_s.isdigit() else 1
 
 
-def _article_ids(record) -> dict[str, str]:
+def _ids(article_ids) -> dict[str, str]:
+    """ArticleId elements -> {id type (lower case): first value}."""
     ids: dict[str, str] = {}
-    for aid in record.iterfind("PubmedData/ArticleIdList/ArticleId"):
+    for aid in article_ids:
         kind = (aid.get("IdType") or "").lower()
         if kind and kind not in ids and aid.text:
             ids[kind] = aid.text.strip()
     return ids
 
 
-def _ref_pmids(record) -> list[int]:
-    out = []
-    for aid in record.iterfind("PubmedData/ReferenceList/Reference/ArticleIdList/ArticleId"):
-        if aid.get("IdType") == "pubmed" and aid.text and aid.text.strip().isdigit():
-            out.append(int(aid.text.strip()))
-    return out
-
-
 def _leaf(el) -> str:
     t = el.text
     return t.strip() if t else ""
+
+
+_CITATION_SINGLES = frozenset({"PMID", "Article", "MeshHeadingList"})
+_ARTICLE_SINGLES = frozenset({"ArticleTitle", "VernacularTitle", "Abstract", "AuthorList", "Affiliation", "Journal",
+                              "ArticleDate"})
+
+
+def _first_children(el, tags) -> dict:
+    """The first child of ``el`` with each of ``tags``, by tag."""
+    first: dict = {}
+    for ch in el:
+        if ch.tag in tags:
+            first.setdefault(ch.tag, ch)
+    return first
 
 
 def parse_citation(record, position: int) -> Document:
@@ -246,27 +229,18 @@ def parse_citation(record, position: int) -> Document:
     if record.tag == "MedlineCitation":
         citation, pubmed_data = record, None
     else:
-        citation = pubmed_data = None
-        for ch in record:
-            tag = ch.tag
-            if tag == "MedlineCitation":
-                citation = citation if citation is not None else ch
-            elif tag == "PubmedData":
-                pubmed_data = pubmed_data if pubmed_data is not None else ch
+        parts = _first_children(record, {"MedlineCitation", "PubmedData"})
+        citation, pubmed_data = parts.get("MedlineCitation"), parts.get("PubmedData")
     if citation is None:
         raise RecordError("missing MedlineCitation", f"<{record.tag}> has no MedlineCitation element")
 
-    pmid_el = article = mesh_list = None
     other_abstracts = []
     keywords: list[str] = []
+    first = {}
     for ch in citation:
         tag = ch.tag
-        if tag == "PMID":
-            pmid_el = pmid_el if pmid_el is not None else ch
-        elif tag == "Article":
-            article = article if article is not None else ch
-        elif tag == "MeshHeadingList":
-            mesh_list = mesh_list if mesh_list is not None else ch
+        if tag in _CITATION_SINGLES:
+            first.setdefault(tag, ch)
         elif tag == "OtherAbstract":
             other_abstracts.append(ch)
         elif tag == "KeywordList":
@@ -275,28 +249,19 @@ def parse_citation(record, position: int) -> Document:
                     t = _text(k)
                     if t:
                         keywords.append(t)
-    pmid_s = _leaf(pmid_el) if pmid_el is not None else ""
-    if not pmid_s.isdigit():
-        raise RecordError("missing or invalid PMID", f"MedlineCitation PMID element holds {pmid_s!r}; expected digits")
-    pmid = int(pmid_s)
-    version_s = pmid_el.get("Version", "1")
+    pmid, pmid_version = _pmid(first.get("PMID"), "MedlineCitation")
+    article, mesh_list = first.get("Article"), first.get("MeshHeadingList")
     if article is None:
         raise RecordError("missing Article", "MedlineCitation has no Article element", pmid=pmid)
 
-    title_el = vernacular_el = abstract = author_list = legacy_aff_el = journal_el = article_date_el = None
     languages: list[str] = []
     pub_types: list[str] = []
     eloc_doi = None
+    first = {}
     for ch in article:
         tag = ch.tag
-        if tag == "ArticleTitle":
-            title_el = title_el if title_el is not None else ch
-        elif tag == "Abstract":
-            abstract = abstract if abstract is not None else ch
-        elif tag == "AuthorList":
-            author_list = author_list if author_list is not None else ch
-        elif tag == "Journal":
-            journal_el = journal_el if journal_el is not None else ch
+        if tag in _ARTICLE_SINGLES:
+            first.setdefault(tag, ch)
         elif tag == "Language":  # (#PCDATA)
             t = _leaf(ch)
             if t:
@@ -310,12 +275,9 @@ def parse_citation(record, position: int) -> Document:
         elif tag == "ELocationID":
             if eloc_doi is None and ch.get("EIdType") == "doi" and ch.text:
                 eloc_doi = ch.text.strip()
-        elif tag == "ArticleDate":
-            article_date_el = article_date_el if article_date_el is not None else ch
-        elif tag == "VernacularTitle":
-            vernacular_el = vernacular_el if vernacular_el is not None else ch
-        elif tag == "Affiliation":
-            legacy_aff_el = legacy_aff_el if legacy_aff_el is not None else ch
+    title_el, vernacular_el, abstract = first.get("ArticleTitle"), first.get("VernacularTitle"), first.get("Abstract")
+    author_list, legacy_aff_el = first.get("AuthorList"), first.get("Affiliation")
+    journal_el, article_date_el = first.get("Journal"), first.get("ArticleDate")
 
     vernacular = (_text(vernacular_el) or None) if vernacular_el is not None else None
     title = (_text(title_el) if title_el is not None else "") or vernacular or ""
@@ -332,10 +294,8 @@ def parse_citation(record, position: int) -> Document:
     if pubmed_data is not None:
         for ch in pubmed_data:
             if ch.tag == "ArticleIdList":
-                for aid in ch:
-                    kind = (aid.get("IdType") or "").lower()
-                    if kind and kind not in ids and aid.text:
-                        ids[kind] = aid.text.strip()
+                for kind, value in _ids(ch).items():
+                    ids.setdefault(kind, value)
             elif ch.tag == "ReferenceList":
                 for ref in ch.iterfind("Reference/ArticleIdList/ArticleId"):
                     if ref.get("IdType") == "pubmed" and ref.text and ref.text.strip().isdigit():
@@ -368,7 +328,7 @@ def parse_citation(record, position: int) -> Document:
     return Document(
         doc_id=f"pmid:{pmid}",
         pmid=pmid,
-        pmid_version=int(version_s) if version_s.isdigit() else 1,
+        pmid_version=pmid_version,
         pmcid=ids.get("pmc"),
         doi=doi,
         title=title,
@@ -394,7 +354,7 @@ def parse_book(record, position: int) -> Document:
     book_doc = record.find("BookDocument")
     if book_doc is None:
         raise RecordError("book record", "PubmedBookArticle has no BookDocument element")
-    pmid, pmid_version = _pmid(book_doc, "BookDocument")
+    pmid, pmid_version = _pmid(book_doc.find("PMID"), "BookDocument")
     book = book_doc.find("Book")
     book_title = _child_text(book, "BookTitle") if book is not None else None
     vernacular = _child_text(book_doc, "VernacularTitle")
@@ -402,11 +362,7 @@ def parse_book(record, position: int) -> Document:
     parts = [Passage("title", None, 0, title)] + _abstract_parts(book_doc.find("Abstract"))
     if not title and len(parts) == 1:
         raise RecordError("book record", "book record has neither a title nor an abstract", pmid=pmid)
-    ids: dict[str, str] = {}
-    for aid in book_doc.iterfind("ArticleIdList/ArticleId"):
-        kind = (aid.get("IdType") or "").lower()
-        if kind and kind not in ids and aid.text:
-            ids[kind] = aid.text.strip()
+    ids = _ids(book_doc.iterfind("ArticleIdList/ArticleId"))
     authors = []
     for author_list in book_doc.iterfind("AuthorList"):
         if author_list.get("Type", "authors") == "authors":

@@ -10,10 +10,12 @@ file that is neither gets a clear error naming what was expected.
 
 from __future__ import annotations
 
+import io
+import re
 from typing import IO, Iterator
 
 from pipeline.errors import ShardError
-from pipeline.parse.jats import PACKAGE_SUFFIXES, iter_jats, iter_package, sniff_root
+from pipeline.parse.jats import PACKAGE_SUFFIXES, iter_jats, iter_package
 from pipeline.parse.medline import iter_medline
 
 MEDLINE_ROOTS = {"PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet"}
@@ -38,3 +40,52 @@ def iter_records(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, obj
     else:
         raise ShardError(source_file, f"root element is <{root}>; expected MEDLINE <PubmedArticleSet> / "
                                       "<MedlineCitationSet> or PMC JATS <article> / <pmc-articleset>")
+
+
+_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_SKIP = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(\[.*?\])?\s*>)", re.S)
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with some already-read bytes put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n is None or n < 0:
+                out, self.head = self.head + self.rest.read(), b""
+                return out
+            out, self.head = self.head[:n], self.head[n:]
+            return out
+        return self.rest.read(n)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
+def sniff_root(stream: IO[bytes]) -> tuple[str | None, IO[bytes]]:
+    """Peek at the root element's name; return it and a stream that still starts at byte 0."""
+    head = b""
+    while len(head) < 1 << 20:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        head += chunk
+        pos = 0
+        while True:
+            m = _SKIP.match(head, pos)
+            if not m or m.end() == pos:
+                break
+            pos = m.end()
+        m = _ROOT.search(head, pos)
+        if m and m.end() < len(head):
+            return m.group(1).decode(), _Prefixed(head, stream)
+    m = _ROOT.search(head)
+    return (m.group(1).decode() if m else None), _Prefixed(head, stream)
