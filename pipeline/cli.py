@@ -155,24 +155,24 @@ def evaluate(
     dataset: str = typer.Option("bc5cdr", "--dataset", "-d",
                                 help="ncbi-disease | bc5cdr-chem | bc5cdr-disease | bc2gm (BioBERT's IOB test splits) "
                                      "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts) "
-                                     "| gad | euadr | chemprot (relation classifiers)"),
+                                     "| gad | euadr | chemprot | bc5cdr-cid | biored (relation classifiers)"),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
     fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
 ) -> None:
     """P/R/F1 of a model on a dataset's test split: strict entity level for NER, the paper's relation
-    scores for RE (gad, euadr, chemprot)."""
+    scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored)."""
     from pipeline.report import print_scores
     from workers.artifacts import stage_artifact
     from workers.datasets import iob_split
     from workers.evaluate import DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob, score, score_iob
     from workers.ner import NerTagger
-    from workers.relations import RE_DATASETS
+    from workers.relations import RE_NAMES
 
-    if dataset in RE_DATASETS:
+    if dataset in RE_NAMES:
         return _evaluate_relations(model, dataset, fold)
     if dataset not in DATASETS and dataset not in IOB_EVAL:
         _fail(PubmineError(f"unknown dataset {dataset!r}; choose one of "
-                           f"{', '.join(sorted([*IOB_EVAL, *DATASETS, *RE_DATASETS]))}"))
+                           f"{', '.join(sorted([*IOB_EVAL, *DATASETS, *RE_NAMES]))}"))
     try:
         folder = stage_artifact(str(default_model_dir()) if model == "default" else model)
         tagger = NerTagger.load(folder, precision=precision)
@@ -199,12 +199,13 @@ def evaluate(
 def _evaluate_relations(model: str, dataset: str, fold: int) -> None:
     from pipeline.report import print_scores
     from workers.artifacts import stage_artifact
-    from workers.relations import RE_DATASETS, RelationClassifier, load_split, score_relations
+    from workers.relations import RelationClassifier, load_split, negative_label, score_relations
 
     try:
         clf = RelationClassifier.load(stage_artifact(model))
-        test = load_split(dataset, "test", fold)
-        s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), RE_DATASETS[dataset][2])
+        window = clf.manifest.get("training", {}).get("window", 2)  # candidates built as in training
+        test, missed = load_split(dataset, "test", fold, window)
+        s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative_label(dataset), missed)
     except PubmineError as err:
         _fail(err)
     print_scores(f"{clf.manifest.get('model_id')} on {dataset} test ({s.n} examples)", (s.precision, s.recall, s.f1),

@@ -93,3 +93,41 @@ def test_biored_pubtator_with_relations():
     first = docs[0]
     assert first.pmid == 10491763 and first.mentions[0].text == "Hepatocyte nuclear factor-6"
     assert first.relations[0] == ("Association", "3175", "D003924")
+
+
+def test_document_relation_candidates_mark_concepts_and_count_missed_gold():
+    from pipeline.parse.pubtator import Mention, PubtatorDoc
+    from workers.datasets import doc_relation_examples
+
+    title = "Lithium causes tremor."
+    abstract = "We saw nothing else. Later, renal failure followed lithium and haloperidol (-1 id)."
+    doc = PubtatorDoc(1, title, abstract)
+    t = doc.text
+
+    def m(word, kind, ids, nth=0):
+        start = -1
+        for _ in range(nth + 1):
+            start = t.index(word, start + 1)
+        return Mention(start, start + len(word), word, kind, ids)
+
+    doc.mentions = [m("Lithium", "Chemical", "D1"), m("tremor", "Disease", "D9"), m("renal failure", "Disease", "D7|D8"),
+                    m("lithium", "Chemical", "D1"), m("haloperidol", "Chemical", "-1")]
+    doc.relations = [("CID", "D1", "D9"), ("CID", "D1", "D7"), ("CID", "D5", "D9")]
+    s = doc_relation_examples([doc], (("Chemical", "Disease"),), window=1)
+    by_id = {x.id: x for x in s.examples}
+    assert set(by_id) == {"1|D1|D9", "1|D1|D7", "1|D1|D8"}  # composite IDs count for each; -1 is left out
+    assert by_id["1|D1|D9"].text == "Chemical Disease | [E1] Lithium [/E1] causes [E2] tremor [/E2]."
+    assert by_id["1|D1|D7"].text.endswith("[E2] renal failure [/E2] followed [E1] lithium [/E1] and haloperidol (-1 id).")
+    assert [x.label for x in s.examples].count("CID") == 2 and by_id["1|D1|D8"].label == "None"
+    assert s.missed == [(1, "D5", "D9", "CID")]  # D5 is never mentioned: a false negative, not dropped
+
+
+@pytest.mark.parametrize("name, gold", [("bc5cdr-cid", 1066), ("biored", 1162)])
+def test_document_relation_corpora_account_for_every_gold_relation(name, gold):
+    from workers.datasets import doc_relation_split
+
+    near, far = doc_relation_split(name, "test", window=1), doc_relation_split(name, "test", window=3)
+    for s in (near, far):
+        assert sum(x.label != "None" for x in s.examples) + len(s.missed) == gold
+        assert all("[E1]" in x.text and "[E2]" in x.text for x in s.examples)
+    assert len(far.missed) < len(near.missed) and len(far.examples) > len(near.examples)

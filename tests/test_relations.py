@@ -20,6 +20,28 @@ def test_multiclass_micro_f1_leaves_the_negative_label_out():
     assert (s.precision, s.recall) == (1 / 3, 1 / 3)
 
 
+def test_gold_relations_without_a_candidate_are_false_negatives():
+    s = score_relations(["CID", "None"], ["CID", "None"], negative="None", missed=3)
+    assert (s.precision, s.recall, s.n) == (1.0, 0.25, 5)
+
+
+def test_document_level_cid_training_and_evaluate_agree(tiny_model, tmp_path):
+    """BC5CDR CID: candidates built with the window the artifact records, scored on all 1,066 test
+    relations by training and by `pubmine evaluate` alike."""
+    cfg = load_dataclass(ReTrainConfig, ROOT / "configs/models/bc5cdr-cid.yaml", [
+        f"base_model={tiny_model}", "name=tiny-cid", "limit_examples=128", "epochs=1", "max_length=64",
+        "window=1", "negative_ratio=0.5"])
+    out = tmp_path / "cid"
+    manifest = train_relation(cfg, str(out), progress=False, log=lambda *_: None)
+    assert manifest["labels"] == ["CID", "None"] and manifest["negative_label"] == "None"
+    assert manifest["training"]["window"] == 1 and manifest["training"]["train_examples"] == 128
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(out), "--dataset", "bc5cdr-cid"])
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("RESULT evaluate dataset=bc5cdr-cid ")
+    assert abs(float(last.split("f1=")[1].split()[0]) - manifest["metrics"]["test"]["f1"]) < 1e-4
+
+
 def test_tiny_gad_training_lowers_loss_and_round_trips(tiny_model, tmp_path):
     cfg = load_dataclass(ReTrainConfig, ROOT / "configs/models/gad.yaml", [
         f"base_model={tiny_model}", "name=tiny-gad", "limit_examples=256", "epochs=3", "learning_rate=2e-3",

@@ -174,3 +174,132 @@ def euadr_fold(fold: int, split: str) -> list[RelationExample]:
 
 def read_chemprot(path: str | Path) -> list[RelationExample]:
     return _json_lines(path, "ChemProt", lambda rec, lineno: RelationExample(rec["text"], rec["label"], str(lineno)))
+
+
+# Document-level relation corpora (BC5CDR CID, BioRED): relations hold between *concepts* (entity
+# IDs) of a document, not between mentions. Each candidate concept pair becomes one example: the
+# shortest run of sentences (at most ``window``) that mentions both, every mention of the first
+# concept wrapped in [E1] [/E1] and of the second in [E2] [/E2]. A gold relation whose concepts never
+# come that close has no example; scorers count it as missed (a false negative), so the score is
+# the document-level one the shared tasks define.
+DOC_RE_CORPORA = {
+    # name -> (train files, test files, entity-type map, candidate type pairs or None = from training)
+    "bc5cdr-cid": (("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz", "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz"),
+                   ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz",), None, (("Chemical", "Disease"),)),
+    # BioRED's test split is withheld from the public release copy here; its Dev split is the test.
+    "biored": (("biored/pubtator/Train.PubTator.gz",), ("biored/pubtator/Dev.PubTator.gz",), BIORED_TYPES, None),
+}
+DOC_RE_NEGATIVE = "None"
+
+
+@dataclass
+class DocRelationSet:
+    examples: list[RelationExample]      # id: "pmid|id1|id2"
+    missed: list[tuple[int, str, str, str]]  # gold (pmid, id1, id2, type) with no example
+
+
+def _concepts(doc, types: set[str]) -> dict[tuple[str, str], list]:
+    """(type, concept id) -> its mentions; composite IDs (``D001|D002``, ``3172,3651``) count for each
+    ID, unnormalized mentions (``-1``, empty) are left out."""
+    out: dict[tuple[str, str], list] = {}
+    for m in doc.mentions:
+        if m.type not in types:
+            continue
+        for cid in m.ids.replace(",", "|").replace(";", "|").split("|"):
+            cid = cid.strip()
+            if cid and cid != "-1":
+                out.setdefault((m.type, cid), []).append(m)
+    return out
+
+
+def _marked(text: str, off: int, first: list, second: list) -> str:
+    """``text`` (which starts at document offset ``off``) with E1/E2 markers around the mentions;
+    overlapping mentions keep the earlier one."""
+    spans = sorted([(m.start, m.end, "E1") for m in first] + [(m.start, m.end, "E2") for m in second])
+    out, pos = [], off
+    for s, e, tag in spans:
+        if s < pos or e > off + len(text):
+            continue
+        out.append(text[pos - off : s - off])
+        out.append(f"[{tag}] {text[s - off : e - off]} [/{tag}]")
+        pos = e
+    out.append(text[pos - off :])
+    return "".join(out)
+
+
+def doc_relation_examples(docs, type_pairs: tuple[tuple[str, str], ...], window: int = 3) -> DocRelationSet:
+    """Candidate concept pairs of every document (see DOC_RE_CORPORA) with their gold label or
+    ``None``; relations are undirected for lookup (BioRED lists either order)."""
+    from workers.evaluate import doc_sentences
+
+    types = {t for pair in type_pairs for t in pair}
+    examples, missed = [], []
+    for doc in docs:
+        gold = {}
+        for rtype, a, b in doc.relations:
+            gold[frozenset((a, b))] = rtype
+        sents = doc_sentences(doc)
+        starts = [off for off, _ in sents]
+
+        def sentence_of(m) -> int:
+            lo, hi = 0, len(starts) - 1
+            while lo < hi:  # the last sentence starting at or before the mention
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if starts[mid] <= m.start else (lo, mid - 1)
+            return lo
+
+        concepts = _concepts(doc, types)
+        where = {k: sorted({sentence_of(m) for m in ms}) for k, ms in concepts.items()}
+        covered = set()
+        for (ta, ia), ma in concepts.items():
+            for (tb, ib), mb in concepts.items():
+                key = frozenset((ia, ib))
+                if (ta, tb) not in type_pairs or ia == ib or key in covered:
+                    continue
+                covered.add(key)
+                dist, i, j = min((abs(i - j), i, j) for i in where[(ta, ia)] for j in where[(tb, ib)])
+                if dist >= window:
+                    covered.discard(key)
+                    continue
+                lo, hi = min(i, j), max(i, j)
+                off = sents[lo][0]
+                text = doc.text[off : sents[hi][0] + len(sents[hi][1])]
+                marked = _marked(text, off, ma, mb)
+                if "[E1]" not in marked or "[E2]" not in marked:
+                    covered.discard(key)  # the two concepts share their only mentions (a composite "MODY")
+                    continue
+                examples.append(RelationExample(
+                    f"{ta} {tb} | " + marked, gold.get(key, DOC_RE_NEGATIVE), f"{doc.pmid}|{ia}|{ib}"))
+        missed += [(doc.pmid, *sorted(k), t) for k, t in gold.items() if k not in covered]
+    return DocRelationSet(examples, missed)
+
+
+def doc_relation_split(name: str, split: str, window: int = 3,
+                       type_pairs: tuple[tuple[str, str], ...] | None = None) -> DocRelationSet:
+    """The train or test candidates of a document-level relation corpus (see DOC_RE_CORPORA)."""
+    from pipeline.parse.pubtator import read_pubtator
+
+    if name not in DOC_RE_CORPORA or split not in ("train", "test"):
+        raise DatasetError(f"document relation corpora are {', '.join(DOC_RE_CORPORA)} with train/test splits "
+                           f"(got {name!r}, {split!r})")
+    train_files, test_files, tmap, pairs = DOC_RE_CORPORA[name]
+    docs = [d for f in (train_files if split == "train" else test_files)
+            for d in read_pubtator(data_file(f), tmap)]
+    if type_pairs is None:
+        type_pairs = pairs or related_type_pairs(name)
+    return doc_relation_examples(docs, type_pairs, window)
+
+
+def related_type_pairs(name: str) -> tuple[tuple[str, str], ...]:
+    """The entity-type pairs the training split relates (both orders), e.g. BioRED's Gene-Disease."""
+    from pipeline.parse.pubtator import read_pubtator
+
+    train_files, _, tmap, _ = DOC_RE_CORPORA[name]
+    pairs = set()
+    for f in train_files:
+        for doc in read_pubtator(data_file(f), tmap):
+            kind = {cid.strip(): m.type for m in doc.mentions for cid in m.ids.replace(",", "|").split("|")}
+            for _, a, b in doc.relations:
+                if a in kind and b in kind:
+                    pairs |= {(kind[a], kind[b]), (kind[b], kind[a])}
+    return tuple(sorted(pairs))

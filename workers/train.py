@@ -125,11 +125,6 @@ def load_sources(specs: tuple[str, ...], types: tuple[str, ...]) -> list[tuple[l
     return out
 
 
-def load_docs(paths: tuple[str, ...]) -> list:
-    """PubTator documents or IOB sentences of every file (the dev set)."""
-    return [d for docs, _ in load_sources(tuple(p.partition("#")[0] for p in paths), ()) for d in docs]
-
-
 def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, list[tuple[int, int, str]]]]:
     """(sentence text, [(start, end, type)] in that text) for PubTator documents (laid out and split as
     the pipeline does) or IOB sentences (tokens joined by spaces, the corpus's own sentences)."""
@@ -179,6 +174,14 @@ def dev_scores(tagger, dev: list, types: tuple[str, ...]):
     if dev and isinstance(dev[0], IobSentence):
         return score_iob(dev, predict_iob(tagger, dev), types)
     return score(dev, predict_documents(tagger, dev), types)
+
+
+def dev_prf(tagger, dev_sets: list[tuple[list, tuple[str, ...]]]) -> tuple[tuple[float, float, float], list[float]]:
+    """Model-selection score: each dev source scored on the types it annotates (a gene predicted in
+    a corpus without gene annotation is not an error), then P/R/F1 averaged over the sources, so a
+    small corpus counts as much as a big one. Also each source's F1."""
+    scores = [dev_scores(tagger, docs, annotated).overall() for docs, annotated in dev_sets]
+    return tuple(sum(s[i] for s in scores) / len(scores) for i in range(3)), [s[2] for s in scores]
 
 
 def _batches(examples, batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -275,7 +278,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         unannotated = tuple(label2id[f"{p}-{t}"] for t in cfg.types if t not in annotated for p in ("B", "I"))
         examples.extend(encode_examples(training_sentences(docs, cfg.types), tokenizer, label2id, cfg.max_length,
                                         unannotated))
-    dev_docs = load_docs(cfg.dev)
+    dev_sets = load_sources(cfg.dev, cfg.types)
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
@@ -328,10 +331,12 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         model.eval()
         tagger = NerTagger(tokenizer, model, {"model_id": cfg.name}, precision=cfg.precision, device=device)
-        p, r, f = dev_scores(tagger, dev_docs, cfg.types).overall()
+        (p, r, f), per_source = dev_prf(tagger, dev_sets)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "dev_precision": p,
-                        "dev_recall": r, "dev_f1": f, "seconds": round(time.time() - started, 1)})
-        log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}  dev P {p:.4f} R {r:.4f} F1 {f:.4f}")
+                        "dev_recall": r, "dev_f1": f, "seconds": round(time.time() - started, 1),
+                        **({"dev_f1_by_source": per_source} if len(per_source) > 1 else {})})
+        each = f"  ({', '.join(f'{x:.4f}' for x in per_source)})" if len(per_source) > 1 else ""
+        log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}  dev P {p:.4f} R {r:.4f} F1 {f:.4f}{each}")
         if f > best_f1:
             best_f1, bad_epochs = f, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
