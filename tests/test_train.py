@@ -17,8 +17,8 @@ def test_tiny_training_run_lowers_loss_and_writes_an_artifact(tiny_model, tmp_pa
     losses = [h["train_loss"] for h in manifest["metrics"]["history"]]
     assert len(losses) == 3 and losses[-1] < 0.8 * losses[0], losses
     assert manifest["model_id"] == f"tiny-trained-{content_hash(out)}"
-    assert read_manifest(out)["labels"] == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
-    assert manifest["training"]["train_documents"] == 30
+    assert read_manifest(out)["labels"] == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease", "B-Gene", "I-Gene"]
+    assert manifest["training"]["train_documents"] == 90  # 30 sentences from each of the three corpora
     tagger = NerTagger.load(out, precision="fp32")
     assert isinstance(tagger.tag(["Cisplatin induced nephrotoxicity in rats."])[0], list)
 
@@ -97,7 +97,34 @@ def test_training_sources_name_the_types_they_annotate(tiny_model, tmp_path):
         f"base_model={tiny_model}", "name=tiny-mtl", "limit_docs=40", "epochs=2", "learning_rate=3e-3",
         "types=[Chemical, Disease, Gene]", "max_length=64",
         "train=[bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz#Chemical+Disease, bc2gm/iob/train.tsv.gz#Gene]",
-        "dev=[bc2gm/iob/devel.tsv.gz]", "freeze_word_embeddings=false"])
+        "dev=[bc2gm/iob/devel.tsv.gz#Gene, ncbi_disease/iob/devel.tsv#Disease]", "freeze_word_embeddings=false"])
     manifest = train_ner(cfg, str(tmp_path / "mtl"), progress=False, log=lambda *_: None)
-    losses = [h["train_loss"] for h in manifest["metrics"]["history"]]
-    assert losses[-1] < losses[0] and manifest["entity_types"] == ["Chemical", "Disease", "Gene"]
+    history = manifest["metrics"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] and manifest["entity_types"] == ["Chemical", "Disease", "Gene"]
+    assert len(history[0]["dev_f1_by_source"]) == 2
+
+
+def test_dev_selection_scores_each_corpus_on_the_types_it_annotates():
+    """A gene found in a corpus that never annotates genes is not a false positive there."""
+    from workers.datasets import IobSentence
+    from workers.decoding import Span
+    from workers.evaluate import iob_text
+    from workers.train import dev_prf
+
+    class Oracle:  # the gold entities, plus a "Gene" on every first token
+        def tag(self, texts):
+            out = []
+            for text in texts:
+                sent = by_text[text]
+                _, offsets = iob_text(sent.tokens)
+                spans = [Span(offsets[a][0], offsets[b - 1][1], t, 1.0) for a, b, t in sent.spans()]
+                out.append(spans + [Span(0, offsets[0][1], "Gene", 1.0)])
+            return out
+
+    sents = [IobSentence(["Huntington", "disease", "is", "rare"], ["B-Disease", "I-Disease", "O", "O"]),
+             IobSentence(["No", "disease", "here"], ["O", "B-Disease", "O"])]
+    by_text = {iob_text(s.tokens)[0]: s for s in sents}
+    (p, r, f), each = dev_prf(Oracle(), [(sents, ("Disease",))])
+    assert (p, r, f) == (1.0, 1.0, 1.0) and each == [1.0]
+    (p, r, f), each = dev_prf(Oracle(), [(sents, ("Disease",)), (sents, ("Disease", "Gene"))])
+    assert each[0] == 1.0 and each[1] < 1.0 and f == (each[0] + each[1]) / 2
