@@ -1,6 +1,7 @@
 """Relation classification: scoring as the paper defines it, and a short real training run of a tiny
 model on GAD that lowers its loss and comes back through `pubmine evaluate`."""
 
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -40,6 +41,36 @@ def test_document_level_cid_training_and_evaluate_agree(tiny_model, tmp_path):
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("RESULT evaluate dataset=bc5cdr-cid ")
     assert abs(float(last.split("f1=")[1].split()[0]) - manifest["metrics"]["test"]["f1"]) < 1e-4
+
+
+def test_an_interrupted_training_resumes_from_its_checkpoint_exactly(tiny_model, tmp_path, monkeypatch):
+    import workers.relations as rel
+
+    monkeypatch.setenv("PUBMINE_HOME", str(tmp_path / "home"))
+    cfg = load_dataclass(ReTrainConfig, ROOT / "configs/models/gad.yaml", [
+        f"base_model={tiny_model}", "name=tiny-resume", "limit_examples=96", "epochs=2", "learning_rate=2e-3",
+        "max_length=48", "warmup_ratio=0.1"])
+    whole = train_relation(cfg, str(tmp_path / "whole"), progress=False, log=lambda *_: None)
+
+    class Killed(Exception):
+        pass
+
+    real_save = rel.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(rel, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train_relation(cfg, str(tmp_path / "resumed"), progress=False, log=lambda *_: None)
+    monkeypatch.setattr(rel, "save_checkpoint", real_save)
+    said = []
+    resumed = train_relation(cfg, str(tmp_path / "resumed"), progress=False, log=said.append)
+    assert any("resuming tiny-resume from epoch 1" in line for line in said), said
+    assert [h["train_loss"] for h in resumed["metrics"]["history"]] == [h["train_loss"] for h in whole["metrics"]["history"]]
+    assert resumed["model_id"].split("-")[-1] == whole["model_id"].split("-")[-1]  # the same weights, byte for byte
+    assert not rel.checkpoint_path(cfg).exists()  # removed once the artifact is written
 
 
 def test_tiny_gad_training_lowers_loss_and_round_trips(tiny_model, tmp_path):

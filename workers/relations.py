@@ -30,7 +30,8 @@ import torch
 from pipeline.errors import ConfigError, ModelError
 from workers.datasets import (DOC_RE_CORPORA, DOC_RE_NEGATIVE, RelationExample, doc_relation_split, euadr_fold,
                                read_chemprot, read_gad)
-from workers.train import MINILM, load_tokenizer, resolve_base_model, set_seed
+from workers.train import (MINILM, checkpoint_path, load_checkpoint, load_tokenizer, resolve_base_model, save_checkpoint,
+                           set_seed)
 
 # dataset -> (train loader, test loader, negative label); a loader takes the fold
 RE_DATASETS = {
@@ -58,6 +59,7 @@ class ReTrainConfig:
     warmup_ratio: float = 0.0
     epochs: int = 3
     seed: int = 1
+    precision: str = "auto"            # auto: bf16 autocast on GPUs, fp32 on CPUs (as NER training)
     num_threads: int = 0
     limit_examples: int = 0            # >0: the first n training examples (smoke runs)
 
@@ -149,6 +151,7 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
     from transformers.utils import logging as hf_logging
 
     from workers.artifacts import write_artifact
+    from workers.ner import resolve_precision
 
     hf_logging.set_verbosity_error()
     set_seed(cfg.seed)
@@ -181,32 +184,42 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
     optim = torch.optim.AdamW(params, lr=cfg.learning_rate)
     sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup_ratio * steps), steps)
     pad = tokenizer.pad_token_id or 0
-    started, history = time.time(), []
-    for epoch in range(cfg.epochs):
+    autocast = None if (cfg.precision == "auto" and device == "cpu") else resolve_precision(cfg.precision, device)
+    ckpt = checkpoint_path(cfg)
+    started, history, start_epoch = time.time(), [], 0
+    state = load_checkpoint(ckpt, cfg, model, optim, sched, rng, device)
+    if state:
+        start_epoch, history = state["epoch"], state["history"]
+        log(f"resuming {cfg.name} from epoch {start_epoch} (checkpoint {ckpt})")
+    for epoch in range(start_epoch, cfg.epochs):
         model.train()
         idx = list(range(len(enc)))
         rng.shuffle(idx)
         batches = [idx[i : i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
         losses = []
-        for batch in tqdm(batches, desc=f"train {cfg.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                          disable=not progress, file=sys.stderr, dynamic_ncols=True):
+        bar = tqdm(batches, desc=f"train {cfg.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        for batch in bar:
             width = max(len(enc[j]) for j in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for r, j in enumerate(batch):
                 ids[r, : len(enc[j])] = torch.tensor(enc[j])
                 mask[r, : len(enc[j])] = 1
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                        labels=torch.tensor([y[j] for j in batch], device=device))
+            with torch.autocast(device_type=device, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+                out = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                            labels=torch.tensor([y[j] for j in batch], device=device))
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
             sched.step()
             optim.zero_grad(set_to_none=True)
             losses.append(out.loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                         "seconds": round(time.time() - started, 1)})
         log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}")
+        save_checkpoint(ckpt, cfg, model, optim, sched, rng, epoch=epoch + 1, history=history)
     model.to("cpu")
     clf = RelationClassifier(tokenizer, model, {}, cfg.max_length)
     s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative, missed)
@@ -219,4 +232,6 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
                      "seconds": round(time.time() - started, 1)},
         "metrics": {"test": {"precision": s.precision, "recall": s.recall, "f1": s.f1, "n": s.n}, "history": history},
     }
-    return write_artifact(model, tokenizer, output, cfg.name, meta, storage_options)
+    manifest = write_artifact(model, tokenizer, output, cfg.name, meta, storage_options)
+    ckpt.unlink(missing_ok=True)
+    return manifest

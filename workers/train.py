@@ -241,6 +241,41 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def checkpoint_path(cfg) -> Path:
+    return pubmine_home() / "checkpoints" / cfg.name / "checkpoint.pt"
+
+
+def _config_key(cfg) -> str:
+    return json.dumps(cfg.__dict__, sort_keys=True, default=list)
+
+
+def save_checkpoint(path: Path, cfg, model, optim, sched, rng: random.Random, **progress) -> None:
+    """Everything needed to resume after an epoch (written to a temporary name, then renamed, so a
+    kill mid-write leaves the previous checkpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"config": _config_key(cfg), "model": model.state_dict(), "optim": optim.state_dict(),
+                "sched": sched.state_dict(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(), **progress}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, cfg, model, optim, sched, rng: random.Random, device: str) -> dict | None:
+    """Restore model, optimizer, schedule and shuffling state from a checkpoint of the *same* config;
+    returns the saved progress fields, or None (no checkpoint, or one of another config)."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state.get("config") != _config_key(cfg):
+        return None
+    model.load_state_dict(state["model"])
+    optim.load_state_dict(state["optim"])
+    sched.load_state_dict(state["sched"])
+    rng.setstate(state["rng"])
+    if "torch_rng" in state:  # dropout draws continue as if never interrupted
+        torch.set_rng_state(state["torch_rng"])
+    return state
+
+
 def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None = None,
               progress: bool = True, log=print) -> dict:
     """Train, select on dev, write the artifact to ``output``; returns its manifest."""
@@ -293,19 +328,13 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup_ratio * total_steps), total_steps)
     autocast = None if (cfg.precision == "auto" and device == "cpu") else resolve_precision(cfg.precision, device)
 
-    ckpt_dir = pubmine_home() / "checkpoints" / cfg.name
-    ckpt = ckpt_dir / "checkpoint.pt"
+    ckpt = checkpoint_path(cfg)
     start_epoch, best_f1, best_state, history, bad_epochs = 0, -1.0, None, [], 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state.get("config") == json.dumps(cfg.__dict__, sort_keys=True, default=list):
-            model.load_state_dict(state["model"])
-            optim.load_state_dict(state["optim"])
-            sched.load_state_dict(state["sched"])
-            rng.setstate(state["rng"])
-            start_epoch, best_f1, best_state = state["epoch"], state["best_f1"], state["best_state"]
-            history, bad_epochs = state["history"], state["bad_epochs"]
-            log(f"resuming {cfg.name} from epoch {start_epoch} (checkpoint {ckpt})")
+    state = load_checkpoint(ckpt, cfg, model, optim, sched, rng, device)
+    if state:
+        start_epoch, best_f1, best_state = state["epoch"], state["best_f1"], state["best_state"]
+        history, bad_epochs = state["history"], state["bad_epochs"]
+        log(f"resuming {cfg.name} from epoch {start_epoch} (checkpoint {ckpt})")
 
     started = time.time()
     for epoch in range(start_epoch, cfg.epochs):
@@ -342,11 +371,8 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": json.dumps(cfg.__dict__, sort_keys=True, default=list), "model": model.state_dict(),
-                    "optim": optim.state_dict(), "sched": sched.state_dict(), "rng": rng.getstate(),
-                    "epoch": epoch + 1, "best_f1": best_f1, "best_state": best_state, "history": history,
-                    "bad_epochs": bad_epochs}, ckpt)
+        save_checkpoint(ckpt, cfg, model, optim, sched, rng, epoch=epoch + 1, best_f1=best_f1, best_state=best_state,
+                        history=history, bad_epochs=bad_epochs)
         if bad_epochs >= cfg.patience:
             log(f"early stop: dev F1 has not improved for {bad_epochs} epochs")
             break
