@@ -1,6 +1,8 @@
 """A short real training run: a tiny BERT fine-tuned on 30 BC5CDR abstracts measurably lowers its loss,
 and the result is a loadable artifact whose model_id is its content hash."""
 
+import pytest
+
 from pipeline.config import load_dataclass
 from workers.artifacts import content_hash, read_manifest
 from workers.ner import NerTagger
@@ -128,3 +130,20 @@ def test_dev_selection_scores_each_corpus_on_the_types_it_annotates():
     assert (p, r, f) == (1.0, 1.0, 1.0) and each == [1.0]
     (p, r, f), each = dev_prf(Oracle(), [(sents, ("Disease",)), (sents, ("Disease", "Gene"))])
     assert each[0] == 1.0 and each[1] < 1.0 and f == (each[0] + each[1]) / 2
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs/models").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_model_config_loads_and_names_data_that_exists(path):
+    """A config a README command points at must at least parse, validate and find its corpora."""
+    import yaml
+
+    from workers.relations import ReTrainConfig, load_split
+    from workers.train import load_sources
+
+    task = yaml.safe_load(path.read_text()).get("task", "ner")
+    cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, path)
+    if task == "ner":
+        for docs, annotated in load_sources(cfg.train, cfg.types) + load_sources(cfg.dev, cfg.types):
+            assert docs and set(annotated) <= set(cfg.types)
+    else:
+        assert load_split(cfg.dataset, "test", cfg.fold, cfg.window)[0]
