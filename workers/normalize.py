@@ -1,0 +1,253 @@
+"""Entity normalization: link a mention to a concept ID (MESH:D003924, OMIM:613097) or to nothing.
+
+The linker tries, in order, and reports which step answered:
+
+1. ``abbrev``  the mention is a short form defined in the same document ("... Parkinson's disease
+               (PD) ...", Schwartz & Hearst 2003) and its long form links by 2 or 3;
+2. ``exact``   the mention's normalized string is a dictionary name (case, punctuation, unicode
+               dashes, plural ``s`` and spacing do not matter);
+3. ``bag``     the same words in another order, without function words ("cancer of the breast" ->
+               "breast cancer").
+
+Anything else is NIL (no concept ID, never a guess). Dictionaries: MeSH 2024 descriptors with their
+entry terms (tree C and F03 -> Disease, tree D -> Chemical) and CTD MEDIC (diseases, with OMIM IDs).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import PubmineError
+
+MESH_TERMS = "normalization_dicts/mesh_2024_descriptors/mesh2024_descriptor_terms.tsv.gz"
+MESH_TREES = "normalization_dicts/mesh_2024_descriptors/mesh2024_descriptor_trees.tsv.gz"
+MEDIC = "normalization_dicts/ctd_medic_2012/medic_06Jul2012.txt.gz"
+
+# training and development annotations (never test) whose mention strings join the dictionary
+CORPUS_NAMES = (("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz", "BC5CDR-train"),
+                ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz", "BC5CDR-dev"),
+                ("ncbi_disease/pubtator/NCBItrainset_corpus.txt.gz", "NCBI-train"),
+                ("ncbi_disease/pubtator/NCBIdevelopset_corpus.txt", "NCBI-dev"))
+_PUNCT = re.compile(r"[^\w\s]|_")
+_SPACE = re.compile(r"\s+")
+_FUNCTION_WORDS = frozenset("of the and in with a an to for by on or nos".split())
+
+
+class NormalizationError(PubmineError):
+    pass
+
+
+def norm_key(text: str) -> str:
+    """Case, unicode form, punctuation and spacing folded; a plural ``s`` on words of 4+ letters
+    dropped (the same rule on both sides, so "diabetes" and "diabete" meet)."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("'s", "")
+    words = _SPACE.sub(" ", _PUNCT.sub(" ", text)).split()
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
+
+
+def bag_key(text: str) -> str:
+    """The normalized words, function words left out, in sorted order."""
+    return " ".join(sorted(w for w in norm_key(text).split() if w not in _FUNCTION_WORDS))
+
+
+@dataclass(frozen=True)
+class Link:
+    concept_id: str | None     # "MESH:D003924", "OMIM:613097", or None (NIL)
+    method: str                # exact | abbrev | bag | nil
+    score: float               # 1.0 for dictionary hits; 0.0 for NIL
+
+
+NIL = Link(None, "nil", 0.0)
+
+
+def _open(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8", newline="") if path.name.endswith(".gz") else open(path, encoding="utf-8", newline="")
+
+
+def _mesh_types(trees: Path) -> dict[str, str]:
+    """DescriptorUI -> Disease (tree C, F03) or Chemical (tree D)."""
+    out: dict[str, str] = {}
+    with _open(trees) as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            loc = row["tree_location"]
+            kind = "Disease" if loc.startswith(("C", "F03")) else "Chemical" if loc.startswith("D") else None
+            if kind and out.get(row["DescriptorUI"]) != "Disease":  # a descriptor in both trees counts as a disease
+                out[row["DescriptorUI"]] = kind
+    return out
+
+
+class Dictionary:
+    """name key -> concept IDs per entity type, in priority order (preferred names first)."""
+
+    def __init__(self) -> None:
+        # key -> type -> concept ID -> rank (lower wins): corpus annotations, then MeSH preferred
+        # names, MeSH entry terms, MEDIC preferred names, MEDIC synonyms
+        self.exact: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+        self.bag: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+        self.names: dict[str, str] = {}          # concept ID -> preferred name
+        self.sources: list[str] = []
+        self._digest = hashlib.sha256()
+
+    def add(self, kind: str, concept_id: str, name: str, rank: float, preferred: bool = False) -> None:
+        for index, key in ((self.exact, norm_key(name)), (self.bag, bag_key(name))):
+            if key:
+                ids = index[key][kind]
+                ids[concept_id] = min(ids.get(concept_id, rank), rank)
+        if preferred or concept_id not in self.names:
+            self.names[concept_id] = name
+        self._digest.update(f"{kind}\t{concept_id}\t{name}\t{rank}\n".encode())
+
+    @property
+    def version(self) -> str:
+        """Recorded on every linked row: the sources and a hash of every (type, ID, name) added."""
+        return f"{'+'.join(self.sources)}#{self._digest.hexdigest()[:12]}"
+
+    def add_mesh(self, terms: Path, trees: Path) -> None:
+        kinds = _mesh_types(trees)
+        with _open(terms) as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            missing = {"DescriptorUI", "TermName", "RecordPreferredTermYN"} - set(reader.fieldnames or ())
+            if missing:
+                raise NormalizationError(f"{terms}: not a MeSH descriptor-terms table (missing columns {sorted(missing)})")
+            for row in reader:
+                kind = kinds.get(row["DescriptorUI"])
+                if kind:
+                    preferred = row["RecordPreferredTermYN"] == "Y"
+                    self.add(kind, f"MESH:{row['DescriptorUI']}", row["TermName"], 1 if preferred else 2, preferred)
+        self.sources.append("MeSH2024")
+
+    def add_medic(self, path: Path) -> None:
+        """CTD MEDIC: ``IDs||preferred name|synonym|...``; IDs are MeSH D/C numbers and bare OMIM numbers."""
+        with _open(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                ids, sep, names = line.rstrip("\n").partition("||")
+                if not sep or not names:
+                    raise NormalizationError(f"{path}:{lineno}: expected 'IDs||name|synonyms', got {line[:80]!r}")
+                concept = [f"OMIM:{i}" if i.isdigit() else f"MESH:{i}" for i in ids.split("|") if i]
+                for k, name in enumerate(names.split("|")):
+                    if name:
+                        self.add("Disease", concept[0], name, 3 if k == 0 else 4, preferred=k == 0)
+        self.sources.append("MEDIC2012")
+
+    def lookup(self, text: str, kind: str, methods: tuple[str, ...] = ("exact", "bag")) -> Link:
+        for method in methods:
+            index, key = (self.exact, norm_key(text)) if method == "exact" else (self.bag, bag_key(text))
+            ids = index.get(key, {}).get(kind)
+            if ids:
+                return Link(min(ids, key=lambda i: (ids[i], i)), method, 1.0)
+        return NIL
+
+    def add_corpus(self, path: Path, label: str) -> None:
+        """Annotated mentions of a training corpus (PubTator) as names of their concepts, ahead of the
+        dictionaries' own names: how annotators linked a string is the best evidence for it (BioSyn
+        adds its training names the same way). Composite and unlinked (-1) mentions are left out."""
+        from pipeline.parse.pubtator import read_pubtator
+
+        votes: dict[tuple[str, str, str], int] = defaultdict(int)
+        for doc in read_pubtator(path):
+            for m in doc.mentions:
+                ids = [i for i in m.ids.replace(",", "|").split("|") if i and i != "-1"]
+                if len(ids) == 1 and m.type in ("Chemical", "Disease"):
+                    i = ids[0]
+                    votes[m.type, i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}", m.text] += 1
+        for (kind, concept_id, text), n in votes.items():
+            self.add(kind, concept_id, text, -n)  # the ID annotators chose most often for a string wins
+        self.sources.append(label)
+
+    @classmethod
+    def default(cls, data_dir: Path | None = None) -> "Dictionary":
+        from pipeline.config import shared_data_dir
+
+        root = data_dir or shared_data_dir()
+        d = cls()
+        for rel in (MESH_TERMS, MESH_TREES, MEDIC):
+            if not (root / rel).exists():
+                raise NormalizationError(f"dictionary file {root / rel} not found; set PUBMINE_DATA to the folder "
+                                         "that holds normalization_dicts/")
+        d.add_mesh(root / MESH_TERMS, root / MESH_TREES)
+        d.add_medic(root / MEDIC)
+        for rel, label in CORPUS_NAMES:
+            if (root / rel).exists():
+                d.add_corpus(root / rel, label)
+        return d
+
+
+def abbreviations(text: str) -> dict[str, str]:
+    """Short form -> long form defined in ``text`` as "long form (SF)" (Schwartz & Hearst 2003):
+    the short form is 2-10 characters with a letter, starts with a letter or digit, and its
+    characters appear in order in the long form, the first one at the start of a word."""
+    out: dict[str, str] = {}
+    for m in re.finditer(r"\(([^()]{2,10})\)", text):
+        short = m.group(1).strip()
+        if not (2 <= len(short) <= 10 and short[0].isalnum() and any(c.isalpha() for c in short)) or " " in short.strip():
+            continue
+        before = text[: m.start()].rstrip()
+        words = re.findall(r"\S+", before)
+        window = words[-min(len(short) + 5, len(short) * 2):]
+        long_form = _match_long_form(short, " ".join(window))
+        if long_form and short not in out:
+            out[short] = long_form
+    return out
+
+
+def _match_long_form(short: str, candidate: str) -> str | None:
+    s, l = len(short) - 1, len(candidate) - 1
+    while s >= 0:
+        c = short[s].lower()
+        if not c.isalnum():
+            s -= 1
+            continue
+        while l >= 0 and (candidate[l].lower() != c or (s == 0 and l > 0 and candidate[l - 1].isalnum())):
+            l -= 1
+        if l < 0:
+            return None
+        l -= 1
+        s -= 1
+    start = candidate.rfind(" ", 0, l + 1) + 1
+    long_form = candidate[start:].strip()
+    return long_form if len(long_form) > len(short) else None
+
+
+class Normalizer:
+    """Links mentions of one document at a time (its abbreviations are read from its text)."""
+
+    def __init__(self, dictionary: Dictionary) -> None:
+        self.dictionary = dictionary
+
+    @property
+    def version(self) -> str:
+        return self.dictionary.version
+
+    def link_document(self, text: str, mentions: list[tuple[str, str]]) -> list[Link]:
+        """``mentions``: (mention text, entity type) of one document whose full text is ``text``."""
+        abbrevs = abbreviations(text)
+        return [self.link(m, kind, abbrevs) for m, kind in mentions]
+
+    def link(self, mention: str, kind: str, abbrevs: dict[str, str] | None = None) -> Link:
+        """A short form defined in the document links through its long form first (a global
+        dictionary knows many "FAP"s, the document means one); then the exact name; then the bag."""
+        d = self.dictionary
+        long_form = (abbrevs or {}).get(mention.strip())
+        if long_form:
+            via = d.lookup(long_form, kind)
+            if via.concept_id:
+                return Link(via.concept_id, "abbrev", via.score)
+        return d.lookup(mention, kind)
+
+
+def gold_ids(ids: str) -> set[str]:
+    """A corpus's ID column (``D003924``, ``OMIM:613097``, ``D001|D002``, ``MESH:C001``) as the
+    concept IDs the linker returns."""
+    out = set()
+    for i in ids.replace(",", "|").split("|"):
+        i = i.strip()
+        if i and i != "-1":
+            out.add(i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}")
+    return out
