@@ -158,9 +158,12 @@ def evaluate(
                                      "| gad | euadr | chemprot | bc5cdr-cid | biored (relation classifiers)"),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
     fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
+    task: str = typer.Option("auto", "--task", help="auto (from the dataset) | normalization (link gold mentions: "
+                                                     "ncbi-disease, bc5cdr-chem, bc5cdr-disease)"),
 ) -> None:
     """P/R/F1 of a model on a dataset's test split: strict entity level for NER, the paper's relation
-    scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored)."""
+    scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored); accuracy@1 of
+    concept linking with --task normalization."""
     from pipeline.report import print_scores
     from workers.artifacts import stage_artifact
     from workers.datasets import iob_split
@@ -168,6 +171,10 @@ def evaluate(
     from workers.ner import NerTagger
     from workers.relations import RE_NAMES
 
+    if task == "normalization":
+        return _evaluate_normalization(dataset)
+    if task != "auto":
+        _fail(PubmineError(f"--task {task!r} is not one of auto, normalization"))
     if dataset in RE_NAMES:
         return _evaluate_relations(model, dataset, fold)
     if dataset not in DATASETS and dataset not in IOB_EVAL:
@@ -194,6 +201,25 @@ def evaluate(
     print_scores(f"{tagger.model_id} on {dataset} test ({what}, {tagger.precision})", (p, r, f),
                  scores.by_type(), PAPER_F1.get(dataset))
     typer.echo(f"RESULT evaluate dataset={dataset} f1={f:.4f} precision={p:.4f} recall={r:.4f}")
+
+
+# BioSyn (Sung et al., ACL 2020), accuracy@1 given gold mentions
+BIOSYN_ACC1 = {"ncbi-disease": 91.1, "bc5cdr-disease": 93.2, "bc5cdr-chem": 96.6}
+
+
+def _evaluate_normalization(dataset: str) -> None:
+    from workers.normalize import Dictionary, Normalizer, evaluate_linking
+
+    try:
+        normalizer = Normalizer(Dictionary.default())
+        s = evaluate_linking(normalizer, dataset)
+    except PubmineError as err:
+        _fail(err)
+    typer.echo(f"{dataset}: {s.n} gold test mentions linked with dictionary {normalizer.version}")
+    for method, (ok, n) in sorted(s.by_method.items(), key=lambda kv: -kv[1][1]):
+        typer.echo(f"  {method:<7} {n:>6} mentions  {ok / max(n, 1):6.1%} correct")
+    typer.echo(f"  accuracy@1 {100 * s.accuracy:.2f}   (BioSyn {BIOSYN_ACC1[dataset]})")
+    typer.echo(f"RESULT evaluate task=normalization dataset={dataset} acc1={s.accuracy:.4f} n={s.n}")
 
 
 def _evaluate_relations(model: str, dataset: str, fold: int) -> None:

@@ -7,7 +7,9 @@ The linker tries, in order, and reports which step answered:
 2. ``exact``   the mention's normalized string is a dictionary name (case, punctuation, unicode
                dashes, plural ``s`` and spacing do not matter);
 3. ``bag``     the same words in another order, without function words ("cancer of the breast" ->
-               "breast cancer").
+               "breast cancer");
+4. ``embed``   the nearest dictionary name by cosine similarity of sentence embeddings (BioSyn /
+               SapBERT style; the MiniLM sentence encoder here), if at least ``threshold``.
 
 Anything else is NIL (no concept ID, never a guess). Dictionaries: MeSH 2024 descriptors with their
 entry terms (tree C and F03 -> Disease, tree D -> Chemical) and CTD MEDIC (diseases, with OMIM IDs).
@@ -215,11 +217,68 @@ def _match_long_form(short: str, candidate: str) -> str | None:
     return long_form if len(long_form) > len(short) else None
 
 
+class EmbeddingIndex:
+    """Every dictionary name of each type, embedded once (mean-pooled, L2-normalized); a query is a
+    matrix product. ``encoder``: a sentence-embedding folder or hub name (default: MiniLM)."""
+
+    def __init__(self, dictionary: Dictionary, encoder: str = "minilm", batch_size: int = 512,
+                 progress: bool = False) -> None:
+        import numpy as np
+        import torch
+        from transformers import AutoModel
+
+        from workers.train import load_tokenizer, resolve_base_model
+
+        self.tokenizer = load_tokenizer(encoder)
+        self.model = AutoModel.from_pretrained(resolve_base_model(encoder), use_safetensors=True).eval()
+        self.batch_size = batch_size
+        self.names: dict[str, list[str]] = {}
+        self.ids: dict[str, list[str]] = {}
+        self.vectors: dict[str, np.ndarray] = {}
+        per_kind: dict[str, dict[str, tuple[float, str]]] = defaultdict(dict)
+        for key, kinds in dictionary.exact.items():
+            for kind, ids in kinds.items():
+                best = min(ids, key=lambda i: (ids[i], i))
+                per_kind[kind][key] = (ids[best], best)
+        with torch.inference_mode():
+            for kind, entries in sorted(per_kind.items()):
+                keys = sorted(entries)
+                self.names[kind] = keys
+                self.ids[kind] = [entries[k][1] for k in keys]
+                self.vectors[kind] = self.encode(keys, progress=progress, desc=f"embedding {kind} names")
+
+    def encode(self, texts: list[str], progress: bool = False, desc: str = "embedding"):
+        import numpy as np
+        import torch
+        from tqdm import tqdm
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        with torch.inference_mode():
+            for k in tqdm(range(0, len(order), self.batch_size), desc=desc, disable=not progress, unit="batch"):
+                idx = order[k : k + self.batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=32,
+                                     return_tensors="pt")
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                v = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+                out[idx] = torch.nn.functional.normalize(v, dim=-1).numpy()
+        return out
+
+    def nearest(self, texts: list[str], kind: str) -> list[tuple[str | None, float]]:
+        """(concept ID, cosine) of each text's nearest name of ``kind``; (None, 0) if none of that type."""
+        if kind not in self.vectors or not texts:
+            return [(None, 0.0)] * len(texts)
+        sims = self.encode([norm_key(t) for t in texts]) @ self.vectors[kind].T
+        best = sims.argmax(1)
+        return [(self.ids[kind][j], float(sims[i, j])) for i, j in enumerate(best)]
+
+
 class Normalizer:
     """Links mentions of one document at a time (its abbreviations are read from its text)."""
 
-    def __init__(self, dictionary: Dictionary) -> None:
-        self.dictionary = dictionary
+    def __init__(self, dictionary: Dictionary, index: EmbeddingIndex | None = None, threshold: float = 0.8) -> None:
+        self.dictionary, self.index, self.threshold = dictionary, index, threshold
 
     @property
     def version(self) -> str:
@@ -228,7 +287,15 @@ class Normalizer:
     def link_document(self, text: str, mentions: list[tuple[str, str]]) -> list[Link]:
         """``mentions``: (mention text, entity type) of one document whose full text is ``text``."""
         abbrevs = abbreviations(text)
-        return [self.link(m, kind, abbrevs) for m, kind in mentions]
+        links = [self.link(m, kind, abbrevs) for m, kind in mentions]
+        if self.index is not None:
+            for kind in {k for (_, k), l in zip(mentions, links) if l.concept_id is None}:
+                todo = [i for i, ((_, k), l) in enumerate(zip(mentions, links)) if k == kind and l.concept_id is None]
+                queries = [abbrevs.get(mentions[i][0].strip(), mentions[i][0]) for i in todo]
+                for i, (cid, sim) in zip(todo, self.index.nearest(queries, kind)):
+                    if cid is not None and sim >= self.threshold:
+                        links[i] = Link(cid, "embed", sim)
+        return links
 
     def link(self, mention: str, kind: str, abbrevs: dict[str, str] | None = None) -> Link:
         """A short form defined in the document links through its long form first (a global
@@ -251,3 +318,38 @@ def gold_ids(ids: str) -> set[str]:
         if i and i != "-1":
             out.add(i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}")
     return out
+
+
+# gold-mention linking sets: name -> (PubTator test file, entity type)
+NORM_DATASETS = {
+    "ncbi-disease": ("ncbi_disease/pubtator/NCBItestset_corpus.txt", "Disease"),
+    "bc5cdr-disease": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", "Disease"),
+    "bc5cdr-chem": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", "Chemical"),
+}
+
+
+@dataclass
+class LinkingScore:
+    accuracy: float
+    n: int
+    by_method: dict[str, tuple[int, int]]   # method -> (correct, linked by it)
+
+
+def evaluate_linking(normalizer: Normalizer, dataset: str, data_dir: Path | None = None) -> LinkingScore:
+    """accuracy@1 on the gold mentions of a test set (unlinked ``-1`` mentions left out): the top
+    concept must be one of the mention's gold IDs; NIL is wrong."""
+    from pipeline.config import shared_data_dir
+    from pipeline.parse.pubtator import read_pubtator
+
+    if dataset not in NORM_DATASETS:
+        raise NormalizationError(f"unknown normalization dataset {dataset!r}; choose one of {', '.join(NORM_DATASETS)}")
+    rel, kind = NORM_DATASETS[dataset]
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for doc in read_pubtator((data_dir or shared_data_dir()) / rel):
+        mentions = [m for m in doc.mentions if m.type == kind and gold_ids(m.ids)]
+        for m, link in zip(mentions, normalizer.link_document(doc.text, [(m.text, kind) for m in mentions])):
+            c = counts[link.method]
+            c[0] += link.concept_id in gold_ids(m.ids)
+            c[1] += 1
+    n = sum(c[1] for c in counts.values())
+    return LinkingScore(sum(c[0] for c in counts.values()) / max(n, 1), n, {k: tuple(v) for k, v in counts.items()})
