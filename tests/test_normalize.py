@@ -91,3 +91,20 @@ def test_pubmine_evaluate_normalization_prints_a_result_line():
     assert "BioSyn 91.1" in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("RESULT evaluate task=normalization dataset=ncbi-disease acc1=0.7") and last.endswith("n=960")
+
+
+def test_the_embedding_step_links_what_no_string_key_matches_and_leaves_the_rest_nil():
+    from workers.normalize import EmbeddingIndex
+
+    d = Dictionary()
+    d.add("Disease", "MESH:D009203", "myocardial infarction", rank=1)
+    d.add("Disease", "MESH:D001943", "breast neoplasms", rank=1)
+    d.add("Chemical", "MESH:D000068877", "imatinib mesylate", rank=1)
+    n = Normalizer(d, EmbeddingIndex(d), threshold=0.5)
+    links = n.link_document("x", [("heart attack", "Disease"), ("mammary tumour", "Disease"),
+                                  ("imatinib", "Chemical"), ("myocardial infarctions", "Disease")])
+    assert [l.concept_id for l in links] == ["MESH:D009203", "MESH:D001943", "MESH:D000068877", "MESH:D009203"]
+    assert [l.method for l in links] == ["embed", "embed", "embed", "exact"]
+    assert all(0.5 <= l.score < 1.0 for l in links[:3])
+    strict = Normalizer(d, n.index, threshold=0.99)
+    assert strict.link_document("x", [("heart attack", "Disease")])[0].method == "nil"
