@@ -30,8 +30,8 @@ import torch
 from pipeline.errors import ConfigError, ModelError
 from workers.datasets import (DOC_RE_CORPORA, DOC_RE_NEGATIVE, RelationExample, doc_relation_split, euadr_fold,
                                read_chemprot, read_gad)
-from workers.train import (MINILM, checkpoint_path, load_checkpoint, load_tokenizer, resolve_base_model, save_checkpoint,
-                           set_seed)
+from workers.train import (MINILM, checkpoint_path, length_batches, load_checkpoint, load_tokenizer, resolve_base_model,
+                           save_checkpoint, set_seed)
 
 # dataset -> (train loader, test loader, negative label); a loader takes the fold
 RE_DATASETS = {
@@ -193,9 +193,7 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
         log(f"resuming {cfg.name} from epoch {start_epoch} (checkpoint {ckpt})")
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        idx = list(range(len(enc)))
-        rng.shuffle(idx)
-        batches = [idx[i : i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+        batches = length_batches([len(x) for x in enc], cfg.batch_size, rng)  # document windows vary 20-256 pieces
         losses = []
         bar = tqdm(batches, desc=f"train {cfg.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not progress, file=sys.stderr, dynamic_ncols=True)

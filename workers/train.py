@@ -184,14 +184,15 @@ def dev_prf(tagger, dev_sets: list[tuple[list, tuple[str, ...]]]) -> tuple[tuple
     return tuple(sum(s[i] for s in scores) / len(scores) for i in range(3)), [s[2] for s in scores]
 
 
-def _batches(examples, batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Length-bucketed batches in random order (less padding, still shuffled)."""
-    idx = list(range(len(examples)))
+def length_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Length-bucketed batches in random order (less padding, still shuffled): shuffle, sort each
+    chunk of 50 batches by length, cut, shuffle the batches."""
+    idx = list(range(len(lengths)))
     rng.shuffle(idx)
     chunk = batch_size * 50
     batches = []
     for i in range(0, len(idx), chunk):
-        part = sorted(idx[i : i + chunk], key=lambda j: len(examples[j][0]))
+        part = sorted(idx[i : i + chunk], key=lambda j: lengths[j])
         batches.extend(part[k : k + batch_size] for k in range(0, len(part), batch_size))
     rng.shuffle(batches)
     return batches
@@ -339,7 +340,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     started = time.time()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        batches = _batches(examples, cfg.batch_size, rng)
+        batches = length_batches([len(e[0]) for e in examples], cfg.batch_size, rng)
         bar = tqdm(batches, desc=f"train {cfg.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not progress, file=sys.stderr, dynamic_ncols=True)
         losses = []
