@@ -160,6 +160,9 @@ def evaluate(
     fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
     task: str = typer.Option("auto", "--task", help="auto (from the dataset) | normalization (link gold mentions: "
                                                      "ncbi-disease, bc5cdr-chem, bc5cdr-disease)"),
+    encoder: str = typer.Option("minilm", "--encoder", help="normalization: the sentence encoder of the embedding "
+                                                             "step (folder or hub name), or 'none' for dictionary only"),
+    threshold: float = typer.Option(0.7, "--threshold", help="normalization: least cosine for an embedding link"),
 ) -> None:
     """P/R/F1 of a model on a dataset's test split: strict entity level for NER, the paper's relation
     scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored); accuracy@1 of
@@ -172,7 +175,7 @@ def evaluate(
     from workers.relations import RE_NAMES
 
     if task == "normalization":
-        return _evaluate_normalization(dataset)
+        return _evaluate_normalization(dataset, encoder, threshold)
     if task != "auto":
         _fail(PubmineError(f"--task {task!r} is not one of auto, normalization"))
     if dataset in RE_NAMES:
@@ -207,11 +210,15 @@ def evaluate(
 BIOSYN_ACC1 = {"ncbi-disease": 91.1, "bc5cdr-disease": 93.2, "bc5cdr-chem": 96.6}
 
 
-def _evaluate_normalization(dataset: str) -> None:
-    from workers.normalize import Dictionary, Normalizer, evaluate_linking
+def _evaluate_normalization(dataset: str, encoder: str, threshold: float) -> None:
+    from pipeline.config import pubmine_home
+    from workers.normalize import Dictionary, EmbeddingIndex, Normalizer, evaluate_linking
 
     try:
-        normalizer = Normalizer(Dictionary.default())
+        dictionary = Dictionary.default()
+        index = None if encoder == "none" else EmbeddingIndex(dictionary, encoder, progress=True,
+                                                              cache_dir=pubmine_home() / "normalization")
+        normalizer = Normalizer(dictionary, index, threshold)
         s = evaluate_linking(normalizer, dataset)
     except PubmineError as err:
         _fail(err)

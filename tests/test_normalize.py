@@ -86,7 +86,8 @@ def test_pubmine_evaluate_normalization_prints_a_result_line():
 
     from pipeline.cli import app
 
-    result = CliRunner().invoke(app, ["evaluate", "--task", "normalization", "--dataset", "ncbi-disease"])
+    result = CliRunner().invoke(app, ["evaluate", "--task", "normalization", "--dataset", "ncbi-disease",
+                                       "--encoder", "none"])
     assert result.exit_code == 0, result.output
     assert "BioSyn 91.1" in result.output
     last = result.output.strip().splitlines()[-1]
@@ -108,3 +109,21 @@ def test_the_embedding_step_links_what_no_string_key_matches_and_leaves_the_rest
     assert all(0.5 <= l.score < 1.0 for l in links[:3])
     strict = Normalizer(d, n.index, threshold=0.99)
     assert strict.link_document("x", [("heart attack", "Disease")])[0].method == "nil"
+
+
+def test_the_embedded_names_are_cached_by_dictionary_version(tmp_path, monkeypatch):
+    import numpy as np
+
+    from workers.normalize import EmbeddingIndex
+
+    d = Dictionary()
+    d.add("Disease", "MESH:D009203", "myocardial infarction", rank=1)
+    built = EmbeddingIndex(d, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("names-*.npz"))) == 1
+    monkeypatch.setattr(EmbeddingIndex, "encode", lambda *a, **k: pytest.fail("re-embedded a cached dictionary"))
+    loaded = EmbeddingIndex(d, cache_dir=tmp_path)
+    assert loaded.ids == built.ids and np.array_equal(loaded.vectors["Disease"], built.vectors["Disease"])
+    d.add("Disease", "MESH:D001943", "breast neoplasms", rank=1)  # another version: embedded anew
+    monkeypatch.undo()
+    assert len(EmbeddingIndex(d, cache_dir=tmp_path).ids["Disease"]) == 2
+    assert len(list(tmp_path.glob("names-*.npz"))) == 2

@@ -222,9 +222,10 @@ class EmbeddingIndex:
     matrix product. ``encoder``: a sentence-embedding folder or hub name (default: MiniLM)."""
 
     def __init__(self, dictionary: Dictionary, encoder: str = "minilm", batch_size: int = 512,
-                 progress: bool = False) -> None:
+                 progress: bool = False, cache_dir: Path | None = None) -> None:
+        """Embeds the dictionary's names, or loads them from ``cache_dir`` when the same dictionary
+        version and encoder were embedded before (the build takes minutes on a CPU)."""
         import numpy as np
-        import torch
         from transformers import AutoModel
 
         from workers.train import load_tokenizer, resolve_base_model
@@ -235,17 +236,34 @@ class EmbeddingIndex:
         self.names: dict[str, list[str]] = {}
         self.ids: dict[str, list[str]] = {}
         self.vectors: dict[str, np.ndarray] = {}
+        tag = hashlib.sha256(f"{dictionary.version}|{encoder}|{resolve_base_model(encoder)}".encode()).hexdigest()[:16]
+        cached = Path(cache_dir) / f"names-{tag}.npz" if cache_dir else None
+        if cached is not None and cached.exists():
+            with np.load(cached, allow_pickle=False) as z:
+                for kind in z["kinds"].tolist():
+                    self.names[kind] = z[f"{kind}.names"].tolist()
+                    self.ids[kind] = z[f"{kind}.ids"].tolist()
+                    self.vectors[kind] = z[f"{kind}.vectors"]
+            return
         per_kind: dict[str, dict[str, tuple[float, str]]] = defaultdict(dict)
         for key, kinds in dictionary.exact.items():
             for kind, ids in kinds.items():
                 best = min(ids, key=lambda i: (ids[i], i))
                 per_kind[kind][key] = (ids[best], best)
-        with torch.inference_mode():
-            for kind, entries in sorted(per_kind.items()):
-                keys = sorted(entries)
-                self.names[kind] = keys
-                self.ids[kind] = [entries[k][1] for k in keys]
-                self.vectors[kind] = self.encode(keys, progress=progress, desc=f"embedding {kind} names")
+        for kind, entries in sorted(per_kind.items()):
+            keys = sorted(entries)
+            self.names[kind] = keys
+            self.ids[kind] = [entries[k][1] for k in keys]
+            self.vectors[kind] = self.encode(keys, progress=progress, desc=f"embedding {len(keys):,} {kind} names")
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".tmp.npz")
+            arrays = {"kinds": np.array(sorted(self.names))}
+            for kind in self.names:
+                arrays |= {f"{kind}.names": np.array(self.names[kind]), f"{kind}.ids": np.array(self.ids[kind]),
+                           f"{kind}.vectors": self.vectors[kind]}
+            np.savez(tmp, **arrays)
+            tmp.replace(cached)
 
     def encode(self, texts: list[str], progress: bool = False, desc: str = "embedding"):
         import numpy as np
