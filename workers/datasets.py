@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
@@ -240,36 +242,27 @@ def doc_relation_examples(docs, type_pairs: tuple[tuple[str, str], ...], window:
             gold[frozenset((a, b))] = rtype
         sents = doc_sentences(doc)
         starts = [off for off, _ in sents]
-
-        def sentence_of(m) -> int:
-            lo, hi = 0, len(starts) - 1
-            while lo < hi:  # the last sentence starting at or before the mention
-                mid = (lo + hi + 1) // 2
-                lo, hi = (mid, hi) if starts[mid] <= m.start else (lo, mid - 1)
-            return lo
-
         concepts = _concepts(doc, types)
-        where = {k: sorted({sentence_of(m) for m in ms}) for k, ms in concepts.items()}
-        covered = set()
+        # each concept's sentences: the last sentence starting at or before each mention
+        where = {k: sorted({max(bisect_right(starts, m.start) - 1, 0) for m in ms}) for k, ms in concepts.items()}
+        covered = set()  # pairs with an example; a pair that failed in one order is tried in the other
         for (ta, ia), ma in concepts.items():
             for (tb, ib), mb in concepts.items():
                 key = frozenset((ia, ib))
                 if (ta, tb) not in type_pairs or ia == ib or key in covered:
                     continue
-                covered.add(key)
                 dist, i, j = min((abs(i - j), i, j) for i in where[(ta, ia)] for j in where[(tb, ib)])
                 if dist >= window:
-                    covered.discard(key)
                     continue
                 lo, hi = min(i, j), max(i, j)
                 off = sents[lo][0]
                 text = doc.text[off : sents[hi][0] + len(sents[hi][1])]
                 marked = _marked(text, off, ma, mb)
                 if "[E1]" not in marked or "[E2]" not in marked:
-                    covered.discard(key)  # the two concepts share their only mentions (a composite "MODY")
-                    continue
+                    continue  # the two concepts share their only mentions (a composite "MODY")
                 examples.append(RelationExample(
                     f"{ta} {tb} | " + marked, gold.get(key, DOC_RE_NEGATIVE), f"{doc.pmid}|{ia}|{ib}"))
+                covered.add(key)
         missed += [(doc.pmid, *sorted(k), t) for k, t in gold.items() if k not in covered]
     return DocRelationSet(examples, missed)
 
@@ -290,6 +283,7 @@ def doc_relation_split(name: str, split: str, window: int = 3,
     return doc_relation_examples(docs, type_pairs, window)
 
 
+@lru_cache(maxsize=None)  # read once per process: both splits of a corpus need the training split's pairs
 def related_type_pairs(name: str) -> tuple[tuple[str, str], ...]:
     """The entity-type pairs the training split relates (both orders), e.g. BioRED's Gene-Disease."""
     from pipeline.parse.pubtator import read_pubtator
@@ -298,7 +292,7 @@ def related_type_pairs(name: str) -> tuple[tuple[str, str], ...]:
     pairs = set()
     for f in train_files:
         for doc in read_pubtator(data_file(f), tmap):
-            kind = {cid.strip(): m.type for m in doc.mentions for cid in m.ids.replace(",", "|").split("|")}
+            kind = {cid: t for t, cid in _concepts(doc, {m.type for m in doc.mentions})}
             for _, a, b in doc.relations:
                 if a in kind and b in kind:
                     pairs |= {(kind[a], kind[b]), (kind[b], kind[a])}

@@ -30,8 +30,8 @@ import torch
 from pipeline.errors import ConfigError, ModelError
 from workers.datasets import (DOC_RE_CORPORA, DOC_RE_NEGATIVE, RelationExample, doc_relation_split, euadr_fold,
                                read_chemprot, read_gad)
-from workers.train import (MINILM, checkpoint_path, length_batches, load_checkpoint, load_tokenizer, resolve_base_model,
-                           save_checkpoint, set_seed)
+from workers.train import (MINILM, checkpoint_path, length_batches, load_checkpoint, load_tokenizer,
+                           optimizer_and_schedule, resolve_base_model, save_checkpoint, set_seed, training_autocast)
 
 # dataset -> (train loader, test loader, negative label); a loader takes the fold
 RE_DATASETS = {
@@ -147,11 +147,10 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
     """Fine-tune, score on the test split (the paper's protocol: no dev set for GAD/EU-ADR), write the
     artifact; returns its manifest."""
     from tqdm import tqdm
-    from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
+    from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     from workers.artifacts import write_artifact
-    from workers.ner import resolve_precision
 
     hf_logging.set_verbosity_error()
     set_seed(cfg.seed)
@@ -177,14 +176,9 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
     y = [label2id[x.label] for x in train]
     rng = random.Random(cfg.seed)
     steps = math.ceil(len(enc) / cfg.batch_size) * cfg.epochs
-    no_decay = ("bias", "LayerNorm.weight")
-    params = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-               "weight_decay": cfg.weight_decay},
-              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0}]
-    optim = torch.optim.AdamW(params, lr=cfg.learning_rate)
-    sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup_ratio * steps), steps)
+    optim, sched = optimizer_and_schedule(model, cfg, steps)
     pad = tokenizer.pad_token_id or 0
-    autocast = None if (cfg.precision == "auto" and device == "cpu") else resolve_precision(cfg.precision, device)
+    autocast = training_autocast(cfg.precision, device)
     ckpt = checkpoint_path(cfg)
     started, history, start_epoch = time.time(), [], 0
     state = load_checkpoint(ckpt, cfg, model, optim, sched, rng, device)
