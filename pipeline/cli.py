@@ -149,6 +149,31 @@ def train(
     typer.echo(f"wrote {manifest['model_id']} to {out} ({result}, {manifest['training']['seconds']} s)")
 
 
+@app.command("build-normalizer")
+def build_normalizer_cmd(
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default normalizer folder)"),
+    encoder: str = typer.Option("minilm", "--encoder", help="sentence encoder of the embedding step (folder or hub name)"),
+    threshold: float = typer.Option(0.7, "--threshold", help="least cosine for an embedding link (below: NIL)"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Build MeSH 2024 + CTD MEDIC (+ the training corpora's linked names) into a normalizer artifact:
+    the dictionary, its version, the encoder and every name embedded once."""
+    from pipeline.config import default_normalizer_dir
+    from workers.artifacts import artifact_exists
+    from workers.normalize import build_normalizer
+
+    out = output or str(default_normalizer_dir())
+    try:
+        if if_missing and artifact_exists(out):
+            typer.echo(f"normalizer already present at {out}; not rebuilding (drop --if-missing to rebuild)")
+            return
+        manifest = build_normalizer(out, encoder, threshold, progress=not quiet, log=typer.echo)
+    except PubmineError as err:
+        _fail(err)
+    typer.echo(f"wrote {manifest['model_id']} (dictionary {manifest['version']}) to {out}")
+
+
 @app.command()
 def evaluate(
     model: str = typer.Option("default", "--model", "-m", help="artifact URL, or 'default'"),

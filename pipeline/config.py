@@ -36,6 +36,14 @@ def default_model_dir() -> Path:
     return pubmine_home() / "models" / "default-ner"
 
 
+def default_normalizer_dir() -> Path:
+    return pubmine_home() / "models" / "normalizer"
+
+
+def default_relation_dir() -> Path:
+    return pubmine_home() / "models" / "default-cid"
+
+
 @dataclass(frozen=True)
 class RayConfig:
     # None: use RAY_ADDRESS when set (as under `ray job submit`), else start Ray inside this process.
@@ -66,11 +74,18 @@ class ParseConfig:
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    model: str = "default"             # model artifact URL (file://, s3://, local path) or "default"
+    model: str = "default"             # NER model artifact URL (file://, s3://, local path) or "default"
+    normalizer: str = "default"        # normalizer artifact URL, "default", or "none" (concept_id stays null)
+    relations: tuple[str, ...] = ()    # document-level relation model URLs ("default" = the CID model)
     num_actors: int = 1                # NER actor pool size
-    num_cpus_per_actor: float = 1.0
+    num_cpus_per_actor: float = 1.0    # torch threads = this rounded up
     num_gpus_per_actor: float = 0.0    # set to 1 on GPU nodes; the same config otherwise
-    batch_size: int = 512              # sentences per Ray Data batch handed to an actor
+    tokenize_actors: int = 1           # tokenizer actors (CPU): the model actors never wait on tokenization
+    tokenize_num_cpus: float = 0.25
+    doc_actors: int = 1                # document stage actors: normalizer + relation classifiers
+    doc_num_cpus: float = 1.0
+    doc_num_gpus: float = 0.0          # relation classifiers on a GPU when > 0
+    batch_size: int = 2048             # sentences per extraction block (whole documents; one batch per block)
     max_tokens_per_batch: int = 8192   # token budget of one forward pass (dynamic padding)
     max_length: int = 256              # window length in word pieces; longer sentences are windowed
     stride: int = 64                   # overlap between windows, in word pieces
@@ -83,8 +98,10 @@ class ExtractConfig:
             raise ConfigError(f"extract.num_actors must be >= 1 (got {self.num_actors})")
         if self.num_cpus_per_actor <= 0:
             raise ConfigError(f"extract.num_cpus_per_actor must be > 0 (got {self.num_cpus_per_actor})")
-        if self.num_gpus_per_actor < 0:
-            raise ConfigError(f"extract.num_gpus_per_actor must be >= 0 (got {self.num_gpus_per_actor})")
+        if self.num_gpus_per_actor < 0 or self.doc_num_gpus < 0:
+            raise ConfigError("extract.num_gpus_per_actor and extract.doc_num_gpus must be >= 0")
+        if min(self.tokenize_actors, self.doc_actors) < 1 or min(self.tokenize_num_cpus, self.doc_num_cpus) <= 0:
+            raise ConfigError("extract.tokenize_actors and extract.doc_actors must be >= 1, their num_cpus > 0")
         if self.batch_size < 1 or self.max_tokens_per_batch < 16:
             raise ConfigError("extract.batch_size must be >= 1 and extract.max_tokens_per_batch >= 16")
         if not 8 <= self.max_length <= 512:
@@ -96,6 +113,14 @@ class ExtractConfig:
 
     def model_url(self) -> str:
         return str(default_model_dir()) if self.model == "default" else self.model
+
+    def normalizer_url(self) -> str | None:
+        if self.normalizer == "none":
+            return None
+        return str(default_normalizer_dir()) if self.normalizer == "default" else self.normalizer
+
+    def relation_urls(self) -> tuple[str, ...]:
+        return tuple(str(default_relation_dir()) if u == "default" else u for u in self.relations)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class RunSummary:
     timings: dict = field(default_factory=dict)
     model_id: str | None = None
     precision: str | None = None
+    relations: int = 0
+    linked: int = 0
+    normalizer_version: str | None = None
 
     @property
     def wall_seconds(self) -> float:
@@ -87,15 +90,21 @@ def _parse_task(shards: list[ShardSpec], store_url: str, storage_options: dict, 
     return parse_shards(shards, Store(store_url, storage_options), reuse=reuse)
 
 
-def _model_manifest(url: str, storage_options: dict) -> dict:
+def _model_manifest(url: str, storage_options: dict, what: str = "extract.model", task: str = "ner") -> dict:
+    """An artifact's pubmine.json, read before any work starts: a missing or wrong model fails the run
+    at once instead of after the parse."""
     fs, path = url_to_fs(url, storage_options)
     try:
-        return json.loads(fs.cat_file(path.rstrip("/") + "/pubmine.json"))
+        manifest = json.loads(fs.cat_file(path.rstrip("/") + "/pubmine.json"))
     except FileNotFoundError as exc:
         raise ModelError(
-            f"no model artifact at {url} (pubmine.json not found). Run `make demo` once to train the "
-            "default model, `pubmine train --output DIR` to train one, or set extract.model to an artifact URL."
+            f"no artifact for {what} at {url} (pubmine.json not found). Run `make model` once to build the "
+            "default models, `pubmine train`/`pubmine build-normalizer --output DIR` to make one, or set "
+            f"{what} to an artifact URL" + (" ('none' to skip linking)." if task == "normalizer" else ".")
         ) from exc
+    if manifest.get("task") != task:
+        raise ModelError(f"{what} at {url} is a {manifest.get('task')!r} artifact; expected task {task!r}")
+    return manifest
 
 
 def _progress(iterable, total: int, desc: str):
@@ -114,6 +123,14 @@ def run(config: RunConfig) -> RunSummary:
     store = Store(config.store, config.storage_options)
     model_url = config.extract.model_url()
     model_manifest = _model_manifest(model_url, config.storage_options)
+    normalizer_url = config.extract.normalizer_url()
+    normalizer_manifest = (_model_manifest(normalizer_url, config.storage_options, "extract.normalizer", "normalizer")
+                           if normalizer_url else None)
+    relation_urls = config.extract.relation_urls()
+    relation_manifests = [_model_manifest(u, config.storage_options, "extract.relations", "re") for u in relation_urls]
+    if relation_urls and not normalizer_url:
+        raise ModelError("extract.relations needs extract.normalizer: document-level relations hold between linked "
+                         "concepts (set extract.normalizer, or extract.relations=[])")
 
     mark = time.time()
     files = list_inputs(config.inputs, config.storage_options)
@@ -162,12 +179,15 @@ def run(config: RunConfig) -> RunSummary:
 
         # -- publish the text tables of each shard (Ray tasks), keeping sentences in the object store
         mark = time.time()
-        pub = ray.remote(publish.publish_parsed_shard).options(num_returns=2, max_retries=config.parse.max_retries)
+        pub = ray.remote(publish.publish_parsed_shard)
         counts_refs, sentence_refs = [], []
-        for k, (i, _) in enumerate(ok):
-            c, s = pub.remote(config.store, config.storage_options, run_id, shards[i].fingerprint, resolution.live[k])
+        for k, (i, r) in enumerate(ok):
+            # extraction blocks of about extract.batch_size sentences, each holding whole documents
+            n_blocks = max(1, -(-int(r.get("rows", {}).get("sentences", 0)) // config.extract.batch_size))
+            c, *blocks = pub.options(num_returns=1 + n_blocks, max_retries=config.parse.max_retries).remote(
+                config.store, config.storage_options, run_id, shards[i].fingerprint, resolution.live[k], n_blocks)
             counts_refs.append(c)
-            sentence_refs.append(s)
+            sentence_refs.extend(blocks)
         totals = Counter()
         for c in ray.get(counts_refs):
             totals.update(c)
@@ -179,16 +199,23 @@ def run(config: RunConfig) -> RunSummary:
                 *publish.snapshot_key(run_id, "rejects", publish.part_name(run_id, "failed-files")))
         timings["publish_text"] = time.time() - mark
 
-        # -- 4 extract: NER actor pool over the live sentences
+        # -- 4 extract: tokenize -> NER actors -> document stage (linking, relations) over the live sentences
         mark = time.time()
-        precision = None
+        precision, extracted = None, Counter()
         if totals["sentences"]:
-            precision = _extract(config, store, run_id, model_url, sentence_refs)
+            precision, extracted = _extract(config, run_id, model_url, model_manifest["model_id"], normalizer_url,
+                                            relation_urls, sentence_refs)
+            if extracted["documents"] != totals["sentence_docs"]:
+                raise PublishError(
+                    f"extraction saw {extracted['documents']} document blocks for {totals['sentence_docs']} documents "
+                    "with sentences: a document was split between blocks, so its links and relations would be "
+                    "incomplete. Not publishing; this is a bug, please report it with the run's log.")
         timings["extract"] = time.time() - mark
 
         # -- 5 commit: manifest, then LATEST
         mark = time.time()
         publish.ensure_table(store, run_id, "entities")
+        publish.ensure_table(store, run_id, "relations")
         ent_types = store.read_table(*publish.snapshot_key(run_id, "entities"), columns=["type"])
         by_type = dict(sorted(Counter(ent_types.column("type").to_pylist()).items()))
         timings["total"] = time.time() - t0
@@ -196,7 +223,14 @@ def run(config: RunConfig) -> RunSummary:
             "run_id": run_id,
             "code_version": code_version(),
             "config": to_dict(config),
-            "models": {"ner": {"url": model_url, "model_id": model_manifest.get("model_id"), "precision": precision}},
+            "models": {
+                "ner": {"url": model_url, "model_id": model_manifest.get("model_id"), "precision": precision},
+                "normalizer": (None if normalizer_manifest is None else
+                               {"url": normalizer_url, "model_id": normalizer_manifest["model_id"],
+                                "dictionary_version": normalizer_manifest["version"]}),
+                "relations": [{"url": u, "model_id": m["model_id"], "dataset": m.get("dataset")}
+                              for u, m in zip(relation_urls, relation_manifests)],
+            },
             "inputs": [
                 {"url": s.url, "source_file": s.source_file, "source_seq": s.source_seq, "fingerprint": s.fingerprint,
                  "status": ("ok" if r and r["ok"] else "failed"),
@@ -205,7 +239,8 @@ def run(config: RunConfig) -> RunSummary:
             ],
             "counts": {
                 "documents": totals["documents"], "passages": totals["passages"], "sentences": totals["sentences"],
-                "entities": sum(by_type.values()), "entities_by_type": by_type, "relations": 0,
+                "entities": sum(by_type.values()), "entities_by_type": by_type,
+                "entities_linked": extracted["linked"], "relations": extracted["relations"],
                 "rejects": totals["rejects"] + len(failed), "failed_files": len(failed),
                 "deleted": resolution.deleted, "superseded": resolution.superseded,
             },
@@ -234,37 +269,50 @@ def run(config: RunConfig) -> RunSummary:
         sentences=totals["sentences"], entities_by_type=by_type, rejects=totals["rejects"] + len(failed),
         failed_files=[r["source_file"] for r in failed], deleted=resolution.deleted,
         superseded=resolution.superseded, timings=timings, model_id=model_manifest.get("model_id"),
-        precision=precision,
+        precision=precision, relations=extracted["relations"], linked=extracted["linked"],
+        normalizer_version=normalizer_manifest["version"] if normalizer_manifest else None,
     )
 
 
-def _extract(config: RunConfig, store: Store, run_id: str, model_url: str, sentence_refs: list) -> str:
+def _extract(config: RunConfig, run_id: str, model_url: str, model_id: str, normalizer_url: str | None,
+             relation_urls: tuple[str, ...], sentence_refs: list) -> tuple[str, Counter]:
+    """Three Ray Data stages over blocks of whole documents, each block one batch: tokenizer actors
+    (CPU), NER actors (the accelerator), document actors (linking and relations, which write the
+    entities and relations parts). Returns the NER precision and the summed per-block counts."""
     import ray
     import ray.data
 
     from workers.ner import describe_precision
-    from workers.stages import NerPredictor
+    from workers.stages import DocumentStage, NerPredictor, StageResources, Tokenize
 
     ex = config.extract
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
+    ner = StageResources(ex.num_cpus_per_actor, ex.num_gpus_per_actor)
+    doc = StageResources(ex.doc_num_cpus, ex.doc_num_gpus)
+    common = dict(batch_size=None, batch_format="pyarrow")  # a batch is a block: documents stay whole
     ds = ray.data.from_arrow_refs(sentence_refs)
-    entities = ds.map_batches(
+    ds = ds.map_batches(Tokenize, fn_constructor_kwargs=dict(model_url=model_url, storage_options=config.storage_options),
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=ex.tokenize_actors),
+                        num_cpus=ex.tokenize_num_cpus, **common)
+    ds = ds.map_batches(
         NerPredictor,
         fn_constructor_kwargs=dict(
-            model_url=model_url, run_id=run_id, storage_options=config.storage_options,
-            max_length=ex.max_length, stride=ex.stride, max_tokens_per_batch=ex.max_tokens_per_batch,
-            precision=ex.precision, num_threads=max(1, int(ex.num_cpus_per_actor)),
-        ),
-        compute=ray.data.ActorPoolStrategy(size=ex.num_actors),
-        num_cpus=ex.num_cpus_per_actor,
-        num_gpus=ex.num_gpus_per_actor,
-        batch_size=ex.batch_size,
-        batch_format="pyarrow",
-    )
-    # writing is I/O: a small CPU share lets write tasks run beside actors that hold every core
-    entities.write_parquet(store.path(*publish.snapshot_key(run_id, "entities")),
-                           filesystem=store.arrow_filesystem(), ray_remote_args={"num_cpus": 0.1})
-    return describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu")
+            model_url=model_url, storage_options=config.storage_options, max_length=ex.max_length,
+            stride=ex.stride, max_tokens_per_batch=ex.max_tokens_per_batch, precision=ex.precision,
+            num_threads=ner.threads),
+        compute=ray.data.ActorPoolStrategy(size=ex.num_actors), num_cpus=ner.num_cpus, num_gpus=ner.num_gpus, **common)
+    ds = ds.map_batches(
+        DocumentStage,
+        fn_constructor_kwargs=dict(
+            store_url=config.store, run_id=run_id, ner_model_id=model_id, storage_options=config.storage_options,
+            normalizer_url=normalizer_url, relation_urls=relation_urls, precision=ex.precision,
+            num_threads=doc.threads),
+        compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus, **common)
+    counts = Counter()
+    for row in pa.concat_tables(ray.get(ds.to_arrow_refs())).to_pylist():
+        counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
+    return describe_precision(ex.precision, "cuda" if ner.num_gpus > 0 else "cpu"), counts
+
 
 __all__ = ["run", "RunSummary", "connect_ray", "PublishError"]

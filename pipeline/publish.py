@@ -35,8 +35,12 @@ def part_name(*keys: str) -> str:
 
 
 def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fingerprint: str,
-                         live_doc_ids: pa.Array) -> tuple[dict, pa.Table]:
-    """Copy the live rows of one parsed shard into the snapshot. Returns (row counts, sentences)."""
+                         live_doc_ids: pa.Array, n_blocks: int = 1) -> tuple:
+    """Copy the live rows of one parsed shard into the snapshot. Returns the row counts, then the live
+    sentences as ``n_blocks`` tables that each hold whole documents (run it with
+    ``num_returns=1 + n_blocks``: the blocks go to extraction through the object store)."""
+    from workers.stages import split_documents
+
     from pipeline.beam.run import parsed_prefix
 
     store = Store(store_url, storage_options)
@@ -52,10 +56,11 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fin
         counts[name] = table.num_rows
         if name == "sentences":
             sentences = table.select(["doc_id", "sent_idx", "start", "text"])
+            counts["sentence_docs"] = pc.count_distinct(table.column("doc_id")).as_py() if table.num_rows else 0
     rejects = store.read_table(*prefix, "rejects.parquet", schema=schemas.REJECTS)
     store.write_table(rejects, *snapshot_key(run_id, "rejects", part_name(fingerprint, "rejects")))
     counts["rejects"] = rejects.num_rows
-    return counts, sentences
+    return (counts, *split_documents(sentences, n_blocks))
 
 
 def ensure_table(store: Store, run_id: str, name: str) -> None:

@@ -102,7 +102,10 @@ ENTITIES = pa.schema(
         ("type", pa.string()),
         ("score", pa.float32()),
         ("sent_idx", pa.int32()),
-        ("concept_id", pa.string()),      # nullable until the normalizer fills it
+        ("concept_id", pa.string()),      # MESH:D003924, OMIM:613097; null: NIL or no normalizer
+        ("concept_score", pa.float32()),  # 1.0 for dictionary links, the cosine for embedding links
+        ("link_method", pa.string()),     # abbrev | exact | bag | embed | nil; null without a normalizer
+        ("dictionary_version", pa.string()),  # the normalizer's dictionary (sources + content hash)
         ("model_id", pa.string()),
         ("run_id", pa.string()),
     ]

@@ -69,6 +69,38 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder
 
 
+# a few real dictionary entries: what the tiny normalizer knows (MeSH IDs as in MeSH 2024)
+TINY_DICTIONARY = [("Chemical", "MESH:D009270", "naloxone", 1), ("Chemical", "MESH:D003000", "clonidine", 1),
+                   ("Chemical", "MESH:D015738", "famotidine", 1), ("Disease", "MESH:D003693", "delirium", 1),
+                   ("Disease", "MESH:D006973", "hypertension", 1), ("Disease", "MESH:D006973", "high blood pressure", 2)]
+
+
+@pytest.fixture(scope="session")
+def tiny_normalizer(tmp_path_factory, tiny_model) -> Path:
+    """A real normalizer artifact over a six-name dictionary, with the tiny model's encoder; threshold
+    -1, so every mention that the dictionary misses links to its nearest name (plumbing tests)."""
+    from workers.normalize import Dictionary, build_normalizer
+
+    d = Dictionary()
+    for kind, cid, name, rank in TINY_DICTIONARY:
+        d.add(kind, cid, name, rank, preferred=rank == 1)
+    d.sources.append("tiny")
+    folder = tmp_path_factory.mktemp("tiny-normalizer")
+    build_normalizer(str(folder), encoder=str(tiny_model), threshold=-1.0, progress=False, log=lambda *_: None,
+                     dictionary=d)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_relation(tmp_path_factory) -> Path:
+    """A tiny document-level relation artifact (BC5CDR CID form) that calls every candidate CID."""
+    from workers.train import tiny_relation_bert
+
+    folder = tmp_path_factory.mktemp("tiny-relation")
+    tiny_relation_bert(folder, always="CID")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray, in-process, for the whole session."""

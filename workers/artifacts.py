@@ -29,9 +29,14 @@ REQUIRED = ("config.json", "model.safetensors", MANIFEST)
 UNSAFE = ("pytorch_model.bin", "model.pt", "model.pkl")
 
 
+# data files some artifacts carry beside the weights (a normalizer's dictionary and embedded names)
+DATA_FILES = ("dictionary.parquet", "names.npz")
+
+
 def content_hash(folder: str | os.PathLike) -> str:
     h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
+    names = ["config.json", "model.safetensors"] + [n for n in DATA_FILES if os.path.exists(os.path.join(folder, n))]
+    for name in names:
         with open(os.path.join(folder, name), "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
@@ -39,8 +44,9 @@ def content_hash(folder: str | os.PathLike) -> str:
 
 
 def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, Any],
-                   storage_options: dict | None = None) -> dict:
-    """Save a trained model as an artifact at ``out_url`` (local path or any fsspec URL)."""
+                   storage_options: dict | None = None, extra=None) -> dict:
+    """Save a trained model as an artifact at ``out_url`` (local path or any fsspec URL). ``extra``,
+    if given, writes further files (DATA_FILES) into the folder before it is hashed."""
     fs, out_path = url_to_fs(out_url, storage_options)
     local = "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
     stage = Path(out_path) if local else Path(pubmine_home()) / "tmp" / f"write-{name}"
@@ -51,6 +57,8 @@ def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, An
     tokenizer.save_pretrained(stage)
     for bad in UNSAFE:
         (stage / bad).unlink(missing_ok=True)
+    if extra is not None:
+        extra(stage)
     manifest = {
         "format": "pubmine-model/1",
         "name": name,

@@ -229,6 +229,45 @@ def _marked(text: str, off: int, first: list, second: list) -> str:
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class PairCandidate:
+    head: tuple[str, str]        # (type, concept id) of the first concept
+    tail: tuple[str, str]
+    text: str                    # "TypeA TypeB | " + the sentence window with [E1]/[E2] markers
+    head_mention: object         # the first mention of each concept inside the window
+    tail_mention: object
+
+
+def concept_pair_candidates(text: str, sents: list[tuple[int, str]], concepts: dict[tuple[str, str], list],
+                            type_pairs: tuple[tuple[str, str], ...], window: int):
+    """Candidate concept pairs of one document: ``concepts`` maps (type, concept id) to mentions
+    (anything with ``start``/``end`` document offsets), ``sents`` is (offset, text) per sentence of
+    ``text``. A pair of related types is a candidate when some mentions of the two come within
+    ``window`` sentences; its text is the shortest such run of sentences with every mention of each
+    concept marked. Each unordered pair is yielded once (the order that first works). The training
+    corpora and the pipeline build their examples with this one function."""
+    starts = [off for off, _ in sents]
+    # each concept's sentences: the last sentence starting at or before each mention
+    where = {k: sorted({max(bisect_right(starts, m.start) - 1, 0) for m in ms}) for k, ms in concepts.items()}
+    covered = set()  # pairs with an example; a pair that failed in one order is tried in the other
+    for (ta, ia), ma in concepts.items():
+        for (tb, ib), mb in concepts.items():
+            key = frozenset((ia, ib))
+            if (ta, tb) not in type_pairs or ia == ib or key in covered:
+                continue
+            dist, i, j = min((abs(i - j), i, j) for i in where[(ta, ia)] for j in where[(tb, ib)])
+            if dist >= window:
+                continue
+            lo, hi = min(i, j), max(i, j)
+            off, end = sents[lo][0], sents[hi][0] + len(sents[hi][1])
+            marked = _marked(text[off:end], off, ma, mb)
+            if "[E1]" not in marked or "[E2]" not in marked:
+                continue  # the two concepts share their only mentions (a composite "MODY")
+            covered.add(key)
+            inside = lambda ms: min((m for m in ms if off <= m.start and m.end <= end), key=lambda m: m.start)
+            yield PairCandidate((ta, ia), (tb, ib), f"{ta} {tb} | " + marked, inside(ma), inside(mb))
+
+
 def doc_relation_examples(docs, type_pairs: tuple[tuple[str, str], ...], window: int = 3) -> DocRelationSet:
     """Candidate concept pairs of every document (see DOC_RE_CORPORA) with their gold label or
     ``None``; relations are undirected for lookup (BioRED lists either order)."""
@@ -240,29 +279,11 @@ def doc_relation_examples(docs, type_pairs: tuple[tuple[str, str], ...], window:
         gold = {}
         for rtype, a, b in doc.relations:
             gold[frozenset((a, b))] = rtype
-        sents = doc_sentences(doc)
-        starts = [off for off, _ in sents]
-        concepts = _concepts(doc, types)
-        # each concept's sentences: the last sentence starting at or before each mention
-        where = {k: sorted({max(bisect_right(starts, m.start) - 1, 0) for m in ms}) for k, ms in concepts.items()}
-        covered = set()  # pairs with an example; a pair that failed in one order is tried in the other
-        for (ta, ia), ma in concepts.items():
-            for (tb, ib), mb in concepts.items():
-                key = frozenset((ia, ib))
-                if (ta, tb) not in type_pairs or ia == ib or key in covered:
-                    continue
-                dist, i, j = min((abs(i - j), i, j) for i in where[(ta, ia)] for j in where[(tb, ib)])
-                if dist >= window:
-                    continue
-                lo, hi = min(i, j), max(i, j)
-                off = sents[lo][0]
-                text = doc.text[off : sents[hi][0] + len(sents[hi][1])]
-                marked = _marked(text, off, ma, mb)
-                if "[E1]" not in marked or "[E2]" not in marked:
-                    continue  # the two concepts share their only mentions (a composite "MODY")
-                examples.append(RelationExample(
-                    f"{ta} {tb} | " + marked, gold.get(key, DOC_RE_NEGATIVE), f"{doc.pmid}|{ia}|{ib}"))
-                covered.add(key)
+        covered = set()
+        for c in concept_pair_candidates(doc.text, doc_sentences(doc), _concepts(doc, types), type_pairs, window):
+            key = frozenset((c.head[1], c.tail[1]))
+            examples.append(RelationExample(c.text, gold.get(key, DOC_RE_NEGATIVE), f"{doc.pmid}|{c.head[1]}|{c.tail[1]}"))
+            covered.add(key)
         missed += [(doc.pmid, *sorted(k), t) for k, t in gold.items() if k not in covered]
     return DocRelationSet(examples, missed)
 

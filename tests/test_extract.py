@@ -1,0 +1,122 @@
+"""The extraction stages as Ray Data runs them (tokenizer actors -> NER actors -> document actors),
+with tiny real models: same spans as tagging in-process, whole documents per block, entities linked to
+concepts, relations pointing at entity spans."""
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from pipeline import schemas
+from pipeline.storage import Store
+from workers.stages import TAGGED, DocumentStage, NerPredictor, Tokenize, split_documents
+
+TEXTS = ["Naloxone reverses the antihypertensive effect of clonidine.",
+         "Famotidine-associated delirium in six patients.", "",
+         "Clonidine lowers blood pressure; hypertension returns after naloxone (NLX) is given. " * 12]
+
+
+def _sentences(n_docs: int = 20) -> pa.Table:
+    rows = []
+    for d in range(n_docs):
+        off = 0
+        for i, t in enumerate(TEXTS[: 2 + d % 3]):
+            rows.append({"doc_id": f"pmid:{d}", "sent_idx": i, "start": off, "text": t})
+            off += len(t) + 1
+    return pa.Table.from_pylist(rows, schema=pa.schema([("doc_id", pa.string()), ("sent_idx", pa.int32()),
+                                                         ("start", pa.int32()), ("text", pa.string())]))
+
+
+def test_split_documents_keeps_documents_whole_and_gives_the_asked_number_of_blocks():
+    t = _sentences(50)
+    for n in (1, 2, 3, 7, 40, 200):
+        blocks = split_documents(t, n)
+        assert len(blocks) == n and sum(b.num_rows for b in blocks) == t.num_rows
+        assert pa.concat_tables(blocks).equals(t)
+        seen = set()
+        for b in blocks:
+            docs = set(b.column("doc_id").to_pylist())
+            assert not docs & seen, "a document in two blocks"
+            seen |= docs
+
+
+def test_tokenize_then_ner_actors_give_the_in_process_spans(ray_local, tiny_model):
+    import ray.data
+
+    from workers.ner import NerTagger
+
+    sentences = _sentences()
+    ds = ray.data.from_arrow_refs([ray.put(b) for b in split_documents(sentences, 4)])
+    ds = ds.map_batches(Tokenize, fn_constructor_kwargs={"model_url": str(tiny_model)},
+                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.25, batch_size=None,
+                        batch_format="pyarrow")
+    ds = ds.map_batches(NerPredictor, fn_constructor_kwargs={"model_url": str(tiny_model), "precision": "fp32",
+                                                             "max_length": 32, "stride": 8},
+                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1, batch_size=None, batch_format="pyarrow")
+    out = pa.concat_tables(ray.get(ds.to_arrow_refs()))
+    assert out.schema == TAGGED and out.num_rows == sentences.num_rows
+    tagger = NerTagger.load(tiny_model, precision="fp32", max_length=32, stride=8)
+    direct = {}
+    for row, spans in zip(sentences.to_pylist(), tagger.tag(sentences.column("text").to_pylist())):
+        direct[row["doc_id"], row["sent_idx"]] = [(row["start"] + s.start, row["start"] + s.end, s.type) for s in spans]
+    got = {(r["doc_id"], r["sent_idx"]): [(e["start"], e["end"], e["type"]) for e in r["entities"]] for r in out.to_pylist()}
+    assert got == direct and sum(map(len, got.values())) > 0  # the long sentence is windowed (max_length 32)
+
+
+def _tagged(entities_by_sentence):
+    rows = []
+    for (doc, idx, start, text), ents in entities_by_sentence:
+        rows.append({"doc_id": doc, "sent_idx": idx, "start": start, "text": text,
+                     "entities": [{"start": start + text.index(w), "end": start + text.index(w) + len(w), "type": t,
+                                   "score": 0.9} for w, t in ents]})
+    return pa.Table.from_pylist(rows, schema=TAGGED)
+
+
+def test_document_stage_links_mentions_and_writes_relations_between_entity_spans(tiny_normalizer, tiny_relation, tmp_path):
+    s1 = "Naloxone reverses the antihypertensive effect of clonidine (CLN)."
+    s2 = "Delirium followed CLN in two patients with hypertension."
+    batch = _tagged([(("pmid:1", 0, 0, s1), [("Naloxone", "Chemical"), ("clonidine", "Chemical")]),
+                     (("pmid:1", 1, len(s1) + 1, s2), [("Delirium", "Disease"), ("CLN", "Chemical"),
+                                                       ("hypertension", "Disease")]),
+                     (("pmid:2", 0, 0, "No entities here."), [])])
+    store = Store(str(tmp_path / "store"))
+    stage = DocumentStage(str(tmp_path / "store"), "run-x", "tiny-ner-1", normalizer_url=str(tiny_normalizer),
+                          relation_urls=(str(tiny_relation),), precision="fp32")
+    counts = stage(batch).to_pylist()
+    assert counts == [{"documents": 2, "entities": 5, "linked": 5, "relations": counts[0]["relations"],
+                       "first_doc": "pmid:1", "last_doc": "pmid:2"}]
+    ents = store.read_table("snapshots", "run-x", "entities")
+    assert ents.schema == schemas.ENTITIES
+    by_text = {r["text"]: r for r in ents.to_pylist()}
+    assert by_text["clonidine"]["concept_id"] == "MESH:D003000" and by_text["clonidine"]["link_method"] == "exact"
+    assert by_text["CLN"]["concept_id"] == "MESH:D003000" and by_text["CLN"]["link_method"] == "abbrev"
+    assert by_text["hypertension"]["concept_id"] == "MESH:D006973"
+    assert set(ents.column("dictionary_version").to_pylist()) == {stage.normalizer.version}
+    assert stage.normalizer.version.startswith("tiny#")
+    rels = store.read_table("snapshots", "run-x", "relations")
+    assert rels.schema == schemas.RELATIONS
+    # every Chemical x Disease concept pair within two sentences, called CID by the always-CID model
+    pairs = {(r["head"]["concept_id"], r["tail"]["concept_id"]) for r in rels.to_pylist()}
+    chems = {"MESH:D009270", "MESH:D003000"}
+    assert {(c, "MESH:D006973") for c in chems} <= pairs and all(h in chems for h, _ in pairs)
+    spans = {(r["start"], r["end"], r["type"], r["concept_id"]) for r in ents.to_pylist()}
+    for r in rels.to_pylist():
+        assert r["type"] == "CID" and r["sent_idx"] is None and r["doc_id"] == "pmid:1" and 0.5 < r["score"] <= 1
+        for end in (r["head"], r["tail"]):
+            assert (end["start"], end["end"], end["type"], end["concept_id"]) in spans
+    # a retried block rewrites its own parts
+    stage(batch)
+    assert store.read_table("snapshots", "run-x", "entities").num_rows == 5
+
+
+def test_sentence_level_relation_models_are_refused_with_the_reason(tiny_normalizer, tmp_path):
+    from pipeline.errors import ModelError
+    from workers.train import tiny_relation_bert
+
+    tiny_relation_bert(tmp_path / "gad", labels=("0", "1"), dataset="bc5cdr-cid")
+    import json
+
+    meta = json.loads((tmp_path / "gad" / "pubmine.json").read_text())
+    (tmp_path / "gad" / "pubmine.json").write_text(json.dumps({**meta, "dataset": "gad", "type_pairs": None}))
+    with pytest.raises(ModelError, match="document-level"):
+        DocumentStage(str(tmp_path / "store"), "r", "m", normalizer_url=str(tiny_normalizer),
+                      relation_urls=(str(tmp_path / "gad"),))
