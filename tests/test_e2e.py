@@ -29,18 +29,33 @@ def s3_model(s3_server, tiny_model):
     return "s3://pubmine/models/tiny-e2e"
 
 
-def _config(s3_server, model, run_id, extra=(), inputs=INPUTS):
+@pytest.fixture(scope="module")
+def s3_extras(s3_server, tiny_normalizer, tiny_relation):
+    """The tiny normalizer and relation artifacts on S3 (staged per node like the NER model)."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(endpoint_url=s3_server["endpoint"])
+    fs.put(str(tiny_normalizer) + "/", "pubmine/models/tiny-normalizer/", recursive=True)
+    fs.put(str(tiny_relation) + "/", "pubmine/models/tiny-cid/", recursive=True)
+    return "s3://pubmine/models/tiny-normalizer", "s3://pubmine/models/tiny-cid"
+
+
+def _config(s3_server, model, run_id, extra=(), inputs=INPUTS, normalizer="none", relations="[]"):
     so = json.dumps(s3_server["storage_options"])
     return load_config(ROOT / "configs" / "local.yaml",
                        [f"storage_options={so}", f"extract.model={model}", f"run_id={run_id}",
-                        "extract.num_cpus_per_actor=1", "extract.precision=fp32", *extra],
+                        f"extract.normalizer={normalizer}", f"extract.relations={relations}",
+                        "extract.num_cpus_per_actor=1", "extract.precision=fp32", "extract.batch_size=200", *extra],
                        inputs=inputs, store="s3://pubmine/e2e")
 
 
-def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_model, tmp_path):
-    summary = run(_config(s3_server, s3_model, "run-a"))
+def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_model, s3_extras, tmp_path):
+    normalizer, cid = s3_extras
+    summary = run(_config(s3_server, s3_model, "run-a", normalizer=normalizer, relations=f"[{cid}]"))
     assert summary.documents == 3 + 4 + 1 + 88 and summary.sentences > 500
     assert summary.failed_files == [] and sum(summary.entities_by_type.values()) > 0
+    # threshold -1: every Chemical/Disease mention links; the always-CID model relates every candidate pair
+    assert summary.linked == sum(summary.entities_by_type.values()) and summary.relations > 0
 
     store = Store("s3://pubmine/e2e", s3_server["storage_options"])
     assert store.read_text("LATEST").strip() == "run-a"
@@ -67,6 +82,16 @@ def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_m
     texts = {d: document_text(sorted(ps, key=lambda p: p.offset)) for d, ps in by_doc.items()}
     for r in ents.to_pylist():
         assert texts[r["doc_id"]][r["start"]:r["end"]] == r["text"]
+        assert r["concept_id"] and r["dictionary_version"] == summary.normalizer_version
+    # every relation points at two published entity spans with their concept IDs
+    rels = pads.dataset(f"pubmine/e2e/snapshots/{latest}/relations", filesystem=s3, format="parquet").to_table()
+    assert rels.num_rows == summary.relations == manifest["counts"]["relations"]
+    spans = {(r["doc_id"], r["start"], r["end"], r["type"], r["concept_id"]) for r in ents.to_pylist()}
+    for r in rels.to_pylist():
+        for end in (r["head"], r["tail"]):
+            assert (r["doc_id"], end["start"], end["end"], end["type"], end["concept_id"]) in spans
+    assert manifest["models"]["normalizer"]["dictionary_version"] == summary.normalizer_version
+    assert [m["model_id"] for m in manifest["models"]["relations"]] == [rels.column("model_id")[0].as_py()]
     sents = pads.dataset(f"pubmine/e2e/snapshots/{latest}/sentences", filesystem=s3, format="parquet").to_table()
     for r in sents.to_pylist():
         assert texts[r["doc_id"]][r["start"]:r["end"]] == r["text"]

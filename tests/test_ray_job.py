@@ -83,7 +83,7 @@ def test_ray_job_submit_publishes_a_snapshot(ray_head, tiny_model, tmp_path):
     runtime_env = {"excludes": RUNTIME_EXCLUDES,
                    "env_vars": {"PUBMINE_HOME": str(tmp_path / "home"), "PUBMINE_DATA": str(DATA)}}
     entrypoint = (f"{sys.executable} -m pipeline.cli run --config configs/local.yaml --input {source} "
-                  f"--store {store_dir} --set extract.model={tiny_model} --set extract.precision=fp32 "
+                  f"--store {store_dir} --set extract.model={tiny_model} --set extract.normalizer=none --set extract.relations=[] --set extract.precision=fp32 "
                   f"--set run_id=job-run")
     for _ in range(30):  # the head's job agent may need a few seconds after the dashboard answers
         out = _ray("job", "submit", "--address", ray_head["url"], "--no-wait", "--working-dir", str(ROOT),
