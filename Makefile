@@ -12,9 +12,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
-# the default NER model (BC5CDR Chemical+Disease, MiniLM stand-in), trained once into ~/.cache/pubmine
+# the default models, built once into ~/.cache/pubmine/models: NER (Chemical, Disease, Gene; MiniLM
+# stand-in), the normalizer (MeSH 2024 + MEDIC, embedded names) and the CID relation classifier
 model: $(BIN)/.installed
 	$(BIN)/pubmine train --config configs/models/default-ner.yaml --if-missing
+	$(BIN)/pubmine build-normalizer --if-missing
+	$(BIN)/pubmine train --config configs/models/default-cid.yaml --output "$${PUBMINE_HOME:-$$HOME/.cache/pubmine}/models/default-cid" --if-missing
 
 demo: model
 	$(BIN)/pubmine run --config configs/local.yaml
@@ -27,6 +30,9 @@ bench: model
 	$(BIN)/python -m benchmarks.split
 	$(BIN)/python -m benchmarks.parse
 	$(BIN)/python -m benchmarks.e2e_bc5cdr
+	$(BIN)/python -m benchmarks.normalization
+	$(BIN)/python -m benchmarks.ner_speed
+	$(BIN)/python -m benchmarks.e2e_throughput
 
 s3-start: $(BIN)/.installed
 	PATH=$(BIN):$$PATH infra/local/s3.sh start .cache/s3

@@ -154,6 +154,8 @@ def build_normalizer_cmd(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default normalizer folder)"),
     encoder: str = typer.Option("minilm", "--encoder", help="sentence encoder of the embedding step (folder or hub name)"),
     threshold: float = typer.Option(0.7, "--threshold", help="least cosine for an embedding link (below: NIL)"),
+    finetune_pairs: int = typer.Option(0, "--finetune-pairs", help="fine-tune the encoder on this many synonym pairs "
+                                                                "from the dictionary first (SapBERT style); 0: as is"),
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
@@ -168,7 +170,8 @@ def build_normalizer_cmd(
         if if_missing and artifact_exists(out):
             typer.echo(f"normalizer already present at {out}; not rebuilding (drop --if-missing to rebuild)")
             return
-        manifest = build_normalizer(out, encoder, threshold, progress=not quiet, log=typer.echo)
+        manifest = build_normalizer(out, encoder, threshold, progress=not quiet, log=typer.echo,
+                                    finetune_pairs=finetune_pairs)
     except PubmineError as err:
         _fail(err)
     typer.echo(f"wrote {manifest['model_id']} (dictionary {manifest['version']}) to {out}")

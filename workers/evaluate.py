@@ -145,3 +145,32 @@ def load_dataset(name: str, data_dir: Path | None = None) -> tuple[list[Pubtator
         raise KeyError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
     rel, types = DATASETS[name]
     return list(read_pubtator((data_dir or shared_data_dir()) / rel)), types
+
+
+def gold_concepts(doc: PubtatorDoc, types: tuple[str, ...]) -> set[tuple]:
+    """(pmid, type, concept id) of a document's gold mentions; composite IDs count for each ID,
+    unlinked (-1) mentions are left out (BC5CDR's concept-level evaluation)."""
+    from workers.normalize import gold_ids
+
+    return {(doc.pmid, m.type, cid) for m in doc.mentions if m.type in types for cid in gold_ids(m.ids)}
+
+
+def score_concepts(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], types: tuple[str, ...]) -> Scores:
+    """Concept-level P/R/F1 per document: the set of (type, concept id) found and linked against the
+    gold set; ``predicted``: pmid -> {(pmid, type, concept id)}."""
+    s = Scores()
+    for d in docs:
+        s.add(gold_concepts(d, types), {p for p in predicted.get(d.pmid, set()) if p[1] in types})
+    return s
+
+
+def score_cid(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]]) -> Scores:
+    """BC5CDR CID at document level: {(pmid, chemical id, disease id)} against the gold CID pairs."""
+    from workers.normalize import gold_ids
+
+    s = Scores()
+    for d in docs:
+        gold = {(d.pmid, c, x, "CID") for rtype, a, b in d.relations if rtype == "CID"
+                for c in gold_ids(a) for x in gold_ids(b)}
+        s.add(gold, {(*p, "CID") for p in predicted.get(d.pmid, set())})
+    return s
