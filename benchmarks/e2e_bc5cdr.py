@@ -85,7 +85,7 @@ def main() -> None:
         pmid = int(doc_id.split(":")[1])
         predicted[pmid].add((pmid, s, e, t))
         if cid:
-            concepts[pmid].add((pmid, t, cid))
+            concepts[pmid].add((pmid, cid, t))
     cid_pairs: dict[int, set] = defaultdict(set)
     for doc_id, head, tail, rtype in zip(*(rels.column(c).to_pylist() for c in ("doc_id", "head", "tail", "type"))):
         if rtype == "CID":

@@ -191,6 +191,8 @@ def evaluate(
     encoder: str = typer.Option("minilm", "--encoder", help="normalization: the sentence encoder of the embedding "
                                                              "step (folder or hub name), or 'none' for dictionary only"),
     threshold: float = typer.Option(0.7, "--threshold", help="normalization: least cosine for an embedding link"),
+    normalizer: Optional[str] = typer.Option(None, "--normalizer", help="normalization: a normalizer artifact URL "
+                                             "('default': the pipeline's) instead of --encoder/--threshold"),
 ) -> None:
     """P/R/F1 of a model on a dataset's test split: strict entity level for NER, the paper's relation
     scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored); accuracy@1 of
@@ -203,7 +205,7 @@ def evaluate(
     from workers.relations import RE_NAMES
 
     if task == "normalization":
-        return _evaluate_normalization(dataset, encoder, threshold)
+        return _evaluate_normalization(dataset, encoder, threshold, normalizer, model, precision)
     if task != "auto":
         _fail(PubmineError(f"--task {task!r} is not one of auto, normalization"))
     if dataset in RE_NAMES:
@@ -238,15 +240,28 @@ def evaluate(
 BIOSYN_ACC1 = {"ncbi-disease": 91.1, "bc5cdr-disease": 93.2, "bc5cdr-chem": 96.6}
 
 
-def _evaluate_normalization(dataset: str, encoder: str, threshold: float) -> None:
-    from pipeline.config import pubmine_home
-    from workers.normalize import Dictionary, EmbeddingIndex, Normalizer, evaluate_linking
+def _evaluate_normalization(dataset: str, encoder: str, threshold: float, normalizer_url: str | None,
+                            model: str, precision: str) -> None:
+    """accuracy@1 of linking gold mentions (ncbi-disease, bc5cdr-chem, bc5cdr-disease), or, with
+    ``-d bc5cdr``, concept-level P/R/F1 end to end: the NER model's mentions, linked, per document."""
+    from pipeline.config import default_normalizer_dir, pubmine_home
+    from workers.artifacts import stage_artifact
+    from workers.normalize import NORM_DATASETS, Dictionary, EmbeddingIndex, Normalizer, evaluate_linking
 
     try:
-        dictionary = Dictionary.default()
-        index = None if encoder == "none" else EmbeddingIndex(dictionary, encoder, progress=True,
-                                                              cache_dir=pubmine_home() / "normalization")
-        normalizer = Normalizer(dictionary, index, threshold)
+        if normalizer_url:
+            url = str(default_normalizer_dir()) if normalizer_url == "default" else normalizer_url
+            normalizer = Normalizer.load(stage_artifact(url))
+        else:
+            dictionary = Dictionary.default()
+            index = None if encoder == "none" else EmbeddingIndex(dictionary, encoder, progress=True,
+                                                                  cache_dir=pubmine_home() / "normalization")
+            normalizer = Normalizer(dictionary, index, threshold)
+        if dataset == "bc5cdr":
+            return _evaluate_concepts(normalizer, model, precision)
+        if dataset not in NORM_DATASETS:
+            raise PubmineError(f"--task normalization takes -d {', '.join(NORM_DATASETS)} (gold mentions) or bc5cdr "
+                               "(end to end: NER mentions linked, concept-level F1)")
         s = evaluate_linking(normalizer, dataset)
     except PubmineError as err:
         _fail(err)
@@ -255,6 +270,27 @@ def _evaluate_normalization(dataset: str, encoder: str, threshold: float) -> Non
         typer.echo(f"  {method:<7} {n:>6} mentions  {ok / max(n, 1):6.1%} correct")
     typer.echo(f"  accuracy@1 {100 * s.accuracy:.2f}   (BioSyn {BIOSYN_ACC1[dataset]})")
     typer.echo(f"RESULT evaluate task=normalization dataset={dataset} acc1={s.accuracy:.4f} n={s.n}")
+
+
+def _evaluate_concepts(normalizer, model: str, precision: str) -> None:
+    from pipeline.report import print_scores
+    from workers.artifacts import stage_artifact
+    from workers.evaluate import load_dataset, predict_documents, score_concepts
+    from workers.ner import NerTagger
+
+    docs, types = load_dataset("bc5cdr")
+    tagger = NerTagger.load(stage_artifact(str(default_model_dir()) if model == "default" else model), precision=precision)
+    predicted = predict_documents(tagger, docs)
+    concepts: dict[int, set] = {}
+    for d in docs:
+        mentions = sorted(m for m in predicted[d.pmid] if m[3] in types)
+        links = normalizer.link_document(d.text, [(d.text[s:e], t) for _, s, e, t in mentions])
+        concepts[d.pmid] = {(d.pmid, l.concept_id, m[3]) for m, l in zip(mentions, links) if l.concept_id}
+    s = score_concepts(docs, concepts, types)
+    p, r, f = s.overall()
+    print_scores(f"concepts found and linked: {tagger.model_id} + {normalizer.version} on the {len(docs)} BC5CDR test "
+                 "abstracts (per document, concept level)", (p, r, f), s.by_type())
+    typer.echo(f"RESULT evaluate task=normalization dataset=bc5cdr concept_f1={f:.4f} precision={p:.4f} recall={r:.4f}")
 
 
 def _evaluate_relations(model: str, dataset: str, fold: int) -> None:

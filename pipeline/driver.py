@@ -308,7 +308,8 @@ def _extract(config: RunConfig, run_id: str, model_url: str, model_id: str, norm
             store_url=config.store, run_id=run_id, ner_model_id=model_id, storage_options=config.storage_options,
             normalizer_url=normalizer_url, relation_urls=relation_urls, precision=ex.precision,
             num_threads=doc.threads),
-        compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus, **common)
+        compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
+        memory=int(ex.doc_memory_gb * 2**30), **common)
     counts = Counter()
     for row in pa.concat_tables(ray.get(ds.to_arrow_refs())).to_pylist():
         counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})

@@ -19,6 +19,9 @@ def print_run_summary(s: RunSummary) -> None:
     for typ, n in s.entities_by_type.items():
         t.add_row(f"entities: {typ}", f"{n:,}")
     t.add_row("entities: total", f"{sum(s.entities_by_type.values()):,}")
+    t.add_row("entities linked to a concept", f"{s.linked:,}" + (f" ({s.normalizer_version})" if s.normalizer_version else
+                                                                  " (no normalizer)"))
+    t.add_row("relations", f"{s.relations:,}")
     t.add_row("rejected records", f"{s.rejects:,}")
     t.add_row("deleted / superseded", f"{s.deleted:,} / {s.superseded:,}")
     if s.failed_files:

@@ -3,7 +3,6 @@ with tiny real models: same spans as tagging in-process, whole documents per blo
 concepts, relations pointing at entity spans."""
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from pipeline import schemas
@@ -108,15 +107,37 @@ def test_document_stage_links_mentions_and_writes_relations_between_entity_spans
     assert store.read_table("snapshots", "run-x", "entities").num_rows == 5
 
 
-def test_sentence_level_relation_models_are_refused_with_the_reason(tiny_normalizer, tmp_path):
+def test_sentence_level_models_relate_gene_disease_mentions_within_a_sentence(tiny_normalizer, tmp_path):
+    """A GAD-form model sees each Gene x Disease mention pair of one sentence with both masked as GAD
+    writes them; its positive label becomes an 'Association' row with the sentence index."""
+    from workers.relations import RelationClassifier
+    from workers.train import tiny_relation_bert
+
+    tiny_relation_bert(tmp_path / "gad", labels=("0", "1"), dataset="gad", always="1")
+    s1 = "BRCA1 variants raise the risk of breast cancer and ovarian cancer."
+    s2 = "TP53 is mutated in glioma."
+    batch = _tagged([(("pmid:7", 0, 0, s1), [("BRCA1", "Gene"), ("breast cancer", "Disease"), ("ovarian cancer", "Disease")]),
+                     (("pmid:7", 1, len(s1) + 1, s2), [("TP53", "Gene"), ("glioma", "Disease")])])
+    stage = DocumentStage(str(tmp_path / "store"), "run-g", "tiny-ner-1", normalizer_url=str(tiny_normalizer),
+                          relation_urls=(str(tmp_path / "gad"),), precision="fp32")
+    seen = []
+    real = RelationClassifier.predict_scored
+    stage.relations[0].predict_scored = lambda texts, *a: seen.extend(texts) or real(stage.relations[0], texts)
+    assert stage(batch).column("relations").to_pylist() == [3]
+    assert sorted(seen) == sorted(["@GENE$ variants raise the risk of @DISEASE$ and ovarian cancer.",
+                                   "@GENE$ variants raise the risk of breast cancer and @DISEASE$.",
+                                   "@GENE$ is mutated in @DISEASE$."])
+    rels = Store(str(tmp_path / "store")).read_table("snapshots", "run-g", "relations").to_pylist()
+    assert {(r["sent_idx"], r["head"]["type"], r["tail"]["type"], r["type"]) for r in rels} == {
+        (0, "Gene", "Disease", "Association"), (1, "Gene", "Disease", "Association")}
+
+
+def test_relation_models_the_pipeline_cannot_feed_are_refused_with_the_reason(tiny_normalizer, tmp_path):
+
     from pipeline.errors import ModelError
     from workers.train import tiny_relation_bert
 
-    tiny_relation_bert(tmp_path / "gad", labels=("0", "1"), dataset="bc5cdr-cid")
-    import json
-
-    meta = json.loads((tmp_path / "gad" / "pubmine.json").read_text())
-    (tmp_path / "gad" / "pubmine.json").write_text(json.dumps({**meta, "dataset": "gad", "type_pairs": None}))
-    with pytest.raises(ModelError, match="document-level"):
+    tiny_relation_bert(tmp_path / "chemprot", labels=("INHIBITOR", "AGONIST"), dataset="chemprot")
+    with pytest.raises(ModelError, match="no negative class"):
         DocumentStage(str(tmp_path / "store"), "r", "m", normalizer_url=str(tiny_normalizer),
-                      relation_urls=(str(tmp_path / "gad"),))
+                      relation_urls=(str(tmp_path / "chemprot"),))

@@ -119,11 +119,11 @@ def test_the_embedded_names_are_cached_by_dictionary_version(tmp_path, monkeypat
     d = Dictionary()
     d.add("Disease", "MESH:D009203", "myocardial infarction", rank=1)
     built = EmbeddingIndex(d, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("names-*.npz"))) == 1
+    assert len(list(tmp_path.glob("names2-*.npz"))) == 1
     monkeypatch.setattr(EmbeddingIndex, "encode", lambda *a, **k: pytest.fail("re-embedded a cached dictionary"))
     loaded = EmbeddingIndex(d, cache_dir=tmp_path)
     assert loaded.ids == built.ids and np.array_equal(loaded.vectors["Disease"], built.vectors["Disease"])
     d.add("Disease", "MESH:D001943", "breast neoplasms", rank=1)  # another version: embedded anew
     monkeypatch.undo()
     assert len(EmbeddingIndex(d, cache_dir=tmp_path).ids["Disease"]) == 2
-    assert len(list(tmp_path.glob("names-*.npz"))) == 2
+    assert len(list(tmp_path.glob("names2-*.npz"))) == 2

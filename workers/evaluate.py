@@ -148,19 +148,19 @@ def load_dataset(name: str, data_dir: Path | None = None) -> tuple[list[Pubtator
 
 
 def gold_concepts(doc: PubtatorDoc, types: tuple[str, ...]) -> set[tuple]:
-    """(pmid, type, concept id) of a document's gold mentions; composite IDs count for each ID,
+    """(pmid, concept id, type) of a document's gold mentions; composite IDs count for each ID,
     unlinked (-1) mentions are left out (BC5CDR's concept-level evaluation)."""
     from workers.normalize import gold_ids
 
-    return {(doc.pmid, m.type, cid) for m in doc.mentions if m.type in types for cid in gold_ids(m.ids)}
+    return {(doc.pmid, cid, m.type) for m in doc.mentions if m.type in types for cid in gold_ids(m.ids)}
 
 
 def score_concepts(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], types: tuple[str, ...]) -> Scores:
-    """Concept-level P/R/F1 per document: the set of (type, concept id) found and linked against the
-    gold set; ``predicted``: pmid -> {(pmid, type, concept id)}."""
+    """Concept-level P/R/F1 per document: the set of (concept id, type) found and linked against the
+    gold set; ``predicted``: pmid -> {(pmid, concept id, type)}."""
     s = Scores()
     for d in docs:
-        s.add(gold_concepts(d, types), {p for p in predicted.get(d.pmid, set()) if p[1] in types})
+        s.add(gold_concepts(d, types), {p for p in predicted.get(d.pmid, set()) if p[-1] in types})
     return s
 
 

@@ -334,13 +334,23 @@ class EmbeddingIndex:
                 out[idx] = torch.nn.functional.normalize(v, dim=-1).numpy()
         return out
 
-    def nearest(self, texts: list[str], kind: str) -> list[tuple[str | None, float]]:
-        """(concept ID, cosine) of each text's nearest name of ``kind``; (None, 0) if none of that type."""
+    def nearest(self, texts: list[str], kind: str, chunk: int = 256) -> list[tuple[str | None, float]]:
+        """(concept ID, cosine) of each text's nearest name of ``kind``; (None, 0) if none of that type.
+        Each distinct query is embedded once; similarities are computed ``chunk`` queries at a time."""
+        import numpy as np
+
         if kind not in self.vectors or not texts:
             return [(None, 0.0)] * len(texts)
-        sims = self.encode([norm_key(t) for t in texts]) @ self.vectors[kind].T
-        best = sims.argmax(1)
-        return [(self.ids[kind][j], float(sims[i, j])) for i, j in enumerate(best)]
+        keys = [norm_key(t) for t in texts]
+        unique = sorted(set(keys))
+        vecs = self.encode(unique)
+        best: dict[str, tuple[str, float]] = {}
+        for k in range(0, len(unique), chunk):
+            sims = vecs[k : k + chunk] @ self.vectors[kind].T
+            arg = sims.argmax(1)
+            for q, j, sim in zip(unique[k : k + chunk], arg, sims[np.arange(len(arg)), arg]):
+                best[q] = (self.ids[kind][j], float(sim))
+        return [best[q] for q in keys]
 
 
 class Normalizer:
@@ -376,16 +386,27 @@ class Normalizer:
 
     def link_document(self, text: str, mentions: list[tuple[str, str]]) -> list[Link]:
         """``mentions``: (mention text, entity type) of one document whose full text is ``text``."""
-        abbrevs = abbreviations(text)
-        links = [self.link(m, kind, abbrevs) for m, kind in mentions]
-        if self.index is not None:
-            for kind in {k for (_, k), l in zip(mentions, links) if l.concept_id is None}:
-                todo = [i for i, ((_, k), l) in enumerate(zip(mentions, links)) if k == kind and l.concept_id is None]
-                queries = [abbrevs.get(mentions[i][0].strip(), mentions[i][0]) for i in todo]
-                for i, (cid, sim) in zip(todo, self.index.nearest(queries, kind)):
-                    if cid is not None and sim >= self.threshold:
-                        links[i] = Link(cid, "embed", sim)
-        return links
+        return self.link_documents([(text, mentions)])[0]
+
+    def link_documents(self, docs: list[tuple[str, list[tuple[str, str]]]]) -> list[list[Link]]:
+        """Many documents at once: abbreviations and dictionary per document, then one embedding pass
+        per entity type over every mention still unlinked (a short form defined in its document is
+        embedded as its long form)."""
+        out: list[list[Link]] = []
+        pending: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        for d, (text, mentions) in enumerate(docs):
+            abbrevs = abbreviations(text) if mentions else {}
+            links = [self.link(m, kind, abbrevs) for m, kind in mentions]
+            out.append(links)
+            if self.index is not None:
+                for i, ((m, kind), link) in enumerate(zip(mentions, links)):
+                    if link.concept_id is None:
+                        pending[kind].append((d, i, abbrevs.get(m.strip(), m)))
+        for kind, items in pending.items():
+            for (d, i, _), (cid, sim) in zip(items, self.index.nearest([q for *_, q in items], kind)):
+                if cid is not None and sim >= self.threshold:
+                    out[d][i] = Link(cid, "embed", sim)
+        return out
 
     def link(self, mention: str, kind: str, abbrevs: dict[str, str] | None = None) -> Link:
         """A short form defined in the document links through its long form first (a global
@@ -435,9 +456,11 @@ def evaluate_linking(normalizer: Normalizer, dataset: str, data_dir: Path | None
         raise NormalizationError(f"unknown normalization dataset {dataset!r}; choose one of {', '.join(NORM_DATASETS)}")
     rel, kind = NORM_DATASETS[dataset]
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for doc in read_pubtator((data_dir or shared_data_dir()) / rel):
-        mentions = [m for m in doc.mentions if m.type == kind and gold_ids(m.ids)]
-        for m, link in zip(mentions, normalizer.link_document(doc.text, [(m.text, kind) for m in mentions])):
+    docs = list(read_pubtator((data_dir or shared_data_dir()) / rel))
+    mentions = [[m for m in doc.mentions if m.type == kind and gold_ids(m.ids)] for doc in docs]
+    links = normalizer.link_documents([(doc.text, [(m.text, kind) for m in ms]) for doc, ms in zip(docs, mentions)])
+    for ms, ls in zip(mentions, links):
+        for m, link in zip(ms, ls):
             c = counts[link.method]
             c[0] += link.concept_id in gold_ids(m.ids)
             c[1] += 1

@@ -41,6 +41,25 @@ RE_DATASETS = {
                  lambda fold: read_chemprot("chemprot/scibert_jsonl/test.jsonl"), None),
 }
 RE_NAMES = (*RE_DATASETS, *DOC_RE_CORPORA)
+# sentence-level sets the pipeline can feed: entity types (first, second) and how a candidate is written,
+# as the corpus writes it (GAD masks both mentions; EU-ADR masks and marks them); the positive label's name
+SENTENCE_FORMS = {
+    "gad": (("Gene", "Disease"), ("@GENE$", "@DISEASE$"), "Association"),
+    "euadr": (("Gene", "Disease"), ("[E1]@GENE$[/E1]", "[E2]@DISEASE$[/E2]"), "Association"),
+}
+
+
+def sentence_candidate(text: str, base: int, first, second, form: tuple[str, str]) -> str:
+    """``text`` (a sentence at document offset ``base``) with the two mentions replaced by the corpus's
+    masks; ``first``/``second`` have document ``start``/``end``."""
+    spans = sorted([(first.start - base, first.end - base, form[0]), (second.start - base, second.end - base, form[1])])
+    out, pos = [], 0
+    for s, e, mask in spans:
+        out.append(text[pos:s])
+        out.append(mask)
+        pos = e
+    out.append(text[pos:])
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -148,23 +167,38 @@ class RelationClassifier:
         return int(self.manifest.get("training", {}).get("window", 2))
 
     @property
+    def level(self) -> str:
+        """document: concept pairs over a sentence window; sentence: mention pairs within a sentence."""
+        return "sentence" if self.manifest.get("dataset") in SENTENCE_FORMS else "document"
+
+    @property
     def type_pairs(self) -> tuple[tuple[str, str], ...]:
         """The entity-type pairs this model relates: recorded at training; for artifacts older than
         that, the corpus's declared pairs."""
+        dataset = self.manifest.get("dataset")
+        if dataset in SENTENCE_FORMS:
+            return (SENTENCE_FORMS[dataset][0],)
         pairs = self.manifest.get("type_pairs")
         if pairs is None:
-            pairs = DOC_RE_CORPORA.get(self.manifest.get("dataset"), (None,) * 4)[3] or ()
+            pairs = DOC_RE_CORPORA.get(dataset, (None,) * 4)[3] or ()
         return tuple(tuple(p) for p in pairs)
 
-    def pipeline_check(self) -> None:
-        """The pipeline builds document-level concept-pair candidates; a sentence-level model (GAD,
-        EU-ADR, ChemProt: masked or marked sentences) expects another input form."""
+    def relation_type(self, label: str) -> str:
+        """The relations table's type for a predicted label (binary sets: "1" -> "Association")."""
         dataset = self.manifest.get("dataset")
-        if dataset not in DOC_RE_CORPORA or not self.type_pairs:
+        return SENTENCE_FORMS[dataset][2] if dataset in SENTENCE_FORMS and label == "1" else label
+
+    def pipeline_check(self) -> None:
+        """The pipeline feeds document-level models (BC5CDR CID, BioRED) concept pairs and GAD/EU-ADR
+        models masked gene-disease mention pairs of one sentence. ChemProt's copy here has no negative
+        class (every candidate would become a relation), so it is refused."""
+        dataset = self.manifest.get("dataset")
+        if not (dataset in SENTENCE_FORMS or (dataset in DOC_RE_CORPORA and self.type_pairs)):
             raise ModelError(
                 f"relation model {self.model_id} was trained on {dataset!r}; the pipeline runs document-level "
-                f"models ({', '.join(DOC_RE_CORPORA)}) over linked concepts. Sentence-level classifiers are "
-                "evaluated with `pubmine evaluate` only.")
+                f"models ({', '.join(DOC_RE_CORPORA)}) over linked concepts and sentence-level ones "
+                f"({', '.join(SENTENCE_FORMS)}) over gene-disease mention pairs. Other classifiers (ChemProt: "
+                "no negative class here) are evaluated with `pubmine evaluate` only.")
 
     def predict(self, texts: list[str], batch_size: int = 64) -> list[str]:
         return [label for label, _ in self.predict_scored(texts, batch_size)]

@@ -214,9 +214,10 @@ class DocumentStage:
     def _entities(self, docs) -> pa.Table:
         cols: dict[str, list] = {name: [] for name in schemas.ENTITIES.names}
         version = self.normalizer.version if self.normalizer else None
-        for doc_id, sents, ents in docs:
-            links = (self.normalizer.link_document(self.document_text(sents), [(e["text"], e["type"]) for e in ents])
-                     if self.normalizer and ents else [None] * len(ents))
+        all_links = (self.normalizer.link_documents([(self.document_text(sents), [(e["text"], e["type"]) for e in ents])
+                                                     for _, sents, ents in docs])
+                     if self.normalizer else [[None] * len(ents) for _, _, ents in docs])
+        for (doc_id, _, ents), links in zip(docs, all_links):
             for e, link in zip(ents, links):
                 cols["doc_id"].append(doc_id)
                 for k in ("start", "end", "text", "type", "score", "sent_idx"):
@@ -230,36 +231,63 @@ class DocumentStage:
         return pa.table(cols, schema=schemas.ENTITIES)
 
     def _relations(self, docs, ents: pa.Table) -> pa.Table:
-        from workers.datasets import concept_pair_candidates
-
         rows: list[dict] = []
         if not self.relations or not ents.num_rows:
             return schemas.RELATIONS.empty_table()
-        e_doc, e_start, e_end, e_type, e_cid = (ents.column(c).to_pylist()
-                                                for c in ("doc_id", "start", "end", "type", "concept_id"))
+        e_doc, e_start, e_end, e_type, e_cid, e_sent = (ents.column(c).to_pylist() for c in
+                                                        ("doc_id", "start", "end", "type", "concept_id", "sent_idx"))
         by_doc: dict[str, list[int]] = defaultdict(list)
         for i, d in enumerate(e_doc):
             by_doc[d].append(i)
+        ref = lambda m: {"start": e_start[m.row], "end": e_end[m.row], "type": e_type[m.row], "concept_id": e_cid[m.row]}
         for clf in self.relations:
-            types = {t for pair in clf.type_pairs for t in pair}
-            cands = []
-            for doc_id, sents, _ in docs:
-                concepts: dict[tuple[str, str], list] = defaultdict(list)
-                for i in by_doc.get(doc_id, ()):
-                    if e_cid[i] and e_type[i] in types:
-                        concepts[e_type[i], e_cid[i]].append(_Mention(e_start[i], e_end[i], i))
-                if len(concepts) < 2:
-                    continue
-                sent_list = [(start, text) for _, start, text in sorted(sents, key=lambda s: s[1])]
-                for c in concept_pair_candidates(self.document_text(sents), sent_list, dict(concepts),
-                                                 clf.type_pairs, clf.window):
-                    cands.append((doc_id, c))
-            for (doc_id, c), (label, prob) in zip(cands, clf.predict_scored([c.text for _, c in cands])):
+            cands = (self._sentence_candidates(clf, docs, by_doc, e_sent, e_type, e_start, e_end)
+                     if clf.level == "sentence" else
+                     self._document_candidates(clf, docs, by_doc, e_type, e_cid, e_start, e_end))
+            for (doc_id, sent_idx, head, tail, _), (label, prob) in zip(
+                    cands, clf.predict_scored([text for *_, text in cands])):
                 if label == clf.negative:
                     continue
-                ref = lambda m: {"start": e_start[m.row], "end": e_end[m.row], "type": e_type[m.row],
-                                 "concept_id": e_cid[m.row]}
-                rows.append({"doc_id": doc_id, "sent_idx": None, "head": ref(c.head_mention),
-                             "tail": ref(c.tail_mention), "type": label, "score": prob,
-                             "model_id": clf.model_id, "run_id": self.run_id})
+                rows.append({"doc_id": doc_id, "sent_idx": sent_idx, "head": ref(head), "tail": ref(tail),
+                             "type": clf.relation_type(label), "score": prob, "model_id": clf.model_id,
+                             "run_id": self.run_id})
         return pa.Table.from_pylist(rows, schema=schemas.RELATIONS) if rows else schemas.RELATIONS.empty_table()
+
+    def _document_candidates(self, clf, docs, by_doc, e_type, e_cid, e_start, e_end) -> list[tuple]:
+        """(doc_id, None, head mention, tail mention, text) for each linked concept pair in the window."""
+        from workers.datasets import concept_pair_candidates
+
+        types = {t for pair in clf.type_pairs for t in pair}
+        out = []
+        for doc_id, sents, _ in docs:
+            concepts: dict[tuple[str, str], list] = defaultdict(list)
+            for i in by_doc.get(doc_id, ()):
+                if e_cid[i] and e_type[i] in types:
+                    concepts[e_type[i], e_cid[i]].append(_Mention(e_start[i], e_end[i], i))
+            if len(concepts) < 2:
+                continue
+            sent_list = [(start, text) for _, start, text in sorted(sents, key=lambda s: s[1])]
+            for c in concept_pair_candidates(self.document_text(sents), sent_list, dict(concepts),
+                                             clf.type_pairs, clf.window):
+                out.append((doc_id, None, c.head_mention, c.tail_mention, c.text))
+        return out
+
+    def _sentence_candidates(self, clf, docs, by_doc, e_sent, e_type, e_start, e_end) -> list[tuple]:
+        """(doc_id, sent_idx, head mention, tail mention, masked sentence) for each pair of mentions of
+        the model's types within one sentence, written the way its corpus writes them."""
+        from workers.relations import SENTENCE_FORMS, sentence_candidate
+
+        (ta, tb), form, _ = SENTENCE_FORMS[clf.manifest["dataset"]]
+        out = []
+        for doc_id, sents, _ in docs:
+            by_sent: dict[int, list[int]] = defaultdict(list)
+            for i in by_doc.get(doc_id, ()):
+                by_sent[e_sent[i]].append(i)
+            for s_idx, start, text in sents:
+                rows = by_sent.get(s_idx, ())
+                for i in (r for r in rows if e_type[r] == ta):
+                    for j in (r for r in rows if e_type[r] == tb):
+                        a, b = _Mention(e_start[i], e_end[i], i), _Mention(e_start[j], e_end[j], j)
+                        if a.end <= b.start or b.end <= a.start:
+                            out.append((doc_id, s_idx, a, b, sentence_candidate(text, start, a, b, form)))
+        return out

@@ -454,7 +454,9 @@ def tiny_relation_bert(folder: str | os.PathLike, labels: tuple[str, ...] = ("CI
         with torch.no_grad():
             model.classifier.weight.zero_()
             model.classifier.bias.copy_(torch.tensor([10.0 if l == always else 0.0 for l in labels]))
+    negative = DOC_RE_NEGATIVE if dataset in DOC_RE_CORPORA else ("0" if "0" in labels else None)
     return write_artifact(model, tokenizer, str(folder), name, {
-        "task": "re", "labels": list(labels), "negative_label": DOC_RE_NEGATIVE, "dataset": dataset,
-        "type_pairs": [list(p) for p in DOC_RE_CORPORA[dataset][3]], "base_model": "random tiny BERT",
+        "task": "re", "labels": list(labels), "negative_label": negative, "dataset": dataset,
+        "type_pairs": [list(p) for p in DOC_RE_CORPORA[dataset][3]] if dataset in DOC_RE_CORPORA else None,
+        "base_model": "random tiny BERT",
         "training": {"window": 2, "max_length": 128}, "metrics": {}})
