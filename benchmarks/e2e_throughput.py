@@ -11,8 +11,11 @@ The kernels are the same functions, called in this process one after another on 
 with the thread counts the stages get and their models already loaded: parse_shards, resolve,
 publish_parsed_shard, Tokenize, NerPredictor, DocumentStage. Orchestration overhead = pipeline wall /
 kernel sum - 1: what Ray, Ray Data, task and actor start-up, model loading in the actors, object
-transfer and scheduling cost on top of the work itself.
+transfer and scheduling cost on top of the work itself. The pipeline runs its stages side by side on
+every core, so it can beat the kernel sum; the stricter yardstick is printed too: the kernels' thread
+seconds spread perfectly over the machine's cores (``overhead_vs_bound``), which no schedule beats.
 Last line: RESULT e2e_throughput documents_per_s=<pipeline> kernels_documents_per_s=<v> overhead=<fraction>
+overhead_vs_bound=<fraction>
 """
 
 from __future__ import annotations
@@ -116,6 +119,9 @@ def kernels(cfg, work: Path) -> dict[str, float]:
     out["link + relations"] = time.perf_counter() - t
     torch.set_num_threads(2)
     out["_relations"] = sum(counts.column("relations").to_pylist())
+    # thread-seconds: what each kernel occupies of the machine (parse, resolve, publish: one thread)
+    out["_thread_seconds"] = (out["parse"] + out["resolve"] + out["publish text"] + out["tokenize"]
+                              + out["NER"] * ner_threads + out["link + relations"] * StageResources(ex.doc_num_cpus).threads)
     return out
 
 
@@ -145,7 +151,10 @@ def main() -> None:
         wall = time.perf_counter() - t0
         k = kernels(cfg, work)
 
+    import os
+
     n_rel = k.pop("_relations")
+    bound = k.pop("_thread_seconds") / (cfg.ray.num_cpus or os.cpu_count())
     ksum = sum(k.values())
     overhead = wall / ksum - 1
     t = Table(title=f"pubmine run on {summary.documents:,} abstracts ({summary.sentences:,} sentences, "
@@ -162,13 +171,16 @@ def main() -> None:
               f"{k['tokenize']:.1f} / {k['NER']:.1f} / {k['link + relations']:.1f}")
     t.add_row("commit", f"{pt.get('commit', 0):.1f}", "")
     t.add_row("[bold]total[/bold] (wall, Ray start included)", f"[bold]{wall:.1f}[/bold]", f"[bold]{ksum:.1f}[/bold]")
+    t.add_row("kernels' thread-seconds spread over every core (a bound)", "", f"{bound:.1f}")
     Console(highlight=False, width=150).print(t)
     if n_rel != summary.relations:
         print(f"WARNING: the kernels found {n_rel} relations, the pipeline {summary.relations}")
     print(f"documents/s: pipeline {summary.documents / wall:.1f}, kernels {summary.documents / ksum:.1f}; "
-          f"orchestration overhead {100 * overhead:+.1f}% (target <= 15%)")
+          f"orchestration overhead {100 * overhead:+.1f}% (target <= 15%); "
+          f"{100 * (wall / bound - 1):+.1f}% above the perfectly parallel bound")
     print(f"RESULT e2e_throughput documents_per_s={summary.documents / wall:.2f} "
-          f"kernels_documents_per_s={summary.documents / ksum:.2f} overhead={overhead:.4f}")
+          f"kernels_documents_per_s={summary.documents / ksum:.2f} overhead={overhead:.4f} "
+          f"overhead_vs_bound={wall / bound - 1:.4f}")
 
 
 if __name__ == "__main__":
