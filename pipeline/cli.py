@@ -281,11 +281,10 @@ def _evaluate_concepts(normalizer, model: str, precision: str) -> None:
     docs, types = load_dataset("bc5cdr")
     tagger = NerTagger.load(stage_artifact(str(default_model_dir()) if model == "default" else model), precision=precision)
     predicted = predict_documents(tagger, docs)
-    concepts: dict[int, set] = {}
-    for d in docs:
-        mentions = sorted(m for m in predicted[d.pmid] if m[3] in types)
-        links = normalizer.link_document(d.text, [(d.text[s:e], t) for _, s, e, t in mentions])
-        concepts[d.pmid] = {(d.pmid, l.concept_id, m[3]) for m, l in zip(mentions, links) if l.concept_id}
+    mentions = [sorted(m for m in predicted[d.pmid] if m[3] in types) for d in docs]
+    links = normalizer.link_documents([(d.text, [(d.text[s:e], t) for _, s, e, t in ms]) for d, ms in zip(docs, mentions)])
+    concepts = {d.pmid: {(d.pmid, l.concept_id, m[3]) for m, l in zip(ms, ls) if l.concept_id}
+                for d, ms, ls in zip(docs, mentions, links)}
     s = score_concepts(docs, concepts, types)
     p, r, f = s.overall()
     print_scores(f"concepts found and linked: {tagger.model_id} + {normalizer.version} on the {len(docs)} BC5CDR test "

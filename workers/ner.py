@@ -138,16 +138,7 @@ class NerTagger:
         return [(label[r, 1 : 1 + w.end - w.start], best[r, 1 : 1 + w.end - w.start]) for r, w in enumerate(windows)]
 
     def encode(self, texts: list[str]) -> "Encoded":
-        """Word pieces of every text and, per word, its first piece and character span. This is the
-        CPU half of tagging: the pipeline runs it as its own stage so the model never waits on it."""
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
-                             truncation=False, return_attention_mask=False)
-        firsts, spans = [], []
-        for i in range(len(texts)):
-            first, sp = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
-            firsts.append(first)
-            spans.append(sp)
-        return Encoded(enc["input_ids"], firsts, spans)
+        return encode(self.tokenizer, texts)
 
     def tag(self, texts: list[str]) -> list[list[Span]]:
         if not texts:
@@ -185,3 +176,19 @@ class Encoded:
     ids: list                  # word-piece ids per text (no [CLS]/[SEP])
     word_first: list           # per text: the index of each word's first piece
     word_spans: list           # per text: each word's (start, end) characters
+
+
+def encode(tokenizer, texts: list[str]) -> Encoded:
+    """Word pieces of every text and, per word, its first piece and character span. This is the CPU
+    half of tagging: the pipeline runs it as its own stage (workers.stages.Tokenize) so the model
+    never waits on it."""
+    if not texts:
+        return Encoded([], [], [])
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                    return_attention_mask=False)
+    firsts, spans = [], []
+    for i in range(len(texts)):
+        first, sp = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
+        firsts.append(first)
+        spans.append(sp)
+    return Encoded(enc["input_ids"], firsts, spans)

@@ -78,27 +78,14 @@ class Tokenize:
         self.tokenizer = AutoTokenizer.from_pretrained(_staged(model_url, storage_options), local_files_only=True)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from workers.decoding import word_spans
+        from workers.ner import encode
 
-        texts = batch.column("text").to_pylist()
-        if not texts:
-            return batch.append_column("input_ids", pa.array([], pa.list_(pa.int32()))) \
-                .append_column("word_first", pa.array([], pa.list_(pa.int32()))) \
-                .append_column("word_start", pa.array([], pa.list_(pa.int32()))) \
-                .append_column("word_end", pa.array([], pa.list_(pa.int32())))
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
-                             truncation=False, return_attention_mask=False)
-        firsts, starts, ends = [], [], []
-        for i in range(len(texts)):
-            first, spans = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
-            firsts.append(first)
-            starts.append([s for s, _ in spans])
-            ends.append([e for _, e in spans])
+        enc = encode(self.tokenizer, batch.column("text").to_pylist())
         lists = pa.list_(pa.int32())
-        return (batch.append_column("input_ids", pa.array(enc["input_ids"], lists))
-                .append_column("word_first", pa.array(firsts, lists))
-                .append_column("word_start", pa.array(starts, lists))
-                .append_column("word_end", pa.array(ends, lists)))
+        return (batch.append_column("input_ids", pa.array(enc.ids, lists))
+                .append_column("word_first", pa.array(enc.word_first, lists))
+                .append_column("word_start", pa.array([[a for a, _ in sp] for sp in enc.word_spans], lists))
+                .append_column("word_end", pa.array([[b for _, b in sp] for sp in enc.word_spans], lists)))
 
 
 def _split_lists(column: pa.ChunkedArray) -> list[np.ndarray]:
@@ -114,7 +101,7 @@ class NerPredictor:
 
     def __init__(self, model_url: str, storage_options: dict | None = None, max_length: int = 256,
                  stride: int = 64, max_tokens_per_batch: int = 8192, precision: str = "auto",
-                 num_threads: int | None = None, run_id: str | None = None):
+                 num_threads: int | None = None):
         import torch
 
         from workers.ner import NerTagger
@@ -139,6 +126,14 @@ class NerPredictor:
                      for sp in sent] for base, sent in zip(bases, spans)]
         cols = {name: batch.column(name) for name in ("doc_id", "sent_idx", "start", "text")}
         return pa.table({**cols, "entities": pa.array(entities, pa.list_(SPAN))}, schema=TAGGED)
+
+
+@dataclass
+class _Doc:
+    doc_id: str
+    sents: list          # (sent_idx, document offset, text), in text order
+    ents: list           # entity dicts (document offsets, sent_idx, text)
+    text: str = ""       # the document's text as far as its sentences cover it
 
 
 @dataclass(frozen=True)
@@ -175,11 +170,11 @@ class DocumentStage:
         from pipeline import publish
 
         docs = self._documents(batch)
-        ents = self._entities(docs)
-        rels = self._relations(docs, ents)
         if not docs:
             return COUNTS.empty_table()
-        first, last = docs[0][0], docs[-1][0]
+        ents = self._entities(docs)
+        rels = self._relations(docs, ents)
+        first, last = docs[0].doc_id, docs[-1].doc_id
         for name, table in (("entities", ents), ("relations", rels)):
             if table.num_rows:
                 self.store.write_table(table, *publish.snapshot_key(
@@ -188,24 +183,27 @@ class DocumentStage:
         return pa.table({"documents": [len(docs)], "entities": [ents.num_rows], "linked": [linked],
                          "relations": [rels.num_rows], "first_doc": [first], "last_doc": [last]}, schema=COUNTS)
 
-    @staticmethod
-    def _documents(batch: pa.Table) -> list[tuple[str, list[tuple[int, int, str]], list[dict]]]:
-        """(doc_id, [(sent_idx, offset, text)], [entity dicts]) per document, in block order."""
-        out: list = []
+    @classmethod
+    def _documents(cls, batch: pa.Table) -> list[_Doc]:
+        """The block's documents, in block order."""
+        out: list[_Doc] = []
         for doc_id, s_idx, start, text, spans in zip(*(batch.column(c).to_pylist() for c in TAGGED.names)):
-            if not out or out[-1][0] != doc_id:
-                out.append((doc_id, [], []))
-            out[-1][1].append((s_idx, start, text))
-            out[-1][2].extend({**sp, "sent_idx": s_idx, "text": text[sp["start"] - start:sp["end"] - start]}
-                              for sp in spans)
+            if not out or out[-1].doc_id != doc_id:
+                out.append(_Doc(doc_id, [], []))
+            out[-1].sents.append((s_idx, start, text))
+            out[-1].ents.extend({**sp, "sent_idx": s_idx, "text": text[sp["start"] - start:sp["end"] - start]}
+                                for sp in spans)
+        for doc in out:
+            doc.sents.sort(key=lambda s: s[1])
+            doc.text = cls.document_text(doc.sents)
         return out
 
     @staticmethod
     def document_text(sents: list[tuple[int, int, str]]) -> str:
-        """The document's text as far as its sentences cover it (gaps between sentences are blanks:
-        offsets stay those of the published text)."""
+        """The text that sentences in text order cover (gaps between sentences are blanks: offsets
+        stay those of the published text)."""
         parts, pos = [], 0
-        for _, start, text in sorted(sents, key=lambda s: s[1]):
+        for _, start, text in sents:
             parts.append(" " * (start - pos))
             parts.append(text)
             pos = start + len(text)
@@ -214,12 +212,11 @@ class DocumentStage:
     def _entities(self, docs) -> pa.Table:
         cols: dict[str, list] = {name: [] for name in schemas.ENTITIES.names}
         version = self.normalizer.version if self.normalizer else None
-        all_links = (self.normalizer.link_documents([(self.document_text(sents), [(e["text"], e["type"]) for e in ents])
-                                                     for _, sents, ents in docs])
-                     if self.normalizer else [[None] * len(ents) for _, _, ents in docs])
-        for (doc_id, _, ents), links in zip(docs, all_links):
-            for e, link in zip(ents, links):
-                cols["doc_id"].append(doc_id)
+        all_links = (self.normalizer.link_documents([(d.text, [(e["text"], e["type"]) for e in d.ents]) for d in docs])
+                     if self.normalizer else [[None] * len(d.ents) for d in docs])
+        for doc, links in zip(docs, all_links):
+            for e, link in zip(doc.ents, links):
+                cols["doc_id"].append(doc.doc_id)
                 for k in ("start", "end", "text", "type", "score", "sent_idx"):
                     cols[k].append(e[k])
                 cols["concept_id"].append(link.concept_id if link else None)
@@ -259,17 +256,16 @@ class DocumentStage:
 
         types = {t for pair in clf.type_pairs for t in pair}
         out = []
-        for doc_id, sents, _ in docs:
+        for doc in docs:
             concepts: dict[tuple[str, str], list] = defaultdict(list)
-            for i in by_doc.get(doc_id, ()):
+            for i in by_doc.get(doc.doc_id, ()):
                 if e_cid[i] and e_type[i] in types:
                     concepts[e_type[i], e_cid[i]].append(_Mention(e_start[i], e_end[i], i))
             if len(concepts) < 2:
                 continue
-            sent_list = [(start, text) for _, start, text in sorted(sents, key=lambda s: s[1])]
-            for c in concept_pair_candidates(self.document_text(sents), sent_list, dict(concepts),
-                                             clf.type_pairs, clf.window):
-                out.append((doc_id, None, c.head_mention, c.tail_mention, c.text))
+            sent_list = [(start, text) for _, start, text in doc.sents]
+            for c in concept_pair_candidates(doc.text, sent_list, dict(concepts), clf.type_pairs, clf.window):
+                out.append((doc.doc_id, None, c.head_mention, c.tail_mention, c.text))
         return out
 
     def _sentence_candidates(self, clf, docs, by_doc, e_sent, e_type, e_start, e_end) -> list[tuple]:
@@ -279,15 +275,15 @@ class DocumentStage:
 
         (ta, tb), form, _ = SENTENCE_FORMS[clf.manifest["dataset"]]
         out = []
-        for doc_id, sents, _ in docs:
+        for doc in docs:
             by_sent: dict[int, list[int]] = defaultdict(list)
-            for i in by_doc.get(doc_id, ()):
+            for i in by_doc.get(doc.doc_id, ()):
                 by_sent[e_sent[i]].append(i)
-            for s_idx, start, text in sents:
+            for s_idx, start, text in doc.sents:
                 rows = by_sent.get(s_idx, ())
                 for i in (r for r in rows if e_type[r] == ta):
                     for j in (r for r in rows if e_type[r] == tb):
                         a, b = _Mention(e_start[i], e_end[i], i), _Mention(e_start[j], e_end[j], j)
                         if a.end <= b.start or b.end <= a.start:
-                            out.append((doc_id, s_idx, a, b, sentence_candidate(text, start, a, b, form)))
+                            out.append((doc.doc_id, s_idx, a, b, sentence_candidate(text, start, a, b, form)))
         return out
