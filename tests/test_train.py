@@ -106,6 +106,66 @@ def test_training_sources_name_the_types_they_annotate(tiny_model, tmp_path):
     assert len(history[0]["dev_f1_by_source"]) == 2
 
 
+def test_per_type_heads_let_types_overlap_and_leave_unannotated_types_without_loss(tiny_model):
+    """Label scheme BIO-per-type: a word inside a chemical and a gene carries both; a corpus that does
+    not annotate genes puts no target at all (-100) on the gene head, so it cannot teach "not a gene"."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from workers.train import _collate, _loss, encode_examples_per_type
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    text = "insulin resistance in rats"
+    mentions = [(0, 7, "Chemical"), (0, 7, "Gene"), (8, 18, "Disease")]
+    types = ("Chemical", "Disease", "Gene")
+    [(ids, labels, _)] = encode_examples_per_type([(text, mentions)], tok, types, types, 64)
+    words = {tok.convert_ids_to_tokens(i): y for i, y in zip(ids, labels) if y[0] != -100}
+    assert words["insulin"] == [1, 0, 1] and words["resistance"] == [0, 1, 0] and words["rats"] == [0, 0, 0]
+    assert labels[0] == [-100, -100, -100]  # [CLS]
+    [(ids2, labels2, _)] = encode_examples_per_type([(text, [(0, 7, "Chemical")])], tok, types, ("Chemical",), 64)
+    assert all(y[1] == -100 and y[2] == -100 for y in labels2)  # Disease and Gene heads: no loss
+    ids_t, mask, y, allow = _collate([(ids, labels, ()), (ids2, labels2, ())], [0, 1], 0)
+    assert y.shape == (2, len(ids), 3) and allow is None
+
+    class Head(torch.nn.Module):  # logits for 3 types x (O, B, I) that the loss must reshape per type
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(9))
+
+        def forward(self, input_ids, attention_mask):
+            return type("Out", (), {"logits": self.w.expand(*input_ids.shape, 9)})()
+
+    head = Head()
+    loss = _loss(head, ids_t, mask, y, None)
+    assert torch.isclose(loss, torch.log(torch.tensor(3.0)))  # uniform over (O, B, I) per labelled type
+    loss.backward()
+    assert head.w.grad.abs().sum() > 0
+
+
+def test_a_per_type_model_trains_and_tags_overlapping_types(tmp_path):
+    from workers.train import tiny_bert
+
+    tiny = tmp_path / "tiny-per-type"
+    tiny_bert(tiny, types=("Chemical", "Disease", "Gene"), label_scheme="BIO-per-type")
+    cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/multitask-ner.yaml", [
+        f"base_model={tiny}", "name=tiny-per-type", "limit_docs=40", "epochs=2", "learning_rate=3e-3",
+        "max_length=64", "dev=[bc2gm/iob/devel.tsv.gz#Gene, ncbi_disease/iob/devel.tsv#Disease]"])
+    assert cfg.label_scheme == "BIO-per-type"
+    manifest = train_ner(cfg, str(tmp_path / "m"), progress=False, log=lambda *_: None)
+    history = manifest["metrics"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert manifest["label_scheme"] == "BIO-per-type" and manifest["labels"][:3] == ["O/Chemical", "B-Chemical", "I-Chemical"]
+    tagger = NerTagger.load(tmp_path / "m", precision="fp32")
+    # force "insulin" to be both a chemical and a gene: every head says B on every token
+    import torch
+    with torch.no_grad():
+        tagger.model.classifier.weight.zero_()
+        tagger.model.classifier.bias.copy_(torch.tensor([0.0, 5.0, 0.0] * 3))
+    spans = tagger.tag(["insulin resistance"])[0]
+    assert {(s.start, s.end, s.type) for s in spans} == {
+        (a, b, t) for a, b in ((0, 7), (8, 18)) for t in ("Chemical", "Disease", "Gene")}
+
+
 def test_dev_selection_scores_each_corpus_on_the_types_it_annotates():
     """A gene found in a corpus that never annotates genes is not a false positive there."""
     from workers.datasets import IobSentence

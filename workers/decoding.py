@@ -11,6 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+PER_TYPE = "BIO-per-type"  # label scheme: an O/B/I softmax per entity type (see per_type_labels)
+
+
+def bio_labels(types) -> list[str]:
+    """One softmax over O + B/I x types (label scheme "BIO")."""
+    return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+def per_type_labels(types) -> list[str]:
+    """Label scheme "BIO-per-type": the head's outputs, three per type (O/T, B-T, I-T), each triple
+    its own softmax; a word may be inside entities of several types at once."""
+    return [lab for t in types for lab in (f"O/{t}", f"B-{t}", f"I-{t}")]
+
+
 @dataclass(frozen=True)
 class Span:
     start: int   # character offsets in the decoded text

