@@ -295,6 +295,7 @@ def _evaluate_concepts(normalizer, model: str, precision: str) -> None:
 def _evaluate_relations(model: str, dataset: str, fold: int) -> None:
     from pipeline.report import print_scores
     from workers.artifacts import stage_artifact
+    from workers.datasets import DOC_RE_CORPORA
     from workers.relations import RelationClassifier, load_split, negative_label, score_relations
 
     try:
@@ -304,8 +305,12 @@ def _evaluate_relations(model: str, dataset: str, fold: int) -> None:
         s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative_label(dataset), missed)
     except PubmineError as err:
         _fail(err)
+    comparable = negative_label(dataset) is not None or dataset in DOC_RE_CORPORA
     print_scores(f"{clf.manifest.get('model_id')} on {dataset} test ({s.n} examples)", (s.precision, s.recall, s.f1),
-                 {}, PAPER_F1.get(dataset))
+                 {}, PAPER_F1.get(dataset) if comparable else None)
+    if not comparable:
+        typer.echo(f"{dataset}: this copy holds positive instances only, so micro-F1 over its labels is accuracy; "
+                   f"not comparable with the paper's {PAPER_F1.get(dataset)} (scored against negative pairs)")
     typer.echo(f"RESULT evaluate dataset={dataset} f1={s.f1:.4f} precision={s.precision:.4f} recall={s.recall:.4f}")
 
 

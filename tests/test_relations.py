@@ -127,3 +127,19 @@ def test_a_hub_name_goes_through_the_normal_hub_path_against_a_local_mirror(tiny
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2  # offline and not in the mirror: a clear failure, no download attempt
     assert "base model 'pubmine-test/not-mirrored' could not be loaded" in proc.stderr
+
+
+def test_chemprot_without_negatives_is_not_printed_beside_the_paper(tiny_model, tmp_path):
+    """The ChemProt copy has positive instances only: its micro-F1 is accuracy over the labels, so
+    evaluate must say so instead of printing BioBERT's 76.46 as 'the same test split'."""
+    cfg = load_dataclass(ReTrainConfig, ROOT / "configs/models/chemprot.yaml", [
+        f"base_model={tiny_model}", "name=tiny-chemprot", "limit_examples=64", "epochs=1", "max_length=64"])
+    out = tmp_path / "chemprot"
+    manifest = train_relation(cfg, str(out), progress=False, log=lambda *_: None)
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(out), "--dataset", "chemprot"])
+    assert result.exit_code == 0, result.output
+    assert "positive instances only" in result.output and "published F1" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("RESULT evaluate dataset=chemprot")
+    p, r = (float(last.split(k)[1].split()[0]) for k in ("precision=", "recall="))
+    assert p == r and abs(float(last.split("f1=")[1].split()[0]) - manifest["metrics"]["test"]["f1"]) < 1e-4
