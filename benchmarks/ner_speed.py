@@ -98,7 +98,7 @@ def main() -> None:
     import ray
 
     from benchmarks.e2e_bc5cdr import ensure_default_model
-    from workers.artifacts import stage_artifact
+    from workers.artifacts import read_manifest, stage_artifact
     from workers.ner import describe_precision
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -108,6 +108,11 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=2048, help="token budget per forward pass")
     args = ap.parse_args()
     model = str(stage_artifact(args.model or ensure_default_model()))
+    scheme = read_manifest(model).get("label_scheme")
+    if scheme != "BIO":
+        raise SystemExit(f"{model} has label scheme {scheme!r}; HF's token-classification pipeline decodes one softmax "
+                         "over all labels (scheme 'BIO'), so the two paths cannot be compared on it. Give --model a "
+                         "BIO model (the make-demo default is one).")
     texts = load_sentences(args.sentences)
     n_chars = sum(map(len, texts))
     print(f"{len(texts):,} sentences ({n_chars / len(texts):.0f} characters on average), model {model}")

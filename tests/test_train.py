@@ -164,6 +164,9 @@ def test_a_per_type_model_trains_and_tags_overlapping_types(tmp_path):
     spans = tagger.tag(["insulin resistance"])[0]
     assert {(s.start, s.end, s.type) for s in spans} == {
         (a, b, t) for a, b in ((0, 7), (8, 18)) for t in ("Chemical", "Disease", "Gene")}
+    from pipeline.errors import ModelError
+    with pytest.raises(ModelError, match="3 outputs per entity type"):
+        NerTagger(tagger.tokenizer, tagger.model, {**tagger.manifest, "entity_types": ["Chemical", "Gene"]})
 
 
 def test_dev_selection_scores_each_corpus_on_the_types_it_annotates():

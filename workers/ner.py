@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from pipeline.errors import ModelError
 from workers.artifacts import load_token_classifier
 from workers.decoding import PER_TYPE, Span, decode_bio, word_spans
 
@@ -74,6 +75,10 @@ class NerTagger:
         # "BIO": one softmax over O + B/I x types. "BIO-per-type": one O/B/I softmax per type over
         # the same encoder pass (types may overlap: "insulin" can be a chemical and a gene).
         self.per_type = tuple(self.manifest.get("entity_types", ())) if self.manifest.get("label_scheme") == PER_TYPE else ()
+        if self.manifest.get("label_scheme") == PER_TYPE and 3 * len(self.per_type) != len(self.id2label):
+            raise ModelError(f"model {self.model_id}: label scheme {PER_TYPE} needs 3 outputs per entity type, but "
+                             f"entity_types {list(self.per_type)} and the head's {len(self.id2label)} labels disagree; "
+                             "retrain it or fix pubmine.json")
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | None = None, **kwargs) -> "NerTagger":
