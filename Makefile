@@ -23,6 +23,7 @@ demo: model
 	$(BIN)/pubmine run --config configs/local.yaml
 
 test: $(BIN)/.installed
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 
 bench: model

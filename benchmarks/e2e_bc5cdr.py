@@ -27,19 +27,19 @@ from pipeline.driver import run
 from pipeline.parse.pubtator import read_pubtator, write_medline_xml
 from pipeline.report import print_scores
 from pipeline.storage import Store
-from workers.evaluate import predict_documents, score, score_cid, score_concepts
+from workers.training.evaluate import predict_documents, score, score_cid, score_concepts
 
 TYPES = ("Chemical", "Disease")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def ensure_default_model() -> str:
-    from workers.artifacts import artifact_exists
+    from workers.inference.artifacts import artifact_exists
 
     folder = default_model_dir()
     if not artifact_exists(str(folder)):
         from pipeline.config import load_dataclass
-        from workers.train import NerTrainConfig, train_ner
+        from workers.training.ner import NerTrainConfig, train_ner
 
         print(f"default model missing: training it into {folder}")
         cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/default-ner.yaml")
@@ -48,7 +48,7 @@ def ensure_default_model() -> str:
 
 
 def main() -> None:
-    from workers.artifacts import artifact_exists
+    from workers.inference.artifacts import artifact_exists
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="NER model artifact URL (default: the pipeline's default model)")
@@ -96,8 +96,8 @@ def main() -> None:
     concept = score_concepts(gold_docs, concepts, TYPES)
     cid = score_cid(gold_docs, cid_pairs)
 
-    from workers.artifacts import stage_artifact
-    from workers.ner import NerTagger
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.ner import NerTagger
 
     t1 = time.time()
     tagger = NerTagger.load(stage_artifact(model), precision=cfg.extract.precision)

@@ -68,11 +68,12 @@ def kernels(cfg, work: Path) -> dict[str, float]:
     import torch
 
     from pipeline import publish
-    from pipeline.beam.run import parse_shards, parsed_prefix
+    from pipeline.beam.run import parse_shards
+    from pipeline.layout import parsed_prefix
     from pipeline.plan import list_inputs, plan_shards
     from pipeline.resolve import resolve
     from pipeline.storage import Store
-    from workers.stages import DocumentStage, NerPredictor, StageResources, Tokenize
+    from workers.inference.stages import DocumentStage, NerPredictor, StageResources, Tokenize
 
     ex = cfg.extract
     store = Store(str(work / "kstore"))
@@ -127,7 +128,7 @@ def kernels(cfg, work: Path) -> dict[str, float]:
 
 def main() -> None:
     from pipeline.driver import run
-    from workers.artifacts import artifact_exists
+    from workers.inference.artifacts import artifact_exists
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=3000)

@@ -52,8 +52,8 @@ def main() -> None:
 
     from benchmarks.e2e_bc5cdr import ensure_default_model
     from benchmarks.ner_speed import load_sentences
-    from workers.artifacts import stage_artifact
-    from workers.ner import NerTagger
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.ner import NerTagger
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="NER artifact URL (default: the pipeline's default model)")

@@ -31,7 +31,7 @@ from pipeline.config import shared_data_dir
 
 def load_sentences(n: int) -> list[str]:
     from pipeline.parse.pubtator import read_pubtator
-    from workers.evaluate import doc_sentences
+    from workers.training.corpora import doc_sentences
 
     out: list[str] = []
     for rel in ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", "ncbi_disease/pubtator/NCBItestset_corpus.txt",
@@ -48,7 +48,7 @@ class _Actor:
     before timing (a Ray Data pool would be built inside the timed run)."""
 
     def __init__(self, stage: str, kwargs: dict):
-        from workers import stages
+        from workers.inference import stages
 
         self.stage = getattr(stages, stage)(**kwargs)
 
@@ -98,8 +98,8 @@ def main() -> None:
     import ray
 
     from benchmarks.e2e_bc5cdr import ensure_default_model
-    from workers.artifacts import read_manifest, stage_artifact
-    from workers.ner import describe_precision
+    from workers.inference.artifacts import read_manifest, stage_artifact
+    from workers.inference.device import describe_precision
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="NER artifact URL (default: the pipeline's default model)")

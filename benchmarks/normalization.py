@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import default_normalizer_dir
-from workers.normalize import NORM_DATASETS, Normalizer, evaluate_linking
+from workers.inference.normalize import Normalizer
+from workers.training.evaluate import NORM_DATASETS, evaluate_linking
 
 # BioSyn (Sung et al., ACL 2020, Table 2), accuracy@1 with gold mentions
 BIOSYN = {"ncbi-disease": 91.1, "bc5cdr-disease": 93.2, "bc5cdr-chem": 96.6}
@@ -30,8 +31,8 @@ KEYS = {"ncbi-disease": "acc1_ncbi", "bc5cdr-disease": "acc1_bc5cdr_d", "bc5cdr-
 
 
 def main() -> None:
-    from workers.artifacts import artifact_exists, stage_artifact
-    from workers.normalize import build_normalizer
+    from workers.inference.artifacts import artifact_exists, stage_artifact
+    from workers.training.normalizer import build_normalizer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--normalizer", default=str(default_normalizer_dir()), help="normalizer artifact URL")

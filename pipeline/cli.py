@@ -1,7 +1,7 @@
-"""The ``pubmine`` command: run, train, evaluate, dump.
+"""The ``pubmine`` command: run, parse, train, build-normalizer, evaluate, dump.
 
-Every command takes a typed config (YAML + ``--set key=value``); a wrong key or type is a clear error
-naming the key, with exit code 2.
+``run`` and ``train`` take a typed config (YAML + ``--set key=value``); a wrong key or type is a clear
+error naming the key. Every error pubmine raises on purpose is one red line and exit code 2.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.config import default_model_dir, load_config, load_dataclass, to_dict
+from pipeline.config import default_model_dir, default_relation_dir, load_config, load_dataclass, to_dict
 from pipeline.errors import PubmineError
+from workers.inference.normalize import DEFAULT_THRESHOLD
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pubmine: PubMed/PMC -> entity tables (Ray + Beam + BERT-family NER) as Parquet snapshots.")
@@ -44,6 +45,9 @@ def _setup_logging(verbose: bool) -> None:
 
 @app.command()
 def run(
+    inputs: Optional[List[str]] = typer.Argument(None, metavar="[INPUT]...", show_default=False,
+                                                  help="input files, URLs or globs (a shell-expanded data/*.xml.gz "
+                                                       "too); with --input, they replace the config's inputs"),
     config: Path = typer.Option(..., "--config", "-c", help="YAML run config, e.g. configs/local.yaml"),
     input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="input URL or glob (repeatable); replaces the config's inputs"),
     store: Optional[str] = typer.Option(None, "--store", "-s", help="store root URL (local path, file://, s3://)"),
@@ -52,10 +56,11 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
     summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="also write the run summary as JSON here"),
 ) -> None:
-    """Plan, parse, extract and publish one snapshot."""
+    """Plan, parse, extract and publish one snapshot:
+    pubmine run -c configs/nightly.yaml [INPUT ...] [--input URL_OR_GLOB ...] [--set key=value ...]"""
     _setup_logging(verbose)
     try:
-        cfg = load_config(config, set_ or [], inputs=input or [], store=store)
+        cfg = load_config(config, set_ or [], inputs=[*(input or []), *(inputs or [])], store=store)
         if dryrun:
             typer.echo(json.dumps(to_dict(cfg), indent=2))
             return
@@ -120,8 +125,9 @@ def train(
     """Fine-tune a BERT-family encoder (task: ner | re in the config) and write a model artifact."""
     import yaml
 
-    from workers.relations import ReTrainConfig, train_relation
-    from workers.train import NerTrainConfig, train_ner
+    from workers.inference.artifacts import artifact_exists
+    from workers.training.ner import NerTrainConfig, train_ner
+    from workers.training.relations import ReTrainConfig, train_relation
 
     out = output or str(default_model_dir())
     try:
@@ -132,8 +138,6 @@ def train(
             raise PubmineError(f"{config}: task {task!r} is not one of ner, re")
         cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, config, set_ or [])
         if if_missing:
-            from workers.artifacts import artifact_exists
-
             if artifact_exists(out):
                 typer.echo(f"model already present at {out}; not training (drop --if-missing to retrain)")
                 return
@@ -153,7 +157,7 @@ def train(
 def build_normalizer_cmd(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default normalizer folder)"),
     encoder: str = typer.Option("minilm", "--encoder", help="sentence encoder of the embedding step (folder or hub name)"),
-    threshold: float = typer.Option(0.7, "--threshold", help="least cosine for an embedding link (below: NIL)"),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="least cosine for an embedding link (below: NIL)"),
     finetune_pairs: int = typer.Option(0, "--finetune-pairs", help="fine-tune the encoder on this many synonym pairs "
                                                                 "from the dictionary first (SapBERT style); 0: as is"),
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
@@ -162,8 +166,8 @@ def build_normalizer_cmd(
     """Build MeSH 2024 + CTD MEDIC (+ the training corpora's linked names) into a normalizer artifact:
     the dictionary, its version, the encoder and every name embedded once."""
     from pipeline.config import default_normalizer_dir
-    from workers.artifacts import artifact_exists
-    from workers.normalize import build_normalizer
+    from workers.inference.artifacts import artifact_exists
+    from workers.training.normalizer import build_normalizer
 
     out = output or str(default_normalizer_dir())
     try:
@@ -179,7 +183,8 @@ def build_normalizer_cmd(
 
 @app.command()
 def evaluate(
-    model: str = typer.Option("default", "--model", "-m", help="artifact URL, or 'default'"),
+    model: str = typer.Option("default", "--model", "-m", help="artifact URL, or 'default' (the pipeline's NER model; "
+                                                             "for -d bc5cdr-cid its CID model)"),
     dataset: str = typer.Option("bc5cdr", "--dataset", "-d",
                                 help="ncbi-disease | bc5cdr-chem | bc5cdr-disease | bc2gm (BioBERT's IOB test splits) "
                                      "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts) "
@@ -190,7 +195,7 @@ def evaluate(
                                                      "ncbi-disease, bc5cdr-chem, bc5cdr-disease)"),
     encoder: str = typer.Option("minilm", "--encoder", help="normalization: the sentence encoder of the embedding "
                                                              "step (folder or hub name), or 'none' for dictionary only"),
-    threshold: float = typer.Option(0.7, "--threshold", help="normalization: least cosine for an embedding link"),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="normalization: least cosine for an embedding link"),
     normalizer: Optional[str] = typer.Option(None, "--normalizer", help="normalization: a normalizer artifact URL "
                                              "('default': the pipeline's) instead of --encoder/--threshold"),
 ) -> None:
@@ -198,11 +203,12 @@ def evaluate(
     scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored); accuracy@1 of
     concept linking with --task normalization."""
     from pipeline.report import print_scores
-    from workers.artifacts import stage_artifact
-    from workers.datasets import iob_split
-    from workers.evaluate import DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob, score, score_iob
-    from workers.ner import NerTagger
-    from workers.relations import RE_NAMES
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.ner import NerTagger
+    from workers.training.corpora import iob_split
+    from workers.training.evaluate import (DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob, score,
+                                           score_iob)
+    from workers.training.relations import RE_NAMES
 
     if task == "normalization":
         return _evaluate_normalization(dataset, encoder, threshold, normalizer, model, precision)
@@ -244,18 +250,19 @@ def _evaluate_normalization(dataset: str, encoder: str, threshold: float, normal
                             model: str, precision: str) -> None:
     """accuracy@1 of linking gold mentions (ncbi-disease, bc5cdr-chem, bc5cdr-disease), or, with
     ``-d bc5cdr``, concept-level P/R/F1 end to end: the NER model's mentions, linked, per document."""
-    from pipeline.config import default_normalizer_dir, pubmine_home
-    from workers.artifacts import stage_artifact
-    from workers.normalize import NORM_DATASETS, Dictionary, EmbeddingIndex, Normalizer, evaluate_linking
+    from pipeline.config import default_normalizer_dir
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.normalize import Normalizer
+    from workers.training.evaluate import NORM_DATASETS, evaluate_linking
+    from workers.training.normalizer import default_dictionary, embedding_index
 
     try:
         if normalizer_url:
             url = str(default_normalizer_dir()) if normalizer_url == "default" else normalizer_url
             normalizer = Normalizer.load(stage_artifact(url))
         else:
-            dictionary = Dictionary.default()
-            index = None if encoder == "none" else EmbeddingIndex(dictionary, encoder, progress=True,
-                                                                  cache_dir=pubmine_home() / "normalization")
+            dictionary = default_dictionary()
+            index = None if encoder == "none" else embedding_index(dictionary, encoder, progress=True)
             normalizer = Normalizer(dictionary, index, threshold)
         if dataset == "bc5cdr":
             return _evaluate_concepts(normalizer, model, precision)
@@ -274,9 +281,9 @@ def _evaluate_normalization(dataset: str, encoder: str, threshold: float, normal
 
 def _evaluate_concepts(normalizer, model: str, precision: str) -> None:
     from pipeline.report import print_scores
-    from workers.artifacts import stage_artifact
-    from workers.evaluate import load_dataset, predict_documents, score_concepts
-    from workers.ner import NerTagger
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.ner import NerTagger
+    from workers.training.evaluate import load_dataset, predict_documents, score_concepts
 
     docs, types = load_dataset("bc5cdr")
     tagger = NerTagger.load(stage_artifact(str(default_model_dir()) if model == "default" else model), precision=precision)
@@ -292,14 +299,28 @@ def _evaluate_concepts(normalizer, model: str, precision: str) -> None:
     typer.echo(f"RESULT evaluate task=normalization dataset=bc5cdr concept_f1={f:.4f} precision={p:.4f} recall={r:.4f}")
 
 
+def relation_model_url(model: str, dataset: str) -> str:
+    """``-m default`` for a relation dataset: the pipeline's default relation model is BC5CDR CID; no
+    other dataset has a default, so it must be named."""
+    if model != "default":
+        return model
+    if dataset == "bc5cdr-cid":
+        return str(default_relation_dir())
+    raise PubmineError(f"-d {dataset} has no default model (the default relation model is BC5CDR CID); train one "
+                       f"with `pubmine train -c configs/models/{dataset}.yaml -o DIR` and pass it: "
+                       f"pubmine evaluate -d {dataset} -m DIR")
+
+
 def _evaluate_relations(model: str, dataset: str, fold: int) -> None:
     from pipeline.report import print_scores
-    from workers.artifacts import stage_artifact
-    from workers.datasets import DOC_RE_CORPORA
-    from workers.relations import RelationClassifier, load_split, negative_label, score_relations
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.relations import RelationClassifier
+    from workers.training.corpora import DOC_RE_CORPORA
+    from workers.training.evaluate import score_relations
+    from workers.training.relations import load_split, negative_label
 
     try:
-        clf = RelationClassifier.load(stage_artifact(model))
+        clf = RelationClassifier.load(stage_artifact(relation_model_url(model, dataset)))
         window = clf.manifest.get("training", {}).get("window", 2)  # candidates built as in training
         test, missed = load_split(dataset, "test", fold, window)
         s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative_label(dataset), missed)

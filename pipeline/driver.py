@@ -1,13 +1,19 @@
-"""The driver: plan -> parse -> resolve -> extract -> publish, on Ray.
+"""The driver: one function per stage, and ``run``, which calls them in order on Ray.
+
+    check_models → plan → parse → resolve → publish_text → extract → commit
 
 This is what ``pubmine run`` (and so ``ray job submit ... -- pubmine run``) executes. It starts Ray
 in-process when no cluster is given and joins one when RAY_ADDRESS (or ray.address) is set. Parsing
-runs as one Ray task per input file, each running the Beam pipeline in-process; extraction runs as a
-Ray Data actor pool. Nothing is visible to readers until LATEST moves, which happens last.
+runs as Ray tasks over groups of input files, each running the Beam pipeline in-process; publishing
+the text tables is a Ray task per parsed shard; extraction is three Ray Data actor pools
+(``workers.inference.stages``). Nothing is visible to readers until LATEST moves, which happens last.
+Each stage returns its counters; the manifest is built from them and the run summary is read back
+from the manifest, so the two never disagree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,12 +25,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from pipeline import publish, schemas
-from pipeline.beam.run import group_shards, parse_shards, parsed_prefix
+from pipeline.beam.run import group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
 from pipeline.errors import ModelError, PublishError
-from pipeline.plan import list_inputs, plan_shards
-from pipeline.resolve import resolve
+from pipeline.layout import MANIFEST, new_run_id, parsed_prefix, part_name, snapshot_key
+from pipeline.plan import InputFile, list_inputs, plan_shards
+from pipeline.resolve import Resolution, resolve
 from pipeline.storage import Store, url_to_fs
 
 log = logging.getLogger("pubmine")
@@ -32,6 +39,8 @@ log = logging.getLogger("pubmine")
 
 @dataclass
 class RunSummary:
+    """What a run published, read from its manifest (``from_manifest``)."""
+
     run_id: str
     snapshot: str
     documents: int = 0
@@ -51,6 +60,19 @@ class RunSummary:
     @property
     def wall_seconds(self) -> float:
         return self.timings.get("total", 0.0)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, snapshot: str, timings: dict[str, float] | None = None) -> "RunSummary":
+        counts, models = manifest["counts"], manifest["models"]
+        return cls(
+            run_id=manifest["run_id"], snapshot=snapshot, documents=counts["documents"], sentences=counts["sentences"],
+            entities_by_type=counts["entities_by_type"], rejects=counts["rejects"],
+            failed_files=[i["source_file"] for i in manifest["inputs"] if i["status"] == "failed"],
+            deleted=counts["deleted"], superseded=counts["superseded"],
+            timings=timings if timings is not None else manifest["timings_s"],
+            model_id=models["ner"]["model_id"], precision=models["ner"]["precision"],
+            relations=counts["relations"], linked=counts["entities_linked"],
+            normalizer_version=(models["normalizer"] or {}).get("dictionary_version"))
 
 
 def code_version() -> str:
@@ -85,14 +107,31 @@ def connect_ray(config: RunConfig) -> bool:
     return True
 
 
-def _parse_task(shards: list[ShardSpec], store_url: str, storage_options: dict, reuse: bool) -> list[dict]:
-    """One Beam run over a group of input files; a file that cannot be parsed fails alone."""
-    return parse_shards(shards, Store(store_url, storage_options), reuse=reuse)
+# -- models: read every artifact's manifest before any work starts
+
+
+@dataclass(frozen=True)
+class Models:
+    ner_url: str
+    ner: dict
+    normalizer_url: str | None = None
+    normalizer: dict | None = None
+    relation_urls: tuple[str, ...] = ()
+    relations: tuple[dict, ...] = ()
+
+    def manifest_entry(self, precision: str | None) -> dict:
+        return {
+            "ner": {"url": self.ner_url, "model_id": self.ner.get("model_id"), "precision": precision},
+            "normalizer": (None if self.normalizer is None else
+                           {"url": self.normalizer_url, "model_id": self.normalizer["model_id"],
+                            "dictionary_version": self.normalizer["version"]}),
+            "relations": [{"url": u, "model_id": m["model_id"], "dataset": m.get("dataset")}
+                          for u, m in zip(self.relation_urls, self.relations)],
+        }
 
 
 def _model_manifest(url: str, storage_options: dict, what: str = "extract.model", task: str = "ner") -> dict:
-    """An artifact's pubmine.json, read before any work starts: a missing or wrong model fails the run
-    at once instead of after the parse."""
+    """An artifact's pubmine.json: a missing or wrong model fails the run at once, not after the parse."""
     fs, path = url_to_fs(url, storage_options)
     try:
         manifest = json.loads(fs.cat_file(path.rstrip("/") + "/pubmine.json"))
@@ -107,6 +146,35 @@ def _model_manifest(url: str, storage_options: dict, what: str = "extract.model"
     return manifest
 
 
+def check_models(config: RunConfig) -> Models:
+    """The NER model, the normalizer and the relation models the run will load, checked up front."""
+    ex, so = config.extract, config.storage_options
+    normalizer_url, relation_urls = ex.normalizer_url(), ex.relation_urls()
+    if relation_urls and not normalizer_url:
+        raise ModelError("extract.relations needs extract.normalizer: document-level relations hold between linked "
+                         "concepts (set extract.normalizer, or extract.relations=[])")
+    return Models(
+        ner_url=ex.model_url(), ner=_model_manifest(ex.model_url(), so),
+        normalizer_url=normalizer_url,
+        normalizer=_model_manifest(normalizer_url, so, "extract.normalizer", "normalizer") if normalizer_url else None,
+        relation_urls=relation_urls,
+        relations=tuple(_model_manifest(u, so, "extract.relations", "re") for u in relation_urls))
+
+
+# -- 1 plan, 2 parse, 3 resolve
+
+
+def plan(config: RunConfig) -> tuple[list[InputFile], list[ShardSpec]]:
+    """The input files (globs expanded) and one shard per file, in file order."""
+    files = list_inputs(config.inputs, config.storage_options)
+    return files, plan_shards(files, config.storage_options)
+
+
+def _parse_task(shards: list[ShardSpec], store_url: str, storage_options: dict, reuse: bool) -> list[dict]:
+    """One Beam run over a group of input files; a file that cannot be parsed fails alone."""
+    return parse_shards(shards, Store(store_url, storage_options), reuse=reuse)
+
+
 def _progress(iterable, total: int, desc: str):
     from tqdm import tqdm
 
@@ -114,176 +182,93 @@ def _progress(iterable, total: int, desc: str):
                 dynamic_ncols=True)
 
 
-def run(config: RunConfig) -> RunSummary:
+def parse(config: RunConfig, files: list[InputFile], shards: list[ShardSpec]) -> list[dict]:
+    """Stage 2: one Ray task per group of input files (a big file alone, small ones packed together).
+    Returns one result per shard: its ``_SUCCESS`` marker with ``ok`` True, or ``ok`` False and why."""
     import ray
 
-    t0 = time.time()
-    timings: dict[str, float] = {}
-    run_id = config.run_id or publish.new_run_id()
-    store = Store(config.store, config.storage_options)
-    model_url = config.extract.model_url()
-    model_manifest = _model_manifest(model_url, config.storage_options)
-    normalizer_url = config.extract.normalizer_url()
-    normalizer_manifest = (_model_manifest(normalizer_url, config.storage_options, "extract.normalizer", "normalizer")
-                           if normalizer_url else None)
-    relation_urls = config.extract.relation_urls()
-    relation_manifests = [_model_manifest(u, config.storage_options, "extract.relations", "re") for u in relation_urls]
-    if relation_urls and not normalizer_url:
-        raise ModelError("extract.relations needs extract.normalizer: document-level relations hold between linked "
-                         "concepts (set extract.normalizer, or extract.relations=[])")
+    task = ray.remote(_parse_task).options(num_cpus=config.parse.num_cpus, max_retries=config.parse.max_retries)
+    groups = group_shards([f.size for f in files], int(config.parse.group_mb * 1024 * 1024))
+    refs = {task.remote([shards[i] for i in g], config.store, config.storage_options, config.parse.reuse): g
+            for g in groups}
+    results: list[dict | None] = [None] * len(shards)
+    pending = list(refs)
 
-    mark = time.time()
-    files = list_inputs(config.inputs, config.storage_options)
-    shards = plan_shards(files, config.storage_options)
-    timings["plan"] = time.time() - mark
-    log.info("run %s: %d input files -> %s", run_id, len(shards), store.uri())
+    def finished():
+        nonlocal pending
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield ready[0]
 
-    started_ray = connect_ray(config)
-    try:
-        store.remove(*publish.snapshot_key(run_id))  # a re-run of the same run_id starts clean
-        # -- 2 parse: one Ray task per group of input files (a big file alone, small ones packed together)
-        mark = time.time()
-        task = ray.remote(_parse_task).options(num_cpus=config.parse.num_cpus, max_retries=config.parse.max_retries)
-        groups = group_shards([f.size for f in files], int(config.parse.group_mb * 1024 * 1024))
-        refs = {task.remote([shards[i] for i in g], config.store, config.storage_options, config.parse.reuse): g
-                for g in groups}
-        results: list[dict | None] = [None] * len(shards)
-        pending = list(refs)
-
-        def _done():
-            nonlocal pending
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                yield ready[0]
-
-        for ref in _progress(_done(), len(groups), "parse"):
-            for i, result in zip(refs[ref], ray.get(ref)):
-                results[i] = result
-        timings["parse"] = time.time() - mark
-
-        ok = [(i, r) for i, r in enumerate(results) if r and r["ok"]]
-        failed = [r for r in results if r and not r["ok"]]
-        for r in failed:
+    for ref in _progress(finished(), len(groups), "parse"):
+        for i, result in zip(refs[ref], ray.get(ref)):
+            results[i] = result
+    for r in results:
+        if r and not r["ok"]:
             log.error("%s", r["error"])
-
-        # -- 3 resolve: last file wins per PMID, DeleteCitation removes
-        mark = time.time()
-        doc_tables, del_tables = [], []
-        for i, _ in ok:
-            prefix = parsed_prefix(shards[i].fingerprint)
-            doc_tables.append(store.read_table(*prefix, "documents.parquet",
-                                               columns=["doc_id", "pmid", "source", "source_seq", "position"]))
-            del_tables.append(store.read_table(*prefix, "deletions.parquet", schema=schemas.DELETIONS))
-        resolution = resolve(doc_tables, del_tables)
-        timings["resolve"] = time.time() - mark
-
-        # -- publish the text tables of each shard (Ray tasks), keeping sentences in the object store
-        mark = time.time()
-        pub = ray.remote(publish.publish_parsed_shard)
-        counts_refs, sentence_refs = [], []
-        for k, (i, r) in enumerate(ok):
-            # extraction blocks of about extract.batch_size sentences, each holding whole documents
-            n_blocks = max(1, -(-int(r.get("rows", {}).get("sentences", 0)) // config.extract.batch_size))
-            c, *blocks = pub.options(num_returns=1 + n_blocks, max_retries=config.parse.max_retries).remote(
-                config.store, config.storage_options, run_id, shards[i].fingerprint, resolution.live[k], n_blocks)
-            counts_refs.append(c)
-            sentence_refs.extend(blocks)
-        totals = Counter()
-        for c in ray.get(counts_refs):
-            totals.update(c)
-        if failed:
-            store.write_table(
-                pa.Table.from_pylist([{"source_file": r["source_file"], "position": -1, "pmid": None,
-                                       "reason": "unreadable file", "detail": r["detail"]} for r in failed],
-                                     schema=schemas.REJECTS),
-                *publish.snapshot_key(run_id, "rejects", publish.part_name(run_id, "failed-files")))
-        timings["publish_text"] = time.time() - mark
-
-        # -- 4 extract: tokenize -> NER actors -> document stage (linking, relations) over the live sentences
-        mark = time.time()
-        precision, extracted = None, Counter()
-        if totals["sentences"]:
-            precision, extracted = _extract(config, run_id, model_url, model_manifest["model_id"], normalizer_url,
-                                            relation_urls, sentence_refs)
-            if extracted["documents"] != totals["sentence_docs"]:
-                raise PublishError(
-                    f"extraction saw {extracted['documents']} document blocks for {totals['sentence_docs']} documents "
-                    "with sentences: a document was split between blocks, so its links and relations would be "
-                    "incomplete. Not publishing; this is a bug, please report it with the run's log.")
-        timings["extract"] = time.time() - mark
-
-        # -- 5 commit: manifest, then LATEST
-        mark = time.time()
-        publish.ensure_table(store, run_id, "entities")
-        publish.ensure_table(store, run_id, "relations")
-        ent_types = store.read_table(*publish.snapshot_key(run_id, "entities"), columns=["type"])
-        by_type = dict(sorted(Counter(ent_types.column("type").to_pylist()).items()))
-        timings["total"] = time.time() - t0
-        manifest = {
-            "run_id": run_id,
-            "code_version": code_version(),
-            "config": to_dict(config),
-            "models": {
-                "ner": {"url": model_url, "model_id": model_manifest.get("model_id"), "precision": precision},
-                "normalizer": (None if normalizer_manifest is None else
-                               {"url": normalizer_url, "model_id": normalizer_manifest["model_id"],
-                                "dictionary_version": normalizer_manifest["version"]}),
-                "relations": [{"url": u, "model_id": m["model_id"], "dataset": m.get("dataset")}
-                              for u, m in zip(relation_urls, relation_manifests)],
-            },
-            "inputs": [
-                {"url": s.url, "source_file": s.source_file, "source_seq": s.source_seq, "fingerprint": s.fingerprint,
-                 "status": ("ok" if r and r["ok"] else "failed"),
-                 "reused": bool(r and r.get("reused")), "detail": (r or {}).get("detail")}
-                for s, r in zip(shards, results)
-            ],
-            "counts": {
-                "documents": totals["documents"], "passages": totals["passages"], "sentences": totals["sentences"],
-                "entities": sum(by_type.values()), "entities_by_type": by_type,
-                "entities_linked": extracted["linked"], "relations": extracted["relations"],
-                "rejects": totals["rejects"] + len(failed), "failed_files": len(failed),
-                "deleted": resolution.deleted, "superseded": resolution.superseded,
-            },
-            "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        }
-        publish.commit(store, run_id, manifest)
-        removed = publish.apply_retention(store, config.keep_snapshots)
-        if removed:
-            log.info("retention removed snapshots %s", removed)
-        timings["commit"] = time.time() - mark
-        timings["total"] = time.time() - t0
-    except BaseException:
-        # the snapshot is not committed: remove what was written, LATEST still names the previous one
-        try:
-            if not store.exists(*publish.snapshot_key(run_id, publish.MANIFEST)):
-                store.remove(*publish.snapshot_key(run_id))
-        except Exception:  # pragma: no cover - best effort on the way out
-            pass
-        raise
-    finally:
-        if started_ray:
-            ray.shutdown()
-
-    return RunSummary(
-        run_id=run_id, snapshot=store.uri(*publish.snapshot_key(run_id)), documents=totals["documents"],
-        sentences=totals["sentences"], entities_by_type=by_type, rejects=totals["rejects"] + len(failed),
-        failed_files=[r["source_file"] for r in failed], deleted=resolution.deleted,
-        superseded=resolution.superseded, timings=timings, model_id=model_manifest.get("model_id"),
-        precision=precision, relations=extracted["relations"], linked=extracted["linked"],
-        normalizer_version=normalizer_manifest["version"] if normalizer_manifest else None,
-    )
+    return results
 
 
-def _extract(config: RunConfig, run_id: str, model_url: str, model_id: str, normalizer_url: str | None,
-             relation_urls: tuple[str, ...], sentence_refs: list) -> tuple[str, Counter]:
+def parsed_ok(results: list[dict]) -> list[int]:
+    """Indices of the shards that parsed."""
+    return [i for i, r in enumerate(results) if r and r["ok"]]
+
+
+def resolve_live(store: Store, shards: list[ShardSpec], ok: list[int]) -> Resolution:
+    """Stage 3: last file wins per PMID, DeleteCitation removes; over the id columns only."""
+    doc_tables, del_tables = [], []
+    for i in ok:
+        prefix = parsed_prefix(shards[i].fingerprint)
+        doc_tables.append(store.read_table(*prefix, "documents.parquet",
+                                           columns=["doc_id", "pmid", "source", "source_seq", "position"]))
+        del_tables.append(store.read_table(*prefix, "deletions.parquet", schema=schemas.DELETIONS))
+    return resolve(doc_tables, del_tables)
+
+
+# -- publish the text tables, 4 extract
+
+
+def publish_text(config: RunConfig, run_id: str, shards: list[ShardSpec], results: list[dict], ok: list[int],
+                 resolution: Resolution) -> tuple[Counter, list]:
+    """The live rows of each parsed shard into the snapshot (a Ray task per shard), and the rejects of
+    files that failed. Returns the row counts and the live sentences, in Ray's object store as blocks
+    of about ``extract.batch_size`` sentences that each hold whole documents."""
+    import ray
+
+    store = Store(config.store, config.storage_options)
+    pub = ray.remote(publish.publish_parsed_shard)
+    counts_refs, sentence_refs = [], []
+    for k, i in enumerate(ok):
+        n_blocks = max(1, -(-int(results[i].get("rows", {}).get("sentences", 0)) // config.extract.batch_size))
+        c, *blocks = pub.options(num_returns=1 + n_blocks, max_retries=config.parse.max_retries).remote(
+            config.store, config.storage_options, run_id, shards[i].fingerprint, resolution.live[k], n_blocks)
+        counts_refs.append(c)
+        sentence_refs.extend(blocks)
+    totals = Counter()
+    for c in ray.get(counts_refs):
+        totals.update(c)
+    failed = [r for r in results if r and not r["ok"]]
+    if failed:
+        store.write_table(
+            pa.Table.from_pylist([{"source_file": r["source_file"], "position": -1, "pmid": None,
+                                   "reason": "unreadable file", "detail": r["detail"]} for r in failed],
+                                 schema=schemas.REJECTS),
+            *snapshot_key(run_id, "rejects", part_name(run_id, "failed-files")))
+    totals["rejects"] += len(failed)
+    return totals, sentence_refs
+
+
+def extract(config: RunConfig, run_id: str, models: Models, sentence_refs: list, documents_with_sentences: int
+            ) -> tuple[str, Counter]:
     """Three Ray Data stages over blocks of whole documents, each block one batch: tokenizer actors
     (CPU), NER actors (the accelerator), document actors (linking and relations, which write the
-    entities and relations parts). Returns the NER precision and the summed per-block counts."""
+    entities and relations parts). Returns the NER precision and the summed per-block counts; fails
+    the run when the blocks' documents do not add up (a split document would lose links)."""
     import ray
     import ray.data
 
-    from workers.ner import describe_precision
-    from workers.stages import DocumentStage, NerPredictor, StageResources, Tokenize
+    from workers.inference.device import describe_precision
+    from workers.inference.stages import DocumentStage, NerPredictor, StageResources, Tokenize
 
     ex = config.extract
     ctx = ray.data.DataContext.get_current()
@@ -292,28 +277,137 @@ def _extract(config: RunConfig, run_id: str, model_url: str, model_id: str, norm
     doc = StageResources(ex.doc_num_cpus, ex.doc_num_gpus)
     common = dict(batch_size=None, batch_format="pyarrow")  # a batch is a block: documents stay whole
     ds = ray.data.from_arrow_refs(sentence_refs)
-    ds = ds.map_batches(Tokenize, fn_constructor_kwargs=dict(model_url=model_url, storage_options=config.storage_options),
+    ds = ds.map_batches(Tokenize, fn_constructor_kwargs=dict(model_url=models.ner_url, storage_options=config.storage_options),
                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=ex.tokenize_actors),
                         num_cpus=ex.tokenize_num_cpus, **common)
     ds = ds.map_batches(
         NerPredictor,
         fn_constructor_kwargs=dict(
-            model_url=model_url, storage_options=config.storage_options, max_length=ex.max_length,
+            model_url=models.ner_url, storage_options=config.storage_options, max_length=ex.max_length,
             stride=ex.stride, max_tokens_per_batch=ex.max_tokens_per_batch, precision=ex.precision,
             num_threads=ner.threads),
         compute=ray.data.ActorPoolStrategy(size=ex.num_actors), num_cpus=ner.num_cpus, num_gpus=ner.num_gpus, **common)
     ds = ds.map_batches(
         DocumentStage,
         fn_constructor_kwargs=dict(
-            store_url=config.store, run_id=run_id, ner_model_id=model_id, storage_options=config.storage_options,
-            normalizer_url=normalizer_url, relation_urls=relation_urls, precision=ex.precision,
-            num_threads=doc.threads),
+            store_url=config.store, run_id=run_id, ner_model_id=models.ner["model_id"],
+            storage_options=config.storage_options, normalizer_url=models.normalizer_url,
+            relation_urls=models.relation_urls, precision=ex.precision, num_threads=doc.threads),
         compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
         memory=int(ex.doc_memory_gb * 2**30), **common)
     counts = Counter()
     for row in pa.concat_tables(ray.get(ds.to_arrow_refs())).to_pylist():
         counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
+    if counts["documents"] != documents_with_sentences:
+        raise PublishError(
+            f"extraction saw {counts['documents']} document blocks for {documents_with_sentences} documents "
+            "with sentences: a document was split between blocks, so its links and relations would be "
+            "incomplete. Not publishing; this is a bug, please report it with the run's log.")
     return describe_precision(ex.precision, "cuda" if ner.num_gpus > 0 else "cpu"), counts
+
+
+# -- 5 commit
+
+
+def entity_counts(store: Store, run_id: str) -> dict[str, int]:
+    """Published entity rows per type (every snapshot table exists, if empty, from here on)."""
+    publish.ensure_table(store, run_id, "entities")
+    publish.ensure_table(store, run_id, "relations")
+    types = store.read_table(*snapshot_key(run_id, "entities"), columns=["type"])
+    return dict(sorted(Counter(types.column("type").to_pylist()).items()))
+
+
+def build_manifest(config: RunConfig, run_id: str, models: Models, shards: list[ShardSpec], results: list[dict],
+                   resolution: Resolution, text: Counter, extracted: Counter, precision: str | None,
+                   by_type: dict[str, int], timings: dict[str, float]) -> dict:
+    """The snapshot's ``_manifest.json``, from the stages' own counters."""
+    failed = sum(1 for r in results if r and not r["ok"])
+    return {
+        "run_id": run_id,
+        "code_version": code_version(),
+        "config": to_dict(config),
+        "models": models.manifest_entry(precision),
+        "inputs": [
+            {"url": s.url, "source_file": s.source_file, "source_seq": s.source_seq, "fingerprint": s.fingerprint,
+             "status": ("ok" if r and r["ok"] else "failed"),
+             "reused": bool(r and r.get("reused")), "detail": (r or {}).get("detail")}
+            for s, r in zip(shards, results)
+        ],
+        "counts": {
+            "documents": text["documents"], "passages": text["passages"], "sentences": text["sentences"],
+            "entities": sum(by_type.values()), "entities_by_type": by_type,
+            "entities_linked": extracted["linked"], "relations": extracted["relations"],
+            "rejects": text["rejects"], "failed_files": failed,
+            "deleted": resolution.deleted, "superseded": resolution.superseded,
+        },
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def commit(store: Store, run_id: str, manifest: dict, keep_snapshots: int) -> None:
+    """The manifest, then LATEST; then retention."""
+    publish.commit(store, run_id, manifest)
+    removed = publish.apply_retention(store, keep_snapshots)
+    if removed:
+        log.info("retention removed snapshots %s", removed)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    mark = time.time()
+    try:
+        yield
+    finally:
+        timings[stage] = time.time() - mark
+
+
+def run(config: RunConfig) -> RunSummary:
+    """Every stage, in order; on any failure the partial snapshot folder is removed and LATEST still
+    names the previous snapshot."""
+    t0 = time.time()
+    timings: dict[str, float] = {}
+    run_id = config.run_id or new_run_id()
+    store = Store(config.store, config.storage_options)
+    models = check_models(config)
+    with _timed(timings, "plan"):
+        files, shards = plan(config)
+    log.info("run %s: %d input files -> %s", run_id, len(shards), store.uri())
+
+    started_ray = connect_ray(config)
+    try:
+        store.remove(*snapshot_key(run_id))  # a re-run of the same run_id starts clean
+        with _timed(timings, "parse"):
+            results = parse(config, files, shards)
+        ok = parsed_ok(results)
+        with _timed(timings, "resolve"):
+            resolution = resolve_live(store, shards, ok)
+        with _timed(timings, "publish_text"):
+            text, sentence_refs = publish_text(config, run_id, shards, results, ok, resolution)
+        precision, extracted = None, Counter()
+        with _timed(timings, "extract"):
+            if text["sentences"]:
+                precision, extracted = extract(config, run_id, models, sentence_refs, text["sentence_docs"])
+        with _timed(timings, "commit"):
+            by_type = entity_counts(store, run_id)
+            timings["total"] = time.time() - t0
+            manifest = build_manifest(config, run_id, models, shards, results, resolution, text, extracted,
+                                      precision, by_type, timings)
+            commit(store, run_id, manifest, config.keep_snapshots)
+        timings["total"] = time.time() - t0
+    except BaseException:
+        # the snapshot is not committed: remove what was written, LATEST still names the previous one
+        try:
+            if not store.exists(*snapshot_key(run_id, MANIFEST)):
+                store.remove(*snapshot_key(run_id))
+        except Exception:  # pragma: no cover - best effort on the way out
+            pass
+        raise
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    return RunSummary.from_manifest(manifest, store.uri(*snapshot_key(run_id)), {k: round(v, 3) for k, v in timings.items()})
 
 
 __all__ = ["run", "RunSummary", "connect_ray", "PublishError"]

@@ -1,37 +1,39 @@
-"""Stage 5: snapshot layout, the manifest, LATEST, retention.
+"""Publishing a snapshot: the text tables of each parsed shard (a Ray task per shard, which also cuts
+the live sentences into extraction blocks of whole documents), the manifest, LATEST, retention.
 
 A snapshot is complete when its ``_manifest.json`` exists; LATEST is written after it and names the
 newest complete snapshot. A run that fails before that leaves LATEST and earlier snapshots untouched.
+The names of the files are in ``pipeline.layout``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
+import math
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.errors import PublishError
+from pipeline.layout import LATEST, MANIFEST, parsed_prefix, part_name, snapshot_key
 from pipeline.storage import Store
 
-LATEST = "LATEST"
-MANIFEST = "_manifest.json"
 
-
-def new_run_id(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%SZ")
-
-
-def snapshot_key(run_id: str, *parts: str) -> tuple[str, ...]:
-    return ("snapshots", run_id, *parts)
-
-
-def part_name(*keys: str) -> str:
-    """Deterministic file name from what the file was made of: a retry overwrites, never duplicates."""
-    return "part-" + hashlib.sha256("\x1f".join(keys).encode()).hexdigest()[:16] + ".parquet"
+def split_documents(sentences: pa.Table, n_blocks: int) -> list[pa.Table]:
+    """Cut a sentences table (each document's rows contiguous) into exactly ``n_blocks`` blocks of
+    about equal size that never split a document: block k ends at the first document start at or
+    after (k+1)/n of the rows (a long document can leave later blocks empty)."""
+    n = sentences.num_rows
+    if n == 0 or n_blocks <= 1:
+        return [sentences] + [sentences.slice(0, 0)] * (n_blocks - 1)
+    doc = sentences.column("doc_id")
+    starts = np.flatnonzero(pc.not_equal(doc.slice(1), doc.slice(0, n - 1)).to_numpy(zero_copy_only=False)) + 1
+    starts = np.append(starts, n)
+    target = math.ceil(n / n_blocks)
+    cuts = [0] + [int(starts[np.searchsorted(starts, (k + 1) * target)]) if (k + 1) * target < n else n
+                  for k in range(n_blocks - 1)] + [n]
+    return [sentences.slice(a, max(b - a, 0)) for a, b in zip(cuts, cuts[1:])]
 
 
 def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fingerprint: str,
@@ -39,10 +41,6 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fin
     """Copy the live rows of one parsed shard into the snapshot. Returns the row counts, then the live
     sentences as ``n_blocks`` tables that each hold whole documents (run it with
     ``num_returns=1 + n_blocks``: the blocks go to extraction through the object store)."""
-    from workers.stages import split_documents
-
-    from pipeline.beam.run import parsed_prefix
-
     store = Store(store_url, storage_options)
     prefix = parsed_prefix(fingerprint)
     counts = {}

@@ -167,8 +167,3 @@ SNAPSHOT_TABLES = {
     "relations": RELATIONS,
     "rejects": REJECTS,
 }
-
-
-def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    """Rows (dicts) -> a table of exactly ``schema``; a missing column is a bug, so it raises."""
-    return pa.Table.from_pylist(rows, schema=schema)

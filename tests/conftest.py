@@ -62,7 +62,7 @@ def pubmine_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny real BERT: random weights, the real MiniLM WordPiece tokenizer, a real artifact."""
-    from workers.train import tiny_bert
+    from workers.training.tiny import tiny_bert
 
     folder = tmp_path_factory.mktemp("tiny-model")
     tiny_bert(folder)
@@ -79,7 +79,8 @@ TINY_DICTIONARY = [("Chemical", "MESH:D009270", "naloxone", 1), ("Chemical", "ME
 def tiny_normalizer(tmp_path_factory, tiny_model) -> Path:
     """A real normalizer artifact over a six-name dictionary, with the tiny model's encoder; threshold
     -1, so every mention that the dictionary misses links to its nearest name (plumbing tests)."""
-    from workers.normalize import Dictionary, build_normalizer
+    from workers.inference.normalize import Dictionary
+    from workers.training.normalizer import build_normalizer
 
     d = Dictionary()
     for kind, cid, name, rank in TINY_DICTIONARY:
@@ -94,7 +95,7 @@ def tiny_normalizer(tmp_path_factory, tiny_model) -> Path:
 @pytest.fixture(scope="session")
 def tiny_relation(tmp_path_factory) -> Path:
     """A tiny document-level relation artifact (BC5CDR CID form) that calls every candidate CID."""
-    from workers.train import tiny_relation_bert
+    from workers.training.tiny import tiny_relation_bert
 
     folder = tmp_path_factory.mktemp("tiny-relation")
     tiny_relation_bert(folder, always="CID")

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from pipeline.parse.pubtator import read_pubtator
-from workers.datasets import (
+from workers.training.corpora import (
     BIORED_TYPES,
     DatasetError,
     IobSentence,
@@ -97,7 +97,7 @@ def test_biored_pubtator_with_relations():
 
 def test_document_relation_candidates_mark_concepts_and_count_missed_gold():
     from pipeline.parse.pubtator import Mention, PubtatorDoc
-    from workers.datasets import doc_relation_examples
+    from workers.training.corpora import doc_relation_examples
 
     title = "Lithium causes tremor."
     abstract = "We saw nothing else. Later, renal failure followed lithium and haloperidol (-1 id)."
@@ -124,7 +124,7 @@ def test_document_relation_candidates_mark_concepts_and_count_missed_gold():
 
 @pytest.mark.parametrize("name, gold", [("bc5cdr-cid", 1066), ("biored", 1162)])
 def test_document_relation_corpora_account_for_every_gold_relation(name, gold):
-    from workers.datasets import doc_relation_split
+    from workers.training.corpora import doc_relation_split
 
     near, far = doc_relation_split(name, "test", window=1), doc_relation_split(name, "test", window=3)
     for s in (near, far):

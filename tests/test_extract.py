@@ -7,7 +7,8 @@ import pytest
 
 from pipeline import schemas
 from pipeline.storage import Store
-from workers.stages import TAGGED, DocumentStage, NerPredictor, Tokenize, split_documents
+from pipeline.publish import split_documents
+from workers.inference.stages import TAGGED, DocumentStage, NerPredictor, Tokenize
 
 TEXTS = ["Naloxone reverses the antihypertensive effect of clonidine.",
          "Famotidine-associated delirium in six patients.", "",
@@ -41,7 +42,7 @@ def test_split_documents_keeps_documents_whole_and_gives_the_asked_number_of_blo
 def test_tokenize_then_ner_actors_give_the_in_process_spans(ray_local, tiny_model):
     import ray.data
 
-    from workers.ner import NerTagger
+    from workers.inference.ner import NerTagger
 
     sentences = _sentences()
     ds = ray.data.from_arrow_refs([ray.put(b) for b in split_documents(sentences, 4)])
@@ -110,8 +111,8 @@ def test_document_stage_links_mentions_and_writes_relations_between_entity_spans
 def test_sentence_level_models_relate_gene_disease_mentions_within_a_sentence(tiny_normalizer, tmp_path):
     """A GAD-form model sees each Gene x Disease mention pair of one sentence with both masked as GAD
     writes them; its positive label becomes an 'Association' row with the sentence index."""
-    from workers.relations import RelationClassifier
-    from workers.train import tiny_relation_bert
+    from workers.inference.relations import RelationClassifier
+    from workers.training.tiny import tiny_relation_bert
 
     tiny_relation_bert(tmp_path / "gad", labels=("0", "1"), dataset="gad", always="1")
     s1 = "BRCA1 variants raise the risk of breast cancer and ovarian cancer."
@@ -135,7 +136,7 @@ def test_sentence_level_models_relate_gene_disease_mentions_within_a_sentence(ti
 def test_relation_models_the_pipeline_cannot_feed_are_refused_with_the_reason(tiny_normalizer, tmp_path):
 
     from pipeline.errors import ModelError
-    from workers.train import tiny_relation_bert
+    from workers.training.tiny import tiny_relation_bert
 
     tiny_relation_bert(tmp_path / "chemprot", labels=("INHIBITOR", "AGONIST"), dataset="chemprot")
     with pytest.raises(ModelError, match="no negative class"):

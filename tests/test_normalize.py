@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.parse.pubtator import read_pubtator
-from workers.normalize import Dictionary, Normalizer, abbreviations, bag_key, norm_key
+from workers.inference.normalize import Dictionary, Normalizer, abbreviations, bag_key, norm_key
 from tests.conftest import DATA
 
 
@@ -28,6 +28,8 @@ def test_schwartz_hearst_abbreviations(text, expected):
 
 
 def test_ranks_prefer_annotated_names_then_mesh_then_medic(tmp_path):
+    from workers.training.normalizer import add_corpus
+
     d = Dictionary()
     d.add("Disease", "OMIM:608446", "Myocardial infarction", rank=3, preferred=True)
     d.add("Disease", "MESH:D009203", "Myocardial Infarction", rank=1, preferred=True)
@@ -38,7 +40,7 @@ def test_ranks_prefer_annotated_names_then_mesh_then_medic(tmp_path):
                       "2|t|Renal damage.\n2|a|x\n2\t0\t12\tRenal damage\tDisease\tD007674\n\n"
                       "3|t|Renal damage.\n3|a|x\n3\t0\t12\tRenal damage\tDisease\tD058186\n\n")
     d.add("Disease", "MESH:D058186", "renal damage", rank=1)
-    d.add_corpus(corpus, "tiny")
+    add_corpus(d, corpus, "tiny")
     assert d.lookup("Renal Damage", "Disease").concept_id == "MESH:D007674"  # two annotations beat one and MeSH
 
 
@@ -55,23 +57,27 @@ def test_a_defined_short_form_links_through_its_long_form():
 
 
 def test_a_malformed_dictionary_line_names_file_and_line(tmp_path):
-    from workers.normalize import NormalizationError
+    from workers.inference.normalize import NormalizationError
 
     bad = tmp_path / "medic.txt"
     bad.write_text("D006973||Hypertension|High Blood Pressure\nD000001 Calcimycin\n")
+    from workers.training.normalizer import add_medic
+
     with pytest.raises(NormalizationError, match=r"medic.txt:2: expected 'IDs\|\|name\|synonyms'"):
-        Dictionary().add_medic(bad)
+        add_medic(Dictionary(), bad)
 
 
 @pytest.fixture(scope="module")
 def normalizer():
-    return Normalizer(Dictionary.default(Path(DATA)))
+    from workers.training.normalizer import default_dictionary
+
+    return Normalizer(default_dictionary(Path(DATA)))
 
 
 def test_linking_real_test_mentions(normalizer):
     """Dictionary + abbreviation linking of gold test mentions (accuracy@1 floors under the measured
     0.734 / 0.860 / 0.845)."""
-    from workers.normalize import evaluate_linking
+    from workers.training.evaluate import evaluate_linking
 
     assert normalizer.version.startswith("MeSH2024+MEDIC2012+")
     floors = {"ncbi-disease": 0.72, "bc5cdr-chem": 0.85, "bc5cdr-disease": 0.83}
@@ -95,13 +101,13 @@ def test_pubmine_evaluate_normalization_prints_a_result_line():
 
 
 def test_the_embedding_step_links_what_no_string_key_matches_and_leaves_the_rest_nil():
-    from workers.normalize import EmbeddingIndex
+    from workers.training.normalizer import embedding_index
 
     d = Dictionary()
     d.add("Disease", "MESH:D009203", "myocardial infarction", rank=1)
     d.add("Disease", "MESH:D001943", "breast neoplasms", rank=1)
     d.add("Chemical", "MESH:D000068877", "imatinib mesylate", rank=1)
-    n = Normalizer(d, EmbeddingIndex(d), threshold=0.5)
+    n = Normalizer(d, embedding_index(d), threshold=0.5)
     links = n.link_document("x", [("heart attack", "Disease"), ("mammary tumour", "Disease"),
                                   ("imatinib", "Chemical"), ("myocardial infarctions", "Disease")])
     assert [l.concept_id for l in links] == ["MESH:D009203", "MESH:D001943", "MESH:D000068877", "MESH:D009203"]
@@ -114,16 +120,20 @@ def test_the_embedding_step_links_what_no_string_key_matches_and_leaves_the_rest
 def test_the_embedded_names_are_cached_by_dictionary_version(tmp_path, monkeypatch):
     import numpy as np
 
-    from workers.normalize import EmbeddingIndex
+    from workers.inference.normalize import EmbeddingIndex
+    from workers.training.normalizer import embedding_index
 
+    monkeypatch.setenv("PUBMINE_HOME", str(tmp_path))
+    cache = tmp_path / "normalization"
     d = Dictionary()
     d.add("Disease", "MESH:D009203", "myocardial infarction", rank=1)
-    built = EmbeddingIndex(d, cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("names2-*.npz"))) == 1
+    built = embedding_index(d)
+    assert len(list(cache.glob("names2-*.npz"))) == 1
+    real_encode = EmbeddingIndex.encode
     monkeypatch.setattr(EmbeddingIndex, "encode", lambda *a, **k: pytest.fail("re-embedded a cached dictionary"))
-    loaded = EmbeddingIndex(d, cache_dir=tmp_path)
+    loaded = embedding_index(d)
     assert loaded.ids == built.ids and np.array_equal(loaded.vectors["Disease"], built.vectors["Disease"])
     d.add("Disease", "MESH:D001943", "breast neoplasms", rank=1)  # another version: embedded anew
-    monkeypatch.undo()
-    assert len(EmbeddingIndex(d, cache_dir=tmp_path).ids["Disease"]) == 2
-    assert len(list(tmp_path.glob("names2-*.npz"))) == 2
+    monkeypatch.setattr(EmbeddingIndex, "encode", real_encode)
+    assert len(embedding_index(d).ids["Disease"]) == 2
+    assert len(list(cache.glob("names2-*.npz"))) == 2

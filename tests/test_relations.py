@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.config import load_dataclass
-from workers.relations import ReTrainConfig, RelationClassifier, score_relations, train_relation
+from workers.inference.relations import RelationClassifier
+from workers.training.evaluate import score_relations
+from workers.training.relations import ReTrainConfig, train_relation
 from tests.conftest import ROOT
 
 
@@ -44,7 +46,7 @@ def test_document_level_cid_training_and_evaluate_agree(tiny_model, tmp_path):
 
 
 def test_an_interrupted_training_resumes_from_its_checkpoint_exactly(tiny_model, tmp_path, monkeypatch):
-    import workers.relations as rel
+    import workers.training.loop as loop
 
     monkeypatch.setenv("PUBMINE_HOME", str(tmp_path / "home"))
     cfg = load_dataclass(ReTrainConfig, ROOT / "configs/models/gad.yaml", [
@@ -55,22 +57,22 @@ def test_an_interrupted_training_resumes_from_its_checkpoint_exactly(tiny_model,
     class Killed(Exception):
         pass
 
-    real_save = rel.save_checkpoint
+    real_save = loop._save_checkpoint
 
     def save_then_die(*args, **kwargs):
         real_save(*args, **kwargs)
         raise Killed
 
-    monkeypatch.setattr(rel, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop, "_save_checkpoint", save_then_die)
     with pytest.raises(Killed):
         train_relation(cfg, str(tmp_path / "resumed"), progress=False, log=lambda *_: None)
-    monkeypatch.setattr(rel, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "_save_checkpoint", real_save)
     said = []
     resumed = train_relation(cfg, str(tmp_path / "resumed"), progress=False, log=said.append)
     assert any("resuming tiny-resume from epoch 1" in line for line in said), said
     assert [h["train_loss"] for h in resumed["metrics"]["history"]] == [h["train_loss"] for h in whole["metrics"]["history"]]
     assert resumed["model_id"].split("-")[-1] == whole["model_id"].split("-")[-1]  # the same weights, byte for byte
-    assert not rel.checkpoint_path(cfg).exists()  # removed once the artifact is written
+    assert not loop.checkpoint_path(cfg.name).exists()  # removed once the artifact is written
 
 
 def test_tiny_gad_training_lowers_loss_and_round_trips(tiny_model, tmp_path):

@@ -4,9 +4,9 @@ and the result is a loadable artifact whose model_id is its content hash."""
 import pytest
 
 from pipeline.config import load_dataclass
-from workers.artifacts import content_hash, read_manifest
-from workers.ner import NerTagger
-from workers.train import NerTrainConfig, train_ner
+from workers.inference.artifacts import content_hash, read_manifest
+from workers.inference.ner import NerTagger
+from workers.training.ner import NerTrainConfig, train_ner
 from tests.conftest import ROOT
 
 
@@ -39,8 +39,8 @@ def test_training_on_biobert_iob_splits(tiny_model, tmp_path):
 def test_iob_sentences_become_char_spans_and_labels_align_to_words(tiny_model):
     from transformers import AutoTokenizer
 
-    from workers.datasets import IobSentence
-    from workers.train import encode_examples, training_sentences
+    from workers.training.corpora import IobSentence
+    from workers.training.ner import encode_examples, training_sentences
 
     sent = IobSentence(["Germline", "BRCA1", "mutations", "cause", "breast", "cancer", "."],
                        ["O", "O", "O", "O", "B-Disease", "I-Disease", "O"])
@@ -56,7 +56,7 @@ def test_iob_sentences_become_char_spans_and_labels_align_to_words(tiny_model):
 
 
 def test_char_spans_map_back_to_token_ranges():
-    from workers.evaluate import char_to_token_span, iob_text
+    from workers.training.evaluate import char_to_token_span, iob_text
 
     text, offsets = iob_text(["Germline", "BRCA1", "mutations", "cause", "breast", "cancer", "."])
     assert char_to_token_span(offsets, 31, 44) == (4, 6)
@@ -69,7 +69,7 @@ def test_partial_labels_never_teach_not_a_gene():
     the gene labels down; with every label allowed the loss is the usual cross-entropy."""
     import torch
 
-    from workers.train import _collate, partial_label_loss
+    from workers.training.ner import _collate, partial_label_loss
 
     # labels: 0 O, 1 B-Disease, 2 I-Disease, 3 B-Gene, 4 I-Gene
     examples = [([101, 7, 8, 102], [-100, 0, 1, -100], (3, 4)),   # from a Disease-only corpus
@@ -90,7 +90,7 @@ def test_partial_labels_never_teach_not_a_gene():
 
 
 def test_training_sources_name_the_types_they_annotate(tiny_model, tmp_path):
-    from workers.train import split_source
+    from workers.training.ner import split_source
 
     assert split_source("bc2gm/iob/train.tsv.gz#Gene", ("Chemical", "Disease", "Gene")) == (
         "bc2gm/iob/train.tsv.gz", ("Gene",))
@@ -112,7 +112,7 @@ def test_per_type_heads_let_types_overlap_and_leave_unannotated_types_without_lo
     import torch
     from transformers import AutoTokenizer
 
-    from workers.train import _collate, _loss, encode_examples_per_type
+    from workers.training.ner import _collate, _loss, encode_examples_per_type
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     text = "insulin resistance in rats"
@@ -143,7 +143,7 @@ def test_per_type_heads_let_types_overlap_and_leave_unannotated_types_without_lo
 
 
 def test_a_per_type_model_trains_and_tags_overlapping_types(tmp_path):
-    from workers.train import tiny_bert
+    from workers.training.tiny import tiny_bert
 
     tiny = tmp_path / "tiny-per-type"
     tiny_bert(tiny, types=("Chemical", "Disease", "Gene"), label_scheme="BIO-per-type")
@@ -171,10 +171,10 @@ def test_a_per_type_model_trains_and_tags_overlapping_types(tmp_path):
 
 def test_dev_selection_scores_each_corpus_on_the_types_it_annotates():
     """A gene found in a corpus that never annotates genes is not a false positive there."""
-    from workers.datasets import IobSentence
-    from workers.decoding import Span
-    from workers.evaluate import iob_text
-    from workers.train import dev_prf
+    from workers.training.corpora import IobSentence
+    from workers.inference.decoding import Span
+    from workers.training.evaluate import iob_text
+    from workers.training.ner import dev_prf
 
     class Oracle:  # the gold entities, plus a "Gene" on every first token
         def tag(self, texts):
@@ -200,8 +200,8 @@ def test_every_model_config_loads_and_names_data_that_exists(path):
     """A config a README command points at must at least parse, validate and find its corpora."""
     import yaml
 
-    from workers.relations import ReTrainConfig, load_split
-    from workers.train import load_sources
+    from workers.training.relations import ReTrainConfig, load_split
+    from workers.training.ner import load_sources
 
     task = yaml.safe_load(path.read_text()).get("task", "ner")
     cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, path)

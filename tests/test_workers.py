@@ -9,8 +9,8 @@ from pipeline import schemas
 def test_artifact_round_trip_through_s3(s3_server, tiny_model, tmp_path):
     import s3fs
 
-    from workers.artifacts import read_manifest, stage_artifact
-    from workers.ner import NerTagger
+    from workers.inference.artifacts import read_manifest, stage_artifact
+    from workers.inference.ner import NerTagger
 
     fs = s3fs.S3FileSystem(endpoint_url=s3_server["endpoint"])
     fs.put(str(tiny_model) + "/", "pubmine/models/tiny/", recursive=True)

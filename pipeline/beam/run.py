@@ -30,10 +30,10 @@ from pipeline.beam.transforms import (
     WriteShardTables,
 )
 from pipeline.errors import ShardError
+from pipeline.layout import SUCCESS, parsed_prefix
 from pipeline.storage import Store, options_for
 
 PARSER_VERSION = "parse-v2"  # bump when parsed output changes: cached shards are keyed by it
-SUCCESS = "_SUCCESS"
 
 
 def build_parse_pipeline(p: beam.Pipeline, shards: list[ShardSpec], out_dirs: dict[str, str],
@@ -127,10 +127,6 @@ def run_parse_pipeline(shards: list[ShardSpec], out_dir: str | None, options: Pi
         raise ShardError(shards[0].source_file, failures[shards[0].fingerprint])
     counters["failures"] = failures
     return counters
-
-
-def parsed_prefix(fingerprint: str) -> tuple[str, str]:
-    return ("state", f"parsed/{fingerprint}")
 
 
 def _marker(shard: ShardSpec, rows: dict, counters: dict, seconds: float) -> dict:

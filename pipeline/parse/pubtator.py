@@ -12,12 +12,13 @@ abstracts) so the whole pipeline can be run and scored on abstracts with gold an
 from __future__ import annotations
 
 import gzip
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import Iterator
 
 from lxml import etree
+
+from pipeline.storage import open_text
 
 # NCBI-disease's fine-grained classes are all diseases for NER purposes
 TYPE_MAP = {"SpecificDisease": "Disease", "DiseaseClass": "Disease", "Modifier": "Disease",
@@ -46,13 +47,6 @@ class PubtatorDoc:
         return f"{self.title} {self.abstract}" if self.abstract else self.title
 
 
-def _open_text(path: str | Path) -> IO[str]:
-    path = str(path)
-    if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def _repair(text: str, start: int, end: int, mention: str, slack: int = 3) -> tuple[int, int]:
     """A mention whose offsets are a few characters off, or whose text carries stray spaces (NCBI-disease
     train has ``seizures " plus "  `` at 711:761): find the stripped mention within ``slack`` characters."""
@@ -68,7 +62,7 @@ def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> I
     """Documents of a PubTator file (.txt or .txt.gz), mentions checked against the text."""
     tmap = TYPE_MAP if type_map is None else type_map
     doc: PubtatorDoc | None = None
-    with _open_text(path) as f:
+    with open_text(path) as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw.rstrip("\n")
             if not line.strip():

@@ -4,7 +4,7 @@ actor pool, and the model loads once per actor in ``__init__`` (never on the dri
     sentences ─▶ Tokenize (CPU actors) ─▶ NerPredictor (model actors: CPU or GPU)
               ─▶ DocumentStage (normalizer + relation classifiers) ─▶ entities/, relations/ parts
 
-Every block the driver hands in holds whole documents (``split_documents``), and every stage runs with
+Every block the driver hands in holds whole documents (``pipeline.publish.split_documents``), and every stage runs with
 ``batch_size=None`` (a batch is a block), so the document stage sees all sentences of a document at
 once: abbreviations are read from the whole text and document-level relation candidates span
 sentences. The document stage writes its two tables itself under names derived from the block's
@@ -22,6 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
+from pipeline.layout import part_name, snapshot_key
+from pipeline.storage import Store
+from workers.inference.artifacts import load_tokenizer, stage_artifact
 
 # one tagged sentence: the sentence and its entity spans (document offsets)
 SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("type", pa.string()), ("score", pa.float32())])
@@ -45,25 +48,7 @@ class StageResources:
         return max(1, math.ceil(self.num_cpus - 1e-9))
 
 
-def split_documents(sentences: pa.Table, n_blocks: int) -> list[pa.Table]:
-    """Cut a sentences table (each document's rows contiguous) into exactly ``n_blocks`` blocks of
-    about equal size that never split a document: block k ends at the first document start at or
-    after (k+1)/n of the rows (a long document can leave later blocks empty)."""
-    n = sentences.num_rows
-    if n == 0 or n_blocks <= 1:
-        return [sentences] + [sentences.slice(0, 0)] * (n_blocks - 1)
-    doc = sentences.column("doc_id")
-    starts = np.flatnonzero(pc.not_equal(doc.slice(1), doc.slice(0, n - 1)).to_numpy(zero_copy_only=False)) + 1
-    starts = np.append(starts, n)
-    target = math.ceil(n / n_blocks)
-    cuts = [0] + [int(starts[np.searchsorted(starts, (k + 1) * target)]) if (k + 1) * target < n else n
-                  for k in range(n_blocks - 1)] + [n]
-    return [sentences.slice(a, max(b - a, 0)) for a, b in zip(cuts, cuts[1:])]
-
-
 def _staged(url: str, storage_options: dict | None):
-    from workers.artifacts import stage_artifact
-
     return stage_artifact(url, storage_options)
 
 
@@ -73,12 +58,10 @@ class Tokenize:
     and ``word_start``/``word_end`` (each word's characters in the sentence)."""
 
     def __init__(self, model_url: str, storage_options: dict | None = None):
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(_staged(model_url, storage_options), local_files_only=True)
+        self.tokenizer = load_tokenizer(_staged(model_url, storage_options), "ner")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from workers.ner import encode
+        from workers.inference.ner import encode
 
         enc = encode(self.tokenizer, batch.column("text").to_pylist())
         lists = pa.list_(pa.int32())
@@ -104,7 +87,7 @@ class NerPredictor:
                  num_threads: int | None = None):
         import torch
 
-        from workers.ner import NerTagger
+        from workers.inference.ner import NerTagger
 
         if num_threads:
             torch.set_num_threads(max(1, int(num_threads)))
@@ -112,7 +95,7 @@ class NerPredictor:
                                      max_tokens_per_batch=max_tokens_per_batch, precision=precision)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from workers.ner import Encoded
+        from workers.inference.ner import Encoded
 
         if "input_ids" in batch.column_names:
             enc = Encoded(_split_lists(batch.column("input_ids")), _split_lists(batch.column("word_first")),
@@ -152,9 +135,8 @@ class DocumentStage:
                  precision: str = "auto", num_threads: int | None = None):
         import torch
 
-        from pipeline.storage import Store
-        from workers.normalize import Normalizer
-        from workers.relations import RelationClassifier
+        from workers.inference.normalize import Normalizer
+        from workers.inference.relations import RelationClassifier
 
         if num_threads:
             torch.set_num_threads(max(1, int(num_threads)))
@@ -167,8 +149,6 @@ class DocumentStage:
             clf.pipeline_check()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from pipeline import publish
-
         docs = self._documents(batch)
         if not docs:
             return COUNTS.empty_table()
@@ -177,8 +157,8 @@ class DocumentStage:
         first, last = docs[0].doc_id, docs[-1].doc_id
         for name, table in (("entities", ents), ("relations", rels)):
             if table.num_rows:
-                self.store.write_table(table, *publish.snapshot_key(
-                    self.run_id, name, publish.part_name(self.run_id, name, first, last, str(batch.num_rows))))
+                self.store.write_table(table, *snapshot_key(
+                    self.run_id, name, part_name(self.run_id, name, first, last, str(batch.num_rows))))
         linked = pc.sum(pc.is_valid(ents.column("concept_id"))).as_py() or 0
         return pa.table({"documents": [len(docs)], "entities": [ents.num_rows], "linked": [linked],
                          "relations": [rels.num_rows], "first_doc": [first], "last_doc": [last]}, schema=COUNTS)
@@ -252,7 +232,7 @@ class DocumentStage:
 
     def _document_candidates(self, clf, docs, by_doc, e_type, e_cid, e_start, e_end) -> list[tuple]:
         """(doc_id, None, head mention, tail mention, text) for each linked concept pair in the window."""
-        from workers.datasets import concept_pair_candidates
+        from workers.inference.relations import concept_pair_candidates
 
         types = {t for pair in clf.type_pairs for t in pair}
         out = []
@@ -271,7 +251,7 @@ class DocumentStage:
     def _sentence_candidates(self, clf, docs, by_doc, e_sent, e_type, e_start, e_end) -> list[tuple]:
         """(doc_id, sent_idx, head mention, tail mention, masked sentence) for each pair of mentions of
         the model's types within one sentence, written the way its corpus writes them."""
-        from workers.relations import SENTENCE_FORMS, sentence_candidate
+        from workers.inference.relations import SENTENCE_FORMS, sentence_candidate
 
         (ta, tb), form, _ = SENTENCE_FORMS[clf.manifest["dataset"]]
         out = []

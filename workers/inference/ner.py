@@ -13,44 +13,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from pipeline.errors import ModelError
-from workers.artifacts import load_token_classifier
-from workers.decoding import PER_TYPE, Span, decode_bio, word_spans
-
-
-@lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_precision(precision: str, device: str) -> torch.dtype | None:
-    """The autocast dtype for a precision setting; None means full fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_fast_bf16() else None
-
-
-def describe_precision(precision: str, device: str) -> str:
-    """The precision a setting means on a device kind, for reports ("auto" resolved on CPUs)."""
-    if precision != "auto" or device != "cpu":
-        return precision
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
+from workers.inference.artifacts import load_artifact
+from workers.inference.decoding import PER_TYPE, Span, decode_bio, word_spans
+from workers.inference.device import autocast, pick_device, precision_name, resolve_precision
 
 
 @dataclass
@@ -74,22 +44,23 @@ class NerTagger:
         self.model_id = self.manifest["model_id"]
         # "BIO": one softmax over O + B/I x types. "BIO-per-type": one O/B/I softmax per type over
         # the same encoder pass (types may overlap: "insulin" can be a chemical and a gene).
-        self.per_type = tuple(self.manifest.get("entity_types", ())) if self.manifest.get("label_scheme") == PER_TYPE else ()
-        if self.manifest.get("label_scheme") == PER_TYPE and 3 * len(self.per_type) != len(self.id2label):
+        per_type = self.manifest.get("label_scheme") == PER_TYPE
+        self.per_type = tuple(self.manifest.get("entity_types", ())) if per_type else ()
+        if per_type and 3 * len(self.per_type) != len(self.id2label):
             raise ModelError(f"model {self.model_id}: label scheme {PER_TYPE} needs 3 outputs per entity type, but "
                              f"entity_types {list(self.per_type)} and the head's {len(self.id2label)} labels disagree; "
                              "retrain it or fix pubmine.json")
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str | None = None, **kwargs) -> "NerTagger":
-        """A tagger for a local artifact folder (see workers.artifacts.stage_artifact)."""
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        tokenizer, model, manifest = load_token_classifier(folder, device)
+        """A tagger for a local artifact folder (see workers.inference.artifacts.stage_artifact)."""
+        device = pick_device(device)
+        tokenizer, model, manifest = load_artifact(folder, "ner", device)
         return cls(tokenizer, model, manifest, device=device, **kwargs)
 
     @property
     def precision(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast]
+        return precision_name(self.autocast)
 
     def _windows(self, n_tokens: list[int]) -> list[_Window]:
         width = self.max_length - 2  # room for [CLS] and [SEP]
@@ -135,12 +106,8 @@ class NerTagger:
             input_ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(seq)] = 1
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        if self.autocast is not None:
-            with torch.autocast(device_type=self.device.split(":")[0], dtype=self.autocast):
-                logits = self.model(input_ids=input_ids, attention_mask=mask).logits
-        else:
-            logits = self.model(input_ids=input_ids, attention_mask=mask).logits
-        logits = logits.float()
+        with autocast(self.device, self.autocast):
+            logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
         if self.per_type:  # [batch, width, types, (O, B, I)]
             logits = logits.view(*logits.shape[:2], len(self.per_type), 3)
         best, label = torch.softmax(logits, dim=-1).max(dim=-1)
@@ -198,7 +165,7 @@ class Encoded:
 
 def encode(tokenizer, texts: list[str]) -> Encoded:
     """Word pieces of every text and, per word, its first piece and character span. This is the CPU
-    half of tagging: the pipeline runs it as its own stage (workers.stages.Tokenize) so the model
+    half of tagging: the pipeline runs it as its own stage (workers.inference.stages.Tokenize) so the model
     never waits on it."""
     if not texts:
         return Encoded([], [], [])

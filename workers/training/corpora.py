@@ -14,16 +14,18 @@ Every reader names the file and line of a malformed record instead of guessing.
 
 from __future__ import annotations
 
-import gzip
 import json
-from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
 
 from pipeline.config import shared_data_dir
 from pipeline.errors import PubmineError
+from pipeline.parse.medline import layout_passages
+from pipeline.parse.pubtator import PubtatorDoc, read_pubtator
+from pipeline.parse.sentences import split_spans
+from pipeline.storage import open_text
+from workers.inference.relations import DOC_RE_NEGATIVE, DOCUMENT_FORMS, concept_pair_candidates
 
 # BioRED's classes -> pubmine's entity types
 BIORED_TYPES = {"GeneOrGeneProduct": "Gene", "DiseaseOrPhenotypicFeature": "Disease", "ChemicalEntity": "Chemical",
@@ -45,10 +47,6 @@ IOB_DATASETS = {
 
 class DatasetError(PubmineError):
     pass
-
-
-def _open(path: Path) -> IO[str]:
-    return gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else open(path, encoding="utf-8")
 
 
 def data_file(rel: str | Path) -> Path:
@@ -88,7 +86,7 @@ def read_iob(path: str | Path) -> list[IobSentence]:
     sentences: list[IobSentence] = []
     tokens: list[str] = []
     tags: list[str] = []
-    with _open(path) as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             line = line.rstrip("\n")
             if not line.strip():
@@ -130,7 +128,7 @@ class RelationExample:
 def read_gad(path: str | Path) -> list[RelationExample]:
     path = data_file(path)
     out = []
-    with _open(path) as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             cols = line.rstrip("\n").split("\t")
             if lineno == 1 and cols[-1] == "label":
@@ -151,7 +149,7 @@ def _json_lines(path: str | Path, what: str, make) -> list[RelationExample]:
     """``make(record, lineno)`` for every JSON line; a line that is not one names file and line."""
     path = data_file(path)
     out = []
-    with _open(path) as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -187,11 +185,11 @@ def read_chemprot(path: str | Path) -> list[RelationExample]:
 DOC_RE_CORPORA = {
     # name -> (train files, test files, entity-type map, candidate type pairs or None = from training)
     "bc5cdr-cid": (("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz", "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz"),
-                   ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz",), None, (("Chemical", "Disease"),)),
+                   ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz",), None, DOCUMENT_FORMS["bc5cdr-cid"]),
     # BioRED's test split is withheld from the public release copy here; its Dev split is the test.
-    "biored": (("biored/pubtator/Train.PubTator.gz",), ("biored/pubtator/Dev.PubTator.gz",), BIORED_TYPES, None),
+    "biored": (("biored/pubtator/Train.PubTator.gz",), ("biored/pubtator/Dev.PubTator.gz",), BIORED_TYPES,
+               DOCUMENT_FORMS["biored"]),
 }
-DOC_RE_NEGATIVE = "None"
 
 
 @dataclass
@@ -214,65 +212,9 @@ def _concepts(doc, types: set[str]) -> dict[tuple[str, str], list]:
     return out
 
 
-def _marked(text: str, off: int, first: list, second: list) -> str:
-    """``text`` (which starts at document offset ``off``) with E1/E2 markers around the mentions;
-    overlapping mentions keep the earlier one."""
-    spans = sorted([(m.start, m.end, "E1") for m in first] + [(m.start, m.end, "E2") for m in second])
-    out, pos = [], off
-    for s, e, tag in spans:
-        if s < pos or e > off + len(text):
-            continue
-        out.append(text[pos - off : s - off])
-        out.append(f"[{tag}] {text[s - off : e - off]} [/{tag}]")
-        pos = e
-    out.append(text[pos - off :])
-    return "".join(out)
-
-
-@dataclass(frozen=True)
-class PairCandidate:
-    head: tuple[str, str]        # (type, concept id) of the first concept
-    tail: tuple[str, str]
-    text: str                    # "TypeA TypeB | " + the sentence window with [E1]/[E2] markers
-    head_mention: object         # the first mention of each concept inside the window
-    tail_mention: object
-
-
-def concept_pair_candidates(text: str, sents: list[tuple[int, str]], concepts: dict[tuple[str, str], list],
-                            type_pairs: tuple[tuple[str, str], ...], window: int):
-    """Candidate concept pairs of one document: ``concepts`` maps (type, concept id) to mentions
-    (anything with ``start``/``end`` document offsets), ``sents`` is (offset, text) per sentence of
-    ``text``. A pair of related types is a candidate when some mentions of the two come within
-    ``window`` sentences; its text is the shortest such run of sentences with every mention of each
-    concept marked. Each unordered pair is yielded once (the order that first works). The training
-    corpora and the pipeline build their examples with this one function."""
-    starts = [off for off, _ in sents]
-    # each concept's sentences: the last sentence starting at or before each mention
-    where = {k: sorted({max(bisect_right(starts, m.start) - 1, 0) for m in ms}) for k, ms in concepts.items()}
-    covered = set()  # pairs with an example; a pair that failed in one order is tried in the other
-    for (ta, ia), ma in concepts.items():
-        for (tb, ib), mb in concepts.items():
-            key = frozenset((ia, ib))
-            if (ta, tb) not in type_pairs or ia == ib or key in covered:
-                continue
-            dist, i, j = min((abs(i - j), i, j) for i in where[(ta, ia)] for j in where[(tb, ib)])
-            if dist >= window:
-                continue
-            lo, hi = min(i, j), max(i, j)
-            off, end = sents[lo][0], sents[hi][0] + len(sents[hi][1])
-            marked = _marked(text[off:end], off, ma, mb)
-            if "[E1]" not in marked or "[E2]" not in marked:
-                continue  # the two concepts share their only mentions (a composite "MODY")
-            covered.add(key)
-            inside = lambda ms: min((m for m in ms if off <= m.start and m.end <= end), key=lambda m: m.start)
-            yield PairCandidate((ta, ia), (tb, ib), f"{ta} {tb} | " + marked, inside(ma), inside(mb))
-
-
 def doc_relation_examples(docs, type_pairs: tuple[tuple[str, str], ...], window: int = 3) -> DocRelationSet:
     """Candidate concept pairs of every document (see DOC_RE_CORPORA) with their gold label or
     ``None``; relations are undirected for lookup (BioRED lists either order)."""
-    from workers.evaluate import doc_sentences
-
     types = {t for pair in type_pairs for t in pair}
     examples, missed = [], []
     for doc in docs:
@@ -291,8 +233,6 @@ def doc_relation_examples(docs, type_pairs: tuple[tuple[str, str], ...], window:
 def doc_relation_split(name: str, split: str, window: int = 3,
                        type_pairs: tuple[tuple[str, str], ...] | None = None) -> DocRelationSet:
     """The train or test candidates of a document-level relation corpus (see DOC_RE_CORPORA)."""
-    from pipeline.parse.pubtator import read_pubtator
-
     if name not in DOC_RE_CORPORA or split not in ("train", "test"):
         raise DatasetError(f"document relation corpora are {', '.join(DOC_RE_CORPORA)} with train/test splits "
                            f"(got {name!r}, {split!r})")
@@ -307,8 +247,6 @@ def doc_relation_split(name: str, split: str, window: int = 3,
 @lru_cache(maxsize=None)  # read once per process: both splits of a corpus need the training split's pairs
 def related_type_pairs(name: str) -> tuple[tuple[str, str], ...]:
     """The entity-type pairs the training split relates (both orders), e.g. BioRED's Gene-Disease."""
-    from pipeline.parse.pubtator import read_pubtator
-
     train_files, _, tmap, _ = DOC_RE_CORPORA[name]
     pairs = set()
     for f in train_files:
@@ -318,3 +256,23 @@ def related_type_pairs(name: str) -> tuple[tuple[str, str], ...]:
                 if a in kind and b in kind:
                     pairs |= {(kind[a], kind[b]), (kind[b], kind[a])}
     return tuple(sorted(pairs))
+
+
+def doc_sentences(doc: PubtatorDoc) -> list[tuple[int, str]]:
+    """(document offset, sentence text) as the pipeline's parse stage produces them."""
+    out = []
+    for p in layout_passages([("title", None, doc.title), ("abstract", None, doc.abstract)]):
+        for s, e in split_spans(p.text):
+            out.append((p.offset + s, p.text[s:e]))
+    return out
+
+
+def gold_ids(ids: str) -> set[str]:
+    """A corpus's ID column (``D003924``, ``OMIM:613097``, ``D001|D002``, ``MESH:C001``) as the
+    concept IDs the linker returns."""
+    out = set()
+    for i in ids.replace(",", "|").split("|"):
+        i = i.strip()
+        if i and i != "-1":
+            out.add(i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}")
+    return out

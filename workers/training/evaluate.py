@@ -1,4 +1,6 @@
-"""Entity-level evaluation: exact span + type, micro-averaged, and per type.
+"""Scoring every model kind: entities (exact span + type, micro-averaged and per type, on whole
+abstracts or on BioBERT's IOB splits), concepts and CID pairs per document, relation classifiers as
+the papers score them, and accuracy@1 of linking gold mentions.
 
 ``predict_documents`` runs a tagger over PubTator documents exactly as the pipeline does (the same
 passage layout, the same sentence splitter, sentence offsets added back), so `pubmine evaluate` and
@@ -7,14 +9,14 @@ the end-to-end benchmark measure the same thing.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import shared_data_dir
-from pipeline.parse.medline import layout_passages
 from pipeline.parse.pubtator import PubtatorDoc, read_pubtator
-from pipeline.parse.sentences import split_spans
+from workers.inference.normalize import NormalizationError, Normalizer
+from workers.training.corpora import doc_sentences, gold_ids
 
 # Document-level NER sets: whole PubTator abstracts through the pipeline's own layout and splitter.
 # dataset name -> (PubTator test file relative to shared/data, entity types scored)
@@ -62,15 +64,6 @@ class Scores:
     def by_type(self) -> dict[str, tuple[float, float, float]]:
         types = sorted(set(self.tp) | set(self.fp) | set(self.fn))
         return {t: self._prf(self.tp[t], self.fp[t], self.fn[t]) for t in types}
-
-
-def doc_sentences(doc: PubtatorDoc) -> list[tuple[int, str]]:
-    """(document offset, sentence text) as the pipeline's parse stage produces them."""
-    out = []
-    for p in layout_passages([("title", None, doc.title), ("abstract", None, doc.abstract)]):
-        for s, e in split_spans(p.text):
-            out.append((p.offset + s, p.text[s:e]))
-    return out
 
 
 def predict_documents(tagger, docs: list[PubtatorDoc], batch_sentences: int = 512) -> dict[int, set[tuple]]:
@@ -150,8 +143,6 @@ def load_dataset(name: str, data_dir: Path | None = None) -> tuple[list[Pubtator
 def gold_concepts(doc: PubtatorDoc, types: tuple[str, ...]) -> set[tuple]:
     """(pmid, concept id, type) of a document's gold mentions; composite IDs count for each ID,
     unlinked (-1) mentions are left out (BC5CDR's concept-level evaluation)."""
-    from workers.normalize import gold_ids
-
     return {(doc.pmid, cid, m.type) for m in doc.mentions if m.type in types for cid in gold_ids(m.ids)}
 
 
@@ -166,11 +157,64 @@ def score_concepts(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], ty
 
 def score_cid(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]]) -> Scores:
     """BC5CDR CID at document level: {(pmid, chemical id, disease id)} against the gold CID pairs."""
-    from workers.normalize import gold_ids
-
     s = Scores()
     for d in docs:
         gold = {(d.pmid, c, x, "CID") for rtype, a, b in d.relations if rtype == "CID"
                 for c in gold_ids(a) for x in gold_ids(b)}
         s.add(gold, {(*p, "CID") for p in predicted.get(d.pmid, set())})
     return s
+
+
+@dataclass
+class ReScores:
+    precision: float
+    recall: float
+    f1: float
+    n: int
+
+
+def score_relations(gold: list[str], pred: list[str], negative: str | None, missed: int = 0) -> ReScores:
+    """Binary sets: P/R/F1 of the positive class; multi-class: micro P/R/F1 over every class but the
+    negative one (with no negative class, micro-F1 equals accuracy). ``missed``: gold relations that
+    had no example at all, counted as false negatives."""
+    positive = [l for l in sorted(set(gold) | set(pred)) if l != negative]
+    tp = sum(1 for g, p in zip(gold, pred) if g == p and p in positive)
+    fp = sum(1 for g, p in zip(gold, pred) if p in positive and g != p)
+    fn = sum(1 for g, p in zip(gold, pred) if g in positive and g != p) + missed
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return ReScores(prec, rec, 2 * prec * rec / (prec + rec) if prec + rec else 0.0, len(gold) + missed)
+
+
+# gold-mention linking sets: name -> (PubTator test file, entity type)
+NORM_DATASETS = {
+    "ncbi-disease": ("ncbi_disease/pubtator/NCBItestset_corpus.txt", "Disease"),
+    "bc5cdr-disease": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", "Disease"),
+    "bc5cdr-chem": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", "Chemical"),
+}
+
+
+@dataclass
+class LinkingScore:
+    accuracy: float
+    n: int
+    by_method: dict[str, tuple[int, int]]   # method -> (correct, linked by it)
+
+
+def evaluate_linking(normalizer: Normalizer, dataset: str, data_dir: Path | None = None) -> LinkingScore:
+    """accuracy@1 on the gold mentions of a test set (unlinked ``-1`` mentions left out): the top
+    concept must be one of the mention's gold IDs; NIL is wrong."""
+    if dataset not in NORM_DATASETS:
+        raise NormalizationError(f"unknown normalization dataset {dataset!r}; choose one of {', '.join(NORM_DATASETS)}")
+    rel, kind = NORM_DATASETS[dataset]
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    docs = list(read_pubtator((data_dir or shared_data_dir()) / rel))
+    mentions = [[m for m in doc.mentions if m.type == kind and gold_ids(m.ids)] for doc in docs]
+    links = normalizer.link_documents([(doc.text, [(m.text, kind) for m in ms]) for doc, ms in zip(docs, mentions)])
+    for ms, ls in zip(mentions, links):
+        for m, link in zip(ms, ls):
+            c = counts[link.method]
+            c[0] += link.concept_id in gold_ids(m.ids)
+            c[1] += 1
+    n = sum(c[1] for c in counts.values())
+    return LinkingScore(sum(c[0] for c in counts.values()) / max(n, 1), n, {k: tuple(v) for k, v in counts.items()})

@@ -1,0 +1,296 @@
+"""Fine-tune a BERT-family encoder for NER (BIO token classification) and write an artifact.
+
+Training examples are built the way the pipeline sees text: PubTator documents are laid out as
+passages, split by pubmine's sentence splitter, tokenized by the model's fast tokenizer, and each
+word (pre-tokenizer unit) gets B-/I-/O from the gold character spans; only a word's first piece
+carries a label (the others are ignored by the loss), which is what the decoder reads back.
+
+Protocol defaults follow BioBERT's NER fine-tuning (``Hyperparams``: lr 5e-5, batch 32, linear decay
+with warmup, max length 128); the loop (``workers.training.loop.fit``) gives bf16 autocast where it is
+fast, the GPU when present, a resumable checkpoint after each epoch and a progress bar; this module
+adds dev-set model selection with early stopping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pipeline.config import shared_data_dir
+from pipeline.errors import ConfigError
+from pipeline.parse.pubtator import read_pubtator
+from workers.inference.decoding import PER_TYPE, bio_labels, per_type_labels, word_spans
+from workers.inference.ner import NerTagger
+from workers.training.artifacts import write_artifact
+from workers.training.corpora import IobSentence, doc_sentences, read_iob
+from workers.training.evaluate import iob_text, predict_documents, predict_iob, score, score_iob
+from workers.training.loop import (MINILM, EpochEnd, Hyperparams, base_model_label, clear_checkpoint, fit,
+                                   length_batches, load_base_model, load_base_tokenizer, prepare)
+
+
+@dataclass(frozen=True)
+class NerTrainConfig(Hyperparams):
+    name: str = "bc5cdr-minilm-ner"
+    task: str = "ner"
+    base_model: str = MINILM           # "minilm", a local folder, or a hub name (dmis-lab/biobert-base-cased-v1.2)
+    # training files; "path#Gene" marks a corpus that annotates only some of ``types`` (partial labels)
+    train: tuple[str, ...] = ("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz",)
+    dev: tuple[str, ...] = ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",)
+    types: tuple[str, ...] = ("Chemical", "Disease")
+    # "BIO": one softmax over O + B/I x types (what HF's token-classification pipeline decodes);
+    # "BIO-per-type": an O/B/I softmax per type over the same encoder pass, so types may overlap and a
+    # corpus that does not annotate a type gives that type's head no loss at all (multi-task models)
+    label_scheme: str = "BIO"
+    patience: int = 2                  # epochs without dev improvement before stopping
+    freeze_word_embeddings: bool = False  # skip the vocab x hidden matrix in backward and the optimizer
+    limit_docs: int = 0                # >0: use only the first n training documents / IOB sentences (smoke runs)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.task != "ner":
+            raise ConfigError(f"task {self.task!r} is not an NER task (expected 'ner'; relations use task 're')")
+        if not self.types:
+            raise ConfigError("types must list at least one entity type")
+        if self.label_scheme not in ("BIO", PER_TYPE):
+            raise ConfigError(f"label_scheme {self.label_scheme!r} is not 'BIO' or {PER_TYPE!r}")
+
+
+def _data_path(p: str) -> Path:
+    path = Path(p)
+    return path if path.is_absolute() or path.exists() else shared_data_dir() / p
+
+
+def _is_iob(path: str) -> bool:
+    return path.endswith((".tsv", ".tsv.gz"))
+
+
+def split_source(spec: str, types: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """'bc2gm/iob/train.tsv.gz#Gene' -> (path, the types that corpus annotates); no '#': all types."""
+    path, _, annotated = spec.partition("#")
+    if not annotated:
+        return path, types
+    kinds = tuple(t for t in annotated.split("+") if t)
+    unknown = [t for t in kinds if t not in types]
+    if unknown:
+        raise ConfigError(f"training source {spec!r} names types {unknown} that are not in types {list(types)}")
+    return path, kinds
+
+
+def load_sources(specs: tuple[str, ...], types: tuple[str, ...]) -> list[tuple[list, tuple[str, ...]]]:
+    """Each training source's documents (PubTator) or sentences (MTL-style IOB .tsv) with the entity
+    types that source annotates."""
+    out = []
+    for spec in specs:
+        p, annotated = split_source(spec, types)
+        path = _data_path(p)
+        if not path.exists():
+            raise ConfigError(f"training data {p} not found (looked at {path}); set PUBMINE_DATA or give a path")
+        out.append((read_iob(path) if _is_iob(p) else list(read_pubtator(path)), annotated))
+    return out
+
+
+def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """(sentence text, [(start, end, type)] in that text) for PubTator documents (laid out and split as
+    the pipeline does) or IOB sentences (tokens joined by spaces, the corpus's own sentences)."""
+    out = []
+    for doc in docs:
+        if isinstance(doc, IobSentence):
+            text, offsets = iob_text(doc.tokens)
+            out.append((text, [(offsets[a][0], offsets[b - 1][1], t) for a, b, t in doc.spans() if t in types]))
+            continue
+        mentions = sorted((m for m in doc.mentions if m.type in types), key=lambda m: (m.start, -m.end))
+        for off, text in doc_sentences(doc):
+            end = off + len(text)
+            out.append((text, [(m.start - off, m.end - off, m.type) for m in mentions if m.start < end and m.end > off]))
+    return out
+
+
+def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, label2id: dict[str, int],
+                    max_length: int, unannotated: tuple[int, ...] = ()) -> list[tuple[list[int], list[int], tuple]]:
+    """(input_ids, labels, unannotated label ids) per sentence; labels -100 on special tokens and
+    non-first pieces; a word gets B-/I- of the first mention it overlaps, else O. ``unannotated``: the
+    B-/I- labels of types this sentence's corpus does not annotate — its O words may be any of those
+    (partial-label loss), so a corpus without genes never teaches "not a gene"."""
+    examples = []
+    for text, mentions in sentences:
+        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
+        first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
+        labels = [-100] * len(enc["input_ids"])
+        opened: set[int] = set()
+        for t, (ws, we) in zip(first, spans):
+            tag = "O"
+            for mi, (ms, me, mt) in enumerate(mentions):
+                if ms < we and me > ws:
+                    tag = ("I-" if mi in opened else "B-") + mt
+                    opened.add(mi)
+                    break
+            labels[t] = label2id[tag]
+        examples.append((enc["input_ids"], labels, unannotated))
+    return examples
+
+
+def encode_examples_per_type(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer,
+                             types: tuple[str, ...], annotated: tuple[str, ...], max_length: int) -> list[tuple]:
+    """Label scheme "BIO-per-type": (input_ids, per token a label per type (0 O, 1 B, 2 I; -100 =
+    no loss), ()) per sentence. A word's tag for type T comes from the first T mention it overlaps, so
+    a word can be in a chemical and a gene at once; a type the corpus does not annotate is -100 on
+    every word: that head learns nothing from this corpus, neither "gene" nor "not a gene"."""
+    examples = []
+    for text, mentions in sentences:
+        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
+        first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
+        labels = [[-100] * len(types) for _ in enc["input_ids"]]
+        opened: set[int] = set()
+        for t, (ws, we) in zip(first, spans):
+            for k, typ in enumerate(types):
+                if typ not in annotated:
+                    continue
+                tag = 0
+                for mi, (ms, me, mt) in enumerate(mentions):
+                    if mt == typ and ms < we and me > ws:
+                        tag = 2 if mi in opened else 1
+                        opened.add(mi)
+                        break
+                labels[t][k] = tag
+        examples.append((enc["input_ids"], labels, ()))
+    return examples
+
+
+def dev_scores(tagger, dev: list, types: tuple[str, ...]):
+    """Dev-set scores in the dev set's own form (IOB sentences or PubTator documents)."""
+    if dev and isinstance(dev[0], IobSentence):
+        return score_iob(dev, predict_iob(tagger, dev), types)
+    return score(dev, predict_documents(tagger, dev), types)
+
+
+def dev_prf(tagger, dev_sets: list[tuple[list, tuple[str, ...]]]) -> tuple[tuple[float, float, float], list[float]]:
+    """Model-selection score: each dev source scored on the types it annotates (a gene predicted in
+    a corpus without gene annotation is not an error), then P/R/F1 averaged over the sources, so a
+    small corpus counts as much as a big one. Also each source's F1."""
+    scores = [dev_scores(tagger, docs, annotated).overall() for docs, annotated in dev_sets]
+    return tuple(sum(s[i] for s in scores) / len(scores) for i in range(3)), [s[2] for s in scores]
+
+
+def _collate(examples, batch: list[int], pad_id: int, num_labels: int = 0):
+    """Padded ids, attention mask, labels; and, when a sentence of the batch comes from a corpus that
+    leaves some types unannotated, the allowed-label mask [batch, width, labels] (else None)."""
+    width = max(len(examples[j][0]) for j in batch)
+    per_type = examples[batch[0]][1] and isinstance(examples[batch[0]][1][0], list)
+    tail = (len(examples[batch[0]][1][0]),) if per_type else ()
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width, *tail), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, j in enumerate(batch):
+        x, y = examples[j][0], examples[j][1]
+        ids[r, : len(x)] = torch.tensor(x)
+        labels[r, : len(y)] = torch.tensor(y)
+        mask[r, : len(x)] = 1
+    allow = None
+    if num_labels and any(examples[j][2] for j in batch):
+        allow = torch.nn.functional.one_hot(labels.clamp(min=0), num_labels).bool()
+        for r, j in enumerate(batch):
+            if examples[j][2]:
+                outside = labels[r] == 0  # O words: O, or an entity of a type the corpus does not annotate
+                for label in examples[j][2]:
+                    allow[r, outside, label] = True
+    return ids, mask, labels, allow
+
+
+def _loss(model, ids, mask, y, allow):
+    if y.dim() == 3:  # per-type heads: [batch, width, types] targets, one (O, B, I) softmax per type
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1), ignore_index=-100)
+    if allow is None:
+        return model(input_ids=ids, attention_mask=mask, labels=y).loss
+    return partial_label_loss(model(input_ids=ids, attention_mask=mask).logits, y, allow.to(ids.device))
+
+
+def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allow: torch.Tensor) -> torch.Tensor:
+    """-log of the probability mass on each token's allowed labels, averaged over labelled tokens;
+    with one allowed label it is the usual cross-entropy."""
+    logp = logits.float().log_softmax(-1)
+    tok = -torch.logsumexp(logp.masked_fill(~allow, float("-inf")), dim=-1)
+    valid = labels != -100
+    return tok[valid].mean()
+
+
+def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None = None,
+              progress: bool = True, log=print) -> dict:
+    """Train, select on dev, write the artifact to ``output``; returns its manifest."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected here
+    device = prepare(cfg)
+    labels = per_type_labels(cfg.types) if cfg.label_scheme == PER_TYPE else bio_labels(cfg.types)
+    label2id = {l: i for i, l in enumerate(labels)}
+    tokenizer = load_base_tokenizer(cfg.base_model)
+    model = load_base_model(cfg.base_model, "AutoModelForTokenClassification", num_labels=len(labels),
+                            id2label=dict(enumerate(labels)), label2id=label2id,
+                            ignore_mismatched_sizes=True)  # a base that is itself a tagger for other labels gets a fresh head
+    model.to(device)
+    if cfg.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+
+    examples, train_docs = [], []
+    for docs, annotated in load_sources(cfg.train, cfg.types):
+        if cfg.limit_docs:
+            docs = docs[: cfg.limit_docs]
+        train_docs.extend(docs)
+        sentences = training_sentences(docs, cfg.types)
+        if cfg.label_scheme == PER_TYPE:
+            examples.extend(encode_examples_per_type(sentences, tokenizer, cfg.types, annotated, cfg.max_length))
+            continue
+        unannotated = tuple(label2id[f"{p}-{t}"] for t in cfg.types if t not in annotated for p in ("B", "I"))
+        examples.extend(encode_examples(sentences, tokenizer, label2id, cfg.max_length, unannotated))
+    dev_sets = load_sources(cfg.dev, cfg.types)
+    pad = tokenizer.pad_token_id or 0
+
+    def batch_loss(batch):
+        ids, mask, y, allow = _collate(examples, batch, pad, len(labels))
+        return _loss(model, ids.to(device), mask.to(device), y.to(device), allow)
+
+    def after_epoch(end: EpochEnd) -> bool:
+        """Score on dev, keep the best weights, stop after ``patience`` epochs without a better F1."""
+        model.eval()
+        tagger = NerTagger(tokenizer, model, {"model_id": cfg.name, "label_scheme": cfg.label_scheme,
+                                              "entity_types": list(cfg.types)}, precision=cfg.precision, device=device)
+        (p, r, f), per_source = dev_prf(tagger, dev_sets)
+        state = end.state
+        state["history"].append({"epoch": end.epoch, "train_loss": end.train_loss, "dev_precision": p,
+                                 "dev_recall": r, "dev_f1": f, "seconds": end.seconds,
+                                 **({"dev_f1_by_source": per_source} if len(per_source) > 1 else {})})
+        each = f"  ({', '.join(f'{x:.4f}' for x in per_source)})" if len(per_source) > 1 else ""
+        log(f"epoch {end.epoch}: train loss {end.train_loss:.4f}  dev P {p:.4f} R {r:.4f} F1 {f:.4f}{each}")
+        if f > state.get("best_f1", -1.0):
+            state["best_f1"], state["bad_epochs"] = f, 0
+            state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            state["bad_epochs"] = state.get("bad_epochs", 0) + 1
+        if state["bad_epochs"] >= cfg.patience:
+            log(f"early stop: dev F1 has not improved for {state['bad_epochs']} epochs")
+            return True
+        return False
+
+    state = fit(model, cfg, name=cfg.name, device=device, steps_per_epoch=math.ceil(len(examples) / cfg.batch_size),
+                make_batches=lambda rng: length_batches([len(e[0]) for e in examples], cfg.batch_size, rng),
+                batch_loss=batch_loss, after_epoch=after_epoch, progress=progress, log=log)
+    if state.get("best_state") is not None:
+        model.load_state_dict(state["best_state"])
+    model.to("cpu")
+    meta = {
+        "task": "ner",
+        "label_scheme": cfg.label_scheme,
+        "labels": labels,
+        "entity_types": list(cfg.types),
+        "base_model": base_model_label(cfg.base_model),
+        "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
+                     "train_sentences": len(examples), "train_documents": len(train_docs),
+                     "device": device, "precision": state["precision"], "seconds": state["seconds"]},
+        "metrics": {"dev": {"f1": state.get("best_f1", -1.0)}, "history": state["history"]},
+    }
+    manifest = write_artifact(model, tokenizer, output, cfg.name, meta, storage_options)
+    clear_checkpoint(cfg.name)
+    return manifest

@@ -1,0 +1,59 @@
+"""Tiny real models for tests and smoke runs: random weights, the real MiniLM WordPiece tokenizer,
+written as real artifacts, so every code path of a model runs at a fraction of the cost."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from workers.inference.decoding import PER_TYPE, bio_labels, per_type_labels
+from workers.inference.relations import DOC_RE_NEGATIVE, DOCUMENT_FORMS
+from workers.training.artifacts import write_artifact
+from workers.training.loop import MINILM, load_base_tokenizer
+
+
+def _tiny_config(tokenizer, labels):
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=512, num_labels=len(labels),
+                      id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+
+
+def tiny_bert(folder: str | os.PathLike, types: tuple[str, ...] = ("Chemical", "Disease"), seed: int = 0,
+              name: str = "tiny-bert-ner", label_scheme: str = "BIO") -> dict:
+    """A tiny real BERT (random weights, the MiniLM WordPiece tokenizer) saved as an artifact.
+
+    For tests and smoke runs: every code path of a real model, at a fraction of the cost.
+    """
+    from transformers import BertForTokenClassification
+
+    torch.manual_seed(seed)
+    labels = per_type_labels(types) if label_scheme == PER_TYPE else bio_labels(types)
+    tokenizer = load_base_tokenizer(MINILM)
+    model = BertForTokenClassification(_tiny_config(tokenizer, labels))
+    return write_artifact(model, tokenizer, str(folder), name,
+                          {"task": "ner", "label_scheme": label_scheme, "labels": labels, "entity_types": list(types),
+                           "base_model": "random tiny BERT", "training": None, "metrics": {}})
+
+
+def tiny_relation_bert(folder: str | os.PathLike, labels: tuple[str, ...] = ("CID", "None"), always: str | None = None,
+                       dataset: str = "bc5cdr-cid", seed: int = 0, name: str = "tiny-bert-re") -> dict:
+    """A tiny real sequence classifier saved as a relation artifact (document level, BC5CDR CID form).
+    ``always``: bias the head so every candidate gets that label (plumbing tests)."""
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    tokenizer = load_base_tokenizer(MINILM)
+    model = BertForSequenceClassification(_tiny_config(tokenizer, labels))
+    if always is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([10.0 if l == always else 0.0 for l in labels]))
+    negative = DOC_RE_NEGATIVE if dataset in DOCUMENT_FORMS else ("0" if "0" in labels else None)
+    return write_artifact(model, tokenizer, str(folder), name, {
+        "task": "re", "labels": list(labels), "negative_label": negative, "dataset": dataset,
+        "type_pairs": [list(p) for p in DOCUMENT_FORMS[dataset]] if DOCUMENT_FORMS.get(dataset) else None,
+        "base_model": "random tiny BERT",
+        "training": {"window": 2, "max_length": 128}, "metrics": {}})
