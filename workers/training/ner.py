@@ -108,6 +108,26 @@ def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, li
     return out
 
 
+def _tokenized(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, max_length: int):
+    """Per sentence: its word-piece ids, each word's first piece and character span, and its mentions."""
+    for text, mentions in sentences:
+        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
+        first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
+        yield enc["input_ids"], first, spans, mentions
+
+
+def _word_tag(mentions: list[tuple[int, int, str]], start: int, end: int, opened: set[int],
+              kind: str | None = None) -> tuple[str, str] | None:
+    """("B" or "I", type) from the first mention (of ``kind``, if given) that the word [start, end)
+    overlaps: B on the mention's first word (``opened`` remembers it), I after; None when it is O."""
+    for mi, (ms, me, mt) in enumerate(mentions):
+        if (kind is None or mt == kind) and ms < end and me > start:
+            prefix = "I" if mi in opened else "B"
+            opened.add(mi)
+            return prefix, mt
+    return None
+
+
 def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, label2id: dict[str, int],
                     max_length: int, unannotated: tuple[int, ...] = ()) -> list[tuple[list[int], list[int], tuple]]:
     """(input_ids, labels, unannotated label ids) per sentence; labels -100 on special tokens and
@@ -115,20 +135,13 @@ def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tok
     B-/I- labels of types this sentence's corpus does not annotate — its O words may be any of those
     (partial-label loss), so a corpus without genes never teaches "not a gene"."""
     examples = []
-    for text, mentions in sentences:
-        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
-        first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
-        labels = [-100] * len(enc["input_ids"])
+    for ids, first, spans, mentions in _tokenized(sentences, tokenizer, max_length):
+        labels = [-100] * len(ids)
         opened: set[int] = set()
         for t, (ws, we) in zip(first, spans):
-            tag = "O"
-            for mi, (ms, me, mt) in enumerate(mentions):
-                if ms < we and me > ws:
-                    tag = ("I-" if mi in opened else "B-") + mt
-                    opened.add(mi)
-                    break
-            labels[t] = label2id[tag]
-        examples.append((enc["input_ids"], labels, unannotated))
+            tag = _word_tag(mentions, ws, we, opened)
+            labels[t] = label2id[f"{tag[0]}-{tag[1]}" if tag else "O"]
+        examples.append((ids, labels, unannotated))
     return examples
 
 
@@ -139,23 +152,15 @@ def encode_examples_per_type(sentences: list[tuple[str, list[tuple[int, int, str
     a word can be in a chemical and a gene at once; a type the corpus does not annotate is -100 on
     every word: that head learns nothing from this corpus, neither "gene" nor "not a gene"."""
     examples = []
-    for text, mentions in sentences:
-        enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
-        first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
-        labels = [[-100] * len(types) for _ in enc["input_ids"]]
+    for ids, first, spans, mentions in _tokenized(sentences, tokenizer, max_length):
+        labels = [[-100] * len(types) for _ in ids]
         opened: set[int] = set()
         for t, (ws, we) in zip(first, spans):
             for k, typ in enumerate(types):
-                if typ not in annotated:
-                    continue
-                tag = 0
-                for mi, (ms, me, mt) in enumerate(mentions):
-                    if mt == typ and ms < we and me > ws:
-                        tag = 2 if mi in opened else 1
-                        opened.add(mi)
-                        break
-                labels[t][k] = tag
-        examples.append((enc["input_ids"], labels, ()))
+                if typ in annotated:
+                    tag = _word_tag(mentions, ws, we, opened, typ)
+                    labels[t][k] = 0 if tag is None else 1 if tag[0] == "B" else 2
+        examples.append((ids, labels, ()))
     return examples
 
 

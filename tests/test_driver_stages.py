@@ -1,0 +1,78 @@
+"""The driver's stages, each called alone on a real local Ray, and the summary read back from the
+manifest they build (what `pubmine run` prints and what `_manifest.json` says are the same counters)."""
+
+from collections import Counter
+
+import pyarrow as pa
+import pytest
+
+from pipeline import driver
+from pipeline.config import load_config
+from pipeline.errors import ModelError
+from pipeline.layout import LATEST, MANIFEST, snapshot_key
+from pipeline.storage import Store
+from tests.conftest import DATA, ROOT
+
+FILES = [str(DATA / "pubmed_xml/ncbiutils/pubmed22n1115_excerpt.xml"),
+         str(DATA / "pubmed_xml/ncbiutils/pubmed22n1313_excerpt.xml")]
+
+
+def _config(tmp_path, model, **sets):
+    return load_config(ROOT / "configs" / "local.yaml",
+                       [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]", "run_id=stages",
+                        *(f"{k}={v}" for k, v in sets.items())],
+                       inputs=[*FILES, str(tmp_path / "broken.xml")], store=str(tmp_path / "store"))
+
+
+def test_check_models_fails_before_any_work(tmp_path):
+    cfg = load_config(ROOT / "configs" / "local.yaml", ["extract.model=" + str(tmp_path / "nowhere")],
+                      inputs=FILES, store=str(tmp_path / "store"))
+    with pytest.raises(ModelError, match="no artifact for extract.model"):
+        driver.check_models(cfg)
+    assert not (tmp_path / "store").exists()
+
+
+def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_model, tmp_path):
+    (tmp_path / "broken.xml").write_text("<PubmedArticleSet><PubmedArticle>")  # cut short: fails alone
+    cfg = _config(tmp_path, tiny_model)
+    store = Store(cfg.store)
+    models = driver.check_models(cfg)
+    assert models.ner["task"] == "ner" and models.normalizer is None
+
+    files, shards = driver.plan(cfg)
+    assert [s.source_file for s in shards] == ["broken.xml", "pubmed22n1115_excerpt.xml", "pubmed22n1313_excerpt.xml"]
+
+    results = driver.parse(cfg, files, shards)
+    ok = driver.parsed_ok(results)
+    assert ok == [1, 2] and not results[0]["ok"] and "broken.xml" in results[0]["error"]
+
+    resolution = driver.resolve_live(store, shards, ok)
+    assert resolution.live_count == sum(len(resolution.live[k]) for k in range(len(ok))) > 0
+
+    text, blocks = driver.publish_text(cfg, "stages", shards, results, ok, resolution)
+    assert text["documents"] == resolution.live_count and text["rejects"] >= 1  # the broken file
+    sentences = pa.concat_tables(ray_local.get(blocks))
+    assert sentences.num_rows == text["sentences"]
+    assert len(set(sentences.column("doc_id").to_pylist())) == text["sentence_docs"]
+
+    precision, extracted = driver.extract(cfg, "stages", models, blocks, text["sentence_docs"])
+    assert extracted["documents"] == text["sentence_docs"] and precision in ("fp32", "bf16")
+
+    by_type = driver.entity_counts(store, "stages")
+    assert sum(by_type.values()) == extracted["entities"]
+    timings = {"parse": 1.0, "total": 2.0}
+    manifest = driver.build_manifest(cfg, "stages", models, shards, results, resolution, text, extracted,
+                                     precision, by_type, timings)
+    assert not store.exists(LATEST)
+    driver.commit(store, "stages", manifest, cfg.keep_snapshots)
+    assert store.read_text(LATEST).strip() == "stages"
+    written = store.read_json(*snapshot_key("stages", MANIFEST))
+
+    summary = driver.RunSummary.from_manifest(written, store.uri(*snapshot_key("stages")))
+    counts = written["counts"]
+    assert (summary.documents, summary.sentences, summary.rejects, summary.relations, summary.linked) == (
+        counts["documents"], counts["sentences"], counts["rejects"], counts["relations"], counts["entities_linked"])
+    assert summary.entities_by_type == counts["entities_by_type"] == by_type
+    assert summary.failed_files == ["broken.xml"] and counts["failed_files"] == 1
+    assert summary.model_id == models.ner["model_id"] and summary.timings == written["timings_s"]
+    assert Counter(i["status"] for i in written["inputs"]) == {"ok": 2, "failed": 1}
