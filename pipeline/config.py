@@ -1,7 +1,9 @@
-"""One typed, frozen, validated configuration for a run.
+"""Configuration, a shared contract: the typed, frozen, validated ``RunConfig`` of a run, the loader
+that turns YAML + ``--set a.b=value`` into it or into any config dataclass (the trainers' too), and the
+local paths pubmine uses (``PUBMINE_HOME`` caches and default models, ``PUBMINE_DATA`` corpora).
 
-YAML files (configs/*.yaml) are loaded into these dataclasses; ``--set a.b=value`` overrides any field.
-An unknown key or a value of the wrong type is a ``ConfigError`` naming the full key path.
+An unknown key or a value of the wrong type is a ``ConfigError`` naming the full key path; secrets in
+``storage_options`` are masked wherever a config is printed or recorded (``to_dict``).
 """
 
 from __future__ import annotations

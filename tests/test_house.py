@@ -163,3 +163,15 @@ def test_a_shell_glob_reaches_pubmine_run_as_many_arguments(tmp_path):
     out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)["inputs"]) == 3
+
+
+def test_the_module_map_names_every_module_and_nothing_else():
+    """ARCHITECTURE.md opens with one line per module; a module added, moved or removed must show there."""
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    table = text[text.index("## Module map"):text.index("## ", text.index("## Module map") + 3)]
+    mapped = set(re.findall(r"^\| `((?:pipeline|workers)/[\w/]+\.py)` \|", table, flags=re.M))
+    code = {str(p.relative_to(ROOT)) for pkg in ("pipeline", "workers") for p in (ROOT / pkg).rglob("*.py")
+            if p.name != "__init__.py" or p.parent.name == "beam"}
+    assert mapped == code, {"not in the map": sorted(code - mapped), "not in the code": sorted(mapped - code)}
