@@ -137,3 +137,38 @@ def test_the_embedded_names_are_cached_by_dictionary_version(tmp_path, monkeypat
     monkeypatch.setattr(EmbeddingIndex, "encode", real_encode)
     assert len(embedding_index(d).ids["Disease"]) == 2
     assert len(list(cache.glob("names2-*.npz"))) == 2
+
+
+def test_encoder_tuning_runs_through_the_one_training_loop_and_builds_a_loadable_normalizer(tiny_model, tmp_path,
+                                                                                           monkeypatch):
+    """build_normalizer --finetune-pairs: SapBERT-style tuning goes through loop.fit (schedule,
+    checkpoint, progress), its checkpoint is removed afterwards, and the artifact links."""
+    import workers.training.loop as loop
+    import workers.training.normalizer as normalizer_mod
+    from workers.training.loop import Hyperparams
+
+    monkeypatch.setenv("PUBMINE_HOME", str(tmp_path / "home"))
+    calls = []
+    real_fit = loop.fit
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["name"])
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(normalizer_mod, "fit", spy)
+    monkeypatch.setattr(normalizer_mod, "FINETUNE", Hyperparams(learning_rate=1e-3, batch_size=4, warmup_ratio=0.0,
+                                                                epochs=1, seed=13))
+    d = Dictionary()
+    for cid, names in {"MESH:D006973": ["hypertension", "high blood pressure", "HTN"],
+                       "MESH:D003693": ["delirium", "acute confusional state"],
+                       "MESH:D009203": ["myocardial infarction", "heart attack", "MI"]}.items():
+        for rank, name in enumerate(names, start=1):
+            d.add("Disease", cid, name, rank, preferred=rank == 1)
+    d.sources.append("tiny")
+    manifest = normalizer_mod.build_normalizer(str(tmp_path / "tuned"), encoder=str(tiny_model), progress=False,
+                                               log=lambda *_: None, dictionary=d, finetune_pairs=6)
+    assert len(calls) == 1 and calls[0].startswith("normalizer-encoder-")
+    assert not loop.checkpoint_path(calls[0]).exists()
+    assert manifest["encoder"].startswith(f"{tiny_model}+synonyms(6 pairs")
+    tuned = Normalizer.load(tmp_path / "tuned")
+    assert tuned.link_document("x", [("hypertension", "Disease")])[0].concept_id == "MESH:D006973"

@@ -141,7 +141,8 @@ def checkpoint_path(name: str) -> Path:
 
 
 def _config_key(cfg) -> str:
-    return json.dumps(cfg.__dict__, sort_keys=True, default=list)
+    """A config dataclass, or a dict of what else decides the run, as one canonical string."""
+    return json.dumps(cfg if isinstance(cfg, dict) else cfg.__dict__, sort_keys=True, default=list)
 
 
 @dataclass
