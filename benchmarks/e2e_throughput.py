@@ -94,8 +94,8 @@ def kernels(cfg, work: Path) -> dict[str, float]:
     blocks = []
     for k, s in enumerate(shards):
         rows = store.read_table(*parsed_prefix(s.fingerprint), "sentences.parquet", columns=["doc_id"]).num_rows
-        _, *b = publish.publish_parsed_shard(store.root, {}, "kernel-run", s.fingerprint, res.live[k],
-                                             max(1, -(-rows // ex.batch_size)))
+        _, *b = publish.publish_parsed_shard(store.root, {}, "kernel-run", s.fingerprint, res.live[k], res.live_sha[k],
+                                             None, max(1, -(-rows // ex.batch_size)))
         blocks.extend(x for x in b if x.num_rows)
     out["publish text"] = time.perf_counter() - t
 
@@ -112,7 +112,7 @@ def kernels(cfg, work: Path) -> dict[str, float]:
     tagged = [ner(b) for b in tokenized]
     out["NER"] = time.perf_counter() - t
 
-    doc = DocumentStage(store.root, "kernel-run", "kernel", normalizer_url=ex.normalizer_url(),
+    doc = DocumentStage(store.root, "kernel-run", "kernel", "kernel-xfp", normalizer_url=ex.normalizer_url(),
                         relation_urls=ex.relation_urls(), precision=ex.precision,
                         num_threads=StageResources(ex.doc_num_cpus).threads)
     t = time.perf_counter()

@@ -23,9 +23,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline import publish, schemas
-from pipeline.beam.run import group_shards, parse_shards
+from pipeline import publish, reuse, schemas
+from pipeline.beam.run import PARSER_VERSION, group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
 from pipeline.errors import ModelError, PublishError
@@ -220,33 +221,78 @@ def resolve_live(store: Store, shards: list[ShardSpec], ok: list[int]) -> Resolu
     for i in ok:
         prefix = parsed_prefix(shards[i].fingerprint)
         doc_tables.append(store.read_table(*prefix, "documents.parquet",
-                                           columns=["doc_id", "pmid", "source", "source_seq", "position"]))
+                                           columns=["doc_id", "pmid", "source", "source_seq", "position", "text_sha256"]))
         del_tables.append(store.read_table(*prefix, "deletions.parquet", schema=schemas.DELETIONS))
     return resolve(doc_tables, del_tables)
+
+
+def live_documents(resolution: Resolution) -> pa.Table:
+    """(doc_id, text_sha256) of every live document."""
+    if not resolution.live:
+        return schemas.EXTRACTED_DOCS.empty_table()
+    return pa.table({"doc_id": pa.concat_arrays([resolution.live[k] for k in sorted(resolution.live)]),
+                     "text_sha256": pa.concat_arrays([resolution.live_sha[k] for k in sorted(resolution.live)])},
+                    schema=schemas.EXTRACTED_DOCS)
+
+
+# -- extraction reuse: what the models must see this run
+
+
+def extraction_fingerprint(config: RunConfig, models: Models) -> tuple[str, dict]:
+    """The fingerprint of everything that decides extraction output (``pipeline.reuse``)."""
+    from workers.inference.device import describe_precision
+
+    ex = config.extract
+    return reuse.fingerprint(
+        {"ner": models.ner["model_id"],
+         "normalizer": None if models.normalizer is None else
+         {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold")},
+         "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
+                        "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
+        {"precision": describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu"),
+         "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION})  # sentences are its input
+
+
+def to_extract(store: Store, xfp: str, resolution: Resolution) -> tuple[dict[int, pa.Array], int]:
+    """Per shard, the live documents whose (doc_id, text) no finished part of ``xfp`` holds; and how
+    many live documents are served by earlier extraction."""
+    served = reuse.assign(reuse.load_index(store, xfp), live_documents(resolution))
+    done = served.column("doc_id")
+    out = {k: pc.filter(ids, pc.invert(pc.is_in(ids, value_set=done))) if len(done) else ids
+           for k, ids in resolution.live.items()}
+    return out, served.num_rows
 
 
 # -- publish the text tables, 4 extract
 
 
 def publish_text(config: RunConfig, run_id: str, shards: list[ShardSpec], results: list[dict], ok: list[int],
-                 resolution: Resolution) -> tuple[Counter, list]:
-    """The live rows of each parsed shard into the snapshot (a Ray task per shard), and the rejects of
-    files that failed. Returns the row counts and the live sentences, in Ray's object store as blocks
-    of about ``extract.batch_size`` sentences that each hold whole documents."""
+                 resolution: Resolution, extract_ids: dict[int, pa.Array] | None = None) -> tuple[Counter, list]:
+    """The live rows of each parsed shard into the snapshot (a Ray task per shard; a shard whose
+    documents are all live is copied inside the store), and the rejects of files that failed.
+    Returns the row counts and the sentences of the documents to extract (``extract_ids``, default
+    every live one), in Ray's object store as non-empty blocks of about ``extract.batch_size``
+    sentences that each hold whole documents."""
     import ray
 
     store = Store(config.store, config.storage_options)
     pub = ray.remote(publish.publish_parsed_shard)
-    counts_refs, sentence_refs = [], []
+    calls = []
     for k, i in enumerate(ok):
-        n_blocks = max(1, -(-int(results[i].get("rows", {}).get("sentences", 0)) // config.extract.batch_size))
+        live = resolution.live[k]
+        wanted = live if extract_ids is None else extract_ids[k]
+        share = len(wanted) / max(len(live), 1)  # blocks sized by the sentences that will be extracted
+        n = int(results[i].get("rows", {}).get("sentences", 0) * share)
+        n_blocks = max(1, -(-n // config.extract.batch_size))
         c, *blocks = pub.options(num_returns=1 + n_blocks, max_retries=config.parse.max_retries).remote(
-            config.store, config.storage_options, run_id, shards[i].fingerprint, resolution.live[k], n_blocks)
-        counts_refs.append(c)
-        sentence_refs.extend(blocks)
-    totals = Counter()
-    for c in ray.get(counts_refs):
-        totals.update(c)
+            config.store, config.storage_options, run_id, shards[i].fingerprint, live, resolution.live_sha[k],
+            wanted, n_blocks)
+        calls.append((c, blocks))
+    totals, sentence_refs = Counter(), []
+    for c, blocks in calls:
+        counts = ray.get(c)
+        sentence_refs.extend(ref for ref, rows in zip(blocks, counts.pop("block_rows")) if rows)  # never an empty block
+        totals.update(counts)
     failed = [r for r in results if r and not r["ok"]]
     if failed:
         store.write_table(
@@ -258,19 +304,21 @@ def publish_text(config: RunConfig, run_id: str, shards: list[ShardSpec], result
     return totals, sentence_refs
 
 
-def extract(config: RunConfig, run_id: str, models: Models, sentence_refs: list, documents_with_sentences: int
-            ) -> tuple[str, Counter]:
+def extract(config: RunConfig, run_id: str, models: Models, xfp: str, sentence_refs: list) -> tuple[str, Counter]:
     """Three Ray Data stages over blocks of whole documents, each block one batch: tokenizer actors
-    (CPU), NER actors (the accelerator), document actors (linking and relations, which write the
-    entities and relations parts). Returns the NER precision and the summed per-block counts; fails
-    the run when the blocks' documents do not add up (a split document would lose links)."""
+    (CPU), NER actors (the accelerator), document actors (linking and relations), which write each
+    block's rows as an extracted part of ``xfp``. Returns the NER precision and the summed per-block
+    counts."""
     import ray
     import ray.data
 
     from workers.inference.device import describe_precision
-    from workers.inference.stages import DocumentStage, NerPredictor, StageResources, Tokenize
+    from workers.inference.stages import COUNTS, DocumentStage, NerPredictor, StageResources, Tokenize
 
     ex = config.extract
+    precision = describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu")
+    if not sentence_refs:
+        return precision, Counter()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
     ner = StageResources(ex.num_cpus_per_actor, ex.num_gpus_per_actor)
@@ -290,43 +338,91 @@ def extract(config: RunConfig, run_id: str, models: Models, sentence_refs: list,
     ds = ds.map_batches(
         DocumentStage,
         fn_constructor_kwargs=dict(
-            store_url=config.store, run_id=run_id, ner_model_id=models.ner["model_id"],
+            store_url=config.store, run_id=run_id, ner_model_id=models.ner["model_id"], xfp=xfp,
             storage_options=config.storage_options, normalizer_url=models.normalizer_url,
             relation_urls=models.relation_urls, precision=ex.precision, num_threads=doc.threads),
         compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
         memory=int(ex.doc_memory_gb * 2**30), **common)
     counts = Counter()
-    for row in pa.concat_tables(ray.get(ds.to_arrow_refs())).to_pylist():
-        counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
-    if counts["documents"] != documents_with_sentences:
+    for table in ray.get(ds.to_arrow_refs()):
+        if table.num_rows and table.schema.equals(COUNTS):
+            for row in table.to_pylist():
+                counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
+    return precision, counts
+
+
+def carry(config: RunConfig, run_id: str, xfp: str, resolution: Resolution, documents_with_sentences: int
+          ) -> tuple[Counter, set[str]]:
+    """The snapshot's entities and relations from the extracted parts that serve its live documents
+    (Ray tasks, 64 parts each). Fails, publishing nothing, when a live document with sentences has no
+    finished part: its entities would be missing. Returns the counts and the parts served."""
+    import ray
+
+    store = Store(config.store, config.storage_options)
+    index = reuse.load_index(store, xfp)
+    served = reuse.assign(index, live_documents(resolution))
+    if served.num_rows != documents_with_sentences:
         raise PublishError(
-            f"extraction saw {counts['documents']} document blocks for {documents_with_sentences} documents "
-            "with sentences: a document was split between blocks, so its links and relations would be "
-            "incomplete. Not publishing; this is a bug, please report it with the run's log.")
-    return describe_precision(ex.precision, "cuda" if ner.num_gpus > 0 else "cpu"), counts
+            f"extraction covers {served.num_rows} of the {documents_with_sentences} live documents with sentences "
+            f"(state/extracted/{xfp}): a block's part is missing, so its entities would be too. Not publishing; "
+            "run again (finished blocks are kept), and report it with the run's log if it repeats.")
+    items = reuse.carry_plan(index, served)
+    task = ray.remote(reuse.carry_parts).options(max_retries=config.parse.max_retries)
+    counts = Counter()
+    for result in ray.get([task.remote(config.store, config.storage_options, run_id, xfp, items[k : k + 64])
+                           for k in range(0, len(items), 64)]):
+        counts.update(result)
+    return counts, set(served.column("part").to_pylist())
 
 
 # -- 5 commit
 
 
-def entity_counts(store: Store, run_id: str) -> dict[str, int]:
-    """Published entity rows per type (every snapshot table exists, if empty, from here on)."""
-    publish.ensure_table(store, run_id, "entities")
-    publish.ensure_table(store, run_id, "relations")
-    types = store.read_table(*snapshot_key(run_id, "entities"), columns=["type"])
-    return dict(sorted(Counter(types.column("type").to_pylist()).items()))
+def snapshot_counts(store: Store, run_id: str) -> dict:
+    """What the snapshot holds, read from its own tables (every table exists, if empty, from here on)."""
+    for name in schemas.SNAPSHOT_TABLES:
+        publish.ensure_table(store, run_id, name)
+    ents = store.read_table(*snapshot_key(run_id, "entities"), columns=["type", "concept_id"])
+    rels = store.read_table(*snapshot_key(run_id, "relations"), columns=["type"])
+    rejects = store.read_table(*snapshot_key(run_id, "rejects"), columns=["reason"])
+    by = lambda t, c: dict(sorted(Counter(t.column(c).to_pylist()).items()))
+    return {"entities_by_type": by(ents, "type"), "relations_by_type": by(rels, "type"),
+            "entities_linked": int(pc.sum(pc.is_valid(ents.column("concept_id"))).as_py() or 0),
+            "rejects_by_reason": by(rejects, "reason"),
+            "rows": {name: store.count_rows(*snapshot_key(run_id, name)) for name in schemas.SNAPSHOT_TABLES}}
+
+
+def night_changes(store: Store, previous: str | None, live: pa.Table) -> dict:
+    """Documents added / revised / unchanged / deleted against the previous snapshot."""
+    if previous is None:
+        return {"previous": None, "added": live.num_rows, "revised": 0, "unchanged": 0, "deleted": 0}
+    before = store.read_table(*snapshot_key(previous, "documents"), columns=["doc_id", "text_sha256"])
+    same_id = live.join(before.rename_columns(["doc_id", "before"]), "doc_id", join_type="inner")
+    unchanged = int(pc.sum(pc.equal(same_id.column("text_sha256"), same_id.column("before"))).as_py() or 0)
+    return {"previous": previous, "added": live.num_rows - same_id.num_rows, "revised": same_id.num_rows - unchanged,
+            "unchanged": unchanged, "deleted": before.num_rows - same_id.num_rows}
+
+
+def _delta(now: dict, before: dict) -> dict:
+    return {k: now.get(k, 0) - before.get(k, 0) for k in sorted(set(now) | set(before)) if now.get(k, 0) != before.get(k, 0)}
 
 
 def build_manifest(config: RunConfig, run_id: str, models: Models, shards: list[ShardSpec], results: list[dict],
                    resolution: Resolution, text: Counter, extracted: Counter, precision: str | None,
-                   by_type: dict[str, int], timings: dict[str, float]) -> dict:
-    """The snapshot's ``_manifest.json``, from the stages' own counters."""
+                   held: dict, timings: dict[str, float], extraction: dict | None = None,
+                   night: dict | None = None, previous: dict | None = None) -> dict:
+    """The snapshot's ``_manifest.json``, from the stages' own counters and what the snapshot holds
+    (``held``: ``snapshot_counts``): what the night did, against the previous manifest."""
     failed = sum(1 for r in results if r and not r["ok"])
+    by_type = held["entities_by_type"]
+    before = (previous or {}).get("counts", {})
+    seconds = lambda stage: max(timings.get(stage, 0.0), 1e-9)
     return {
         "run_id": run_id,
         "code_version": code_version(),
         "config": to_dict(config),
         "models": models.manifest_entry(precision),
+        "extraction": extraction or {},
         "inputs": [
             {"url": s.url, "source_file": s.source_file, "source_seq": s.source_seq, "fingerprint": s.fingerprint,
              "status": ("ok" if r and r["ok"] else "failed"),
@@ -336,20 +432,47 @@ def build_manifest(config: RunConfig, run_id: str, models: Models, shards: list[
         "counts": {
             "documents": text["documents"], "passages": text["passages"], "sentences": text["sentences"],
             "entities": sum(by_type.values()), "entities_by_type": by_type,
-            "entities_linked": extracted["linked"], "relations": extracted["relations"],
-            "rejects": text["rejects"], "failed_files": failed,
+            "entities_linked": held["entities_linked"], "relations": sum(held["relations_by_type"].values()),
+            "relations_by_type": held["relations_by_type"],
+            "rejects": text["rejects"], "rejects_by_reason": held["rejects_by_reason"], "failed_files": failed,
             "deleted": resolution.deleted, "superseded": resolution.superseded,
         },
+        "rows": held["rows"],
+        "night": {**(night or {}), "documents_extracted": extracted["documents"],
+                  "documents_reused": (extraction or {}).get("documents_reused", 0),
+                  "text_tables_copied": text["copied_tables"]},
+        "changes": {"previous": (previous or {}).get("run_id"),
+                    "entities_by_type": _delta(by_type, before.get("entities_by_type", {})),
+                    "relations_by_type": _delta(held["relations_by_type"], before.get("relations_by_type", {}))},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "throughput": {"parse_documents_per_s": round(text["documents"] / seconds("parse"), 1),
+                       "extract_documents_per_s": round(extracted["documents"] / seconds("extract"), 1),
+                       "extract_sentences_per_s": round(text["extract_sentences"] / seconds("extract"), 1)},
     }
 
 
-def commit(store: Store, run_id: str, manifest: dict, keep_snapshots: int) -> None:
-    """The manifest, then LATEST; then retention."""
+def commit(store: Store, run_id: str, manifest: dict, keep_snapshots: int, served_parts: set[str] | None = None) -> None:
+    """The manifest, then LATEST; then retention, and the extraction state no retained snapshot uses."""
     publish.commit(store, run_id, manifest)
     removed = publish.apply_retention(store, keep_snapshots)
     if removed:
         log.info("retention removed snapshots %s", removed)
+    xfp = manifest.get("extraction", {}).get("fingerprint")
+    if xfp and served_parts is not None:
+        keep = {store.read_json(*snapshot_key(r, MANIFEST)).get("extraction", {}).get("fingerprint")
+                for r in publish.complete_snapshots(store)}
+        gone = reuse.collect_garbage(store, xfp, served_parts, keep)
+        if any(gone.values()):
+            log.info("extraction state removed: %s", gone)
+
+
+def clean_stale_snapshots(store: Store, run_id: str) -> list[str]:
+    """Snapshot folders without a manifest (a killed run's) are removed; LATEST never named them. One
+    run at a time per store (the nightly schedule) is assumed."""
+    stale = [r for r in store.iter_dirs("snapshots") if r != run_id and not store.exists(*snapshot_key(r, MANIFEST))]
+    for r in stale:
+        store.remove(*snapshot_key(r))
+    return stale
 
 
 @contextlib.contextmanager
@@ -363,36 +486,46 @@ def _timed(timings: dict[str, float], stage: str):
 
 def run(config: RunConfig) -> RunSummary:
     """Every stage, in order; on any failure the partial snapshot folder is removed and LATEST still
-    names the previous snapshot."""
+    names the previous snapshot. Documents extracted before under the same fingerprint are reused."""
     t0 = time.time()
     timings: dict[str, float] = {}
     run_id = config.run_id or new_run_id()
     store = Store(config.store, config.storage_options)
     models = check_models(config)
+    xfp, xkey = extraction_fingerprint(config, models)
     with _timed(timings, "plan"):
         files, shards = plan(config)
     log.info("run %s: %d input files -> %s", run_id, len(shards), store.uri())
 
     started_ray = connect_ray(config)
     try:
+        stale = clean_stale_snapshots(store, run_id)
+        if stale:
+            log.warning("removed unfinished snapshot folders of killed runs: %s", stale)
         store.remove(*snapshot_key(run_id))  # a re-run of the same run_id starts clean
+        previous_id = publish.latest(store)
+        previous = store.read_json(*snapshot_key(previous_id, MANIFEST)) if previous_id else None
         with _timed(timings, "parse"):
             results = parse(config, files, shards)
         ok = parsed_ok(results)
         with _timed(timings, "resolve"):
             resolution = resolve_live(store, shards, ok)
+            extract_ids, reused = to_extract(store, xfp, resolution)
         with _timed(timings, "publish_text"):
-            text, sentence_refs = publish_text(config, run_id, shards, results, ok, resolution)
-        precision, extracted = None, Counter()
+            text, sentence_refs = publish_text(config, run_id, shards, results, ok, resolution, extract_ids)
         with _timed(timings, "extract"):
-            if text["sentences"]:
-                precision, extracted = extract(config, run_id, models, sentence_refs, text["sentence_docs"])
+            precision, extracted = extract(config, run_id, models, xfp, sentence_refs)
+        with _timed(timings, "carry"):
+            carried, served_parts = carry(config, run_id, xfp, resolution, text["sentence_docs"])
         with _timed(timings, "commit"):
-            by_type = entity_counts(store, run_id)
+            held = snapshot_counts(store, run_id)
+            night = night_changes(store, previous_id, live_documents(resolution))
             timings["total"] = time.time() - t0
+            extraction = {"fingerprint": xfp, "key": xkey, "documents_reused": reused,
+                          "parts_copied": carried["copied"], "parts_filtered": carried["filtered"]}
             manifest = build_manifest(config, run_id, models, shards, results, resolution, text, extracted,
-                                      precision, by_type, timings)
-            commit(store, run_id, manifest, config.keep_snapshots)
+                                      precision, held, timings, extraction, night, previous)
+            commit(store, run_id, manifest, config.keep_snapshots, served_parts)
         timings["total"] = time.time() - t0
     except BaseException:
         # the snapshot is not committed: remove what was written, LATEST still names the previous one

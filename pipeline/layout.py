@@ -6,6 +6,9 @@ spelled out once, here.
     <store>/snapshots/<run_id>/_manifest.json        written last: the snapshot is complete
     <store>/snapshots/<run_id>/<table>/part-<hash>.parquet
     <store>/state/parsed/<fingerprint>/<table>.parquet, _SUCCESS   one parsed input file
+    <store>/state/extracted/<xfp>/parts/<key>/{entities,relations,docs}.parquet
+                                 what one extraction block produced under extraction fingerprint <xfp>;
+                                 docs.parquet (doc_id, text_sha256) is written last and marks it complete
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 LATEST = "LATEST"
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"  # a parsed shard's completion marker (its row counts, parser version)
+EXTRACTED_DOCS = "docs.parquet"  # an extracted part's completion marker: the documents (and texts) it covers
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -29,6 +33,10 @@ def snapshot_key(run_id: str, *parts: str) -> tuple[str, ...]:
 
 def parsed_prefix(fingerprint: str) -> tuple[str, str]:
     return ("state", f"parsed/{fingerprint}")
+
+
+def extracted_prefix(xfp: str, *parts: str) -> tuple[str, ...]:
+    return ("state", f"extracted/{xfp}", *parts)
 
 
 def part_name(*keys: str) -> str:

@@ -37,28 +37,47 @@ def split_documents(sentences: pa.Table, n_blocks: int) -> list[pa.Table]:
 
 
 def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fingerprint: str,
-                         live_doc_ids: pa.Array, n_blocks: int = 1) -> tuple:
-    """Copy the live rows of one parsed shard into the snapshot. Returns the row counts, then the live
-    sentences as ``n_blocks`` tables that each hold whole documents (run it with
-    ``num_returns=1 + n_blocks``: the blocks go to extraction through the object store)."""
+                         live_doc_ids: pa.Array, live_sha: pa.Array, extract_doc_ids: pa.Array | None = None,
+                         n_blocks: int = 1) -> tuple:
+    """Put the live rows of one parsed shard into the snapshot: a table whose rows are all live is
+    copied inside the store (server side on S3), never read and written again; otherwise its live rows
+    are written. Returns the counts, then the sentences of ``extract_doc_ids`` (default: every live
+    document; the rest reuse earlier extraction) with their documents' ``text_sha256``, as ``n_blocks``
+    tables that each hold whole documents (run it with ``num_returns=1 + n_blocks``: the blocks go to
+    extraction through the object store). ``live_sha`` is the text hash of each live document (the
+    version resolution chose). ``counts["block_rows"]`` says which blocks are empty, so that none is
+    sent to extraction."""
     store = Store(store_url, storage_options)
     prefix = parsed_prefix(fingerprint)
-    counts = {}
-    sentences = None
-    for name in ("documents", "passages", "sentences"):
-        table = store.read_table(*prefix, f"{name}.parquet", schema=schemas.PARSED_TABLES[name])
+    all_live = len(live_doc_ids) == store.parquet_rows(*prefix, "documents.parquet")
+    counts: dict = {"copied_tables": 0}
+    tables: dict[str, pa.Table] = {}
+    for name in ("documents", "passages", "sentences", "rejects"):
+        src, dst = (*prefix, f"{name}.parquet"), snapshot_key(run_id, name, part_name(fingerprint, name))
+        if all_live or name == "rejects":  # rejects are the file's own: never filtered by liveness
+            store.copy(src, dst)
+            counts[name] = store.parquet_rows(*src)
+            counts["copied_tables"] += 1
+            continue
+        table = store.read_table(*src, schema=schemas.PARSED_TABLES[name])
         table = table.filter(pc.is_in(table.column("doc_id"), value_set=live_doc_ids))
         if name == "documents":
             table = table.sort_by("doc_id")
-        store.write_table(table, *snapshot_key(run_id, name, part_name(fingerprint, name)))
+        store.write_table(table, *dst)
         counts[name] = table.num_rows
-        if name == "sentences":
-            sentences = table.select(["doc_id", "sent_idx", "start", "text"])
-            counts["sentence_docs"] = pc.count_distinct(table.column("doc_id")).as_py() if table.num_rows else 0
-    rejects = store.read_table(*prefix, "rejects.parquet", schema=schemas.REJECTS)
-    store.write_table(rejects, *snapshot_key(run_id, "rejects", part_name(fingerprint, "rejects")))
-    counts["rejects"] = rejects.num_rows
-    return (counts, *split_documents(sentences, n_blocks))
+        tables[name] = table
+    sentences = tables.get("sentences")
+    if sentences is None:
+        sentences = store.read_table(*prefix, "sentences.parquet", schema=schemas.SENTENCES)
+    counts["sentence_docs"] = pc.count_distinct(sentences.column("doc_id")).as_py() if sentences.num_rows else 0
+    wanted = live_doc_ids if extract_doc_ids is None else extract_doc_ids
+    sentences = sentences.filter(pc.is_in(sentences.column("doc_id"), value_set=wanted))
+    sha = live_sha.take(pc.index_in(sentences.column("doc_id"), value_set=live_doc_ids))
+    blocks = split_documents(sentences.select(["doc_id", "sent_idx", "start", "text"]).append_column("text_sha256", sha),
+                             n_blocks)
+    counts["extract_sentences"] = sentences.num_rows
+    counts["block_rows"] = [b.num_rows for b in blocks]
+    return (counts, *blocks)
 
 
 def ensure_table(store: Store, run_id: str, name: str) -> None:

@@ -22,16 +22,22 @@ class Resolution:
     superseded: int             # records replaced by a newer version
     deleted: int                # PMIDs removed by DeleteCitation
     live_count: int
+    live_sha: dict[int, pa.Array] | None = None  # shard index -> text_sha256 of those documents, aligned
+
+
+COLUMNS = ["doc_id", "pmid", "source", "source_seq", "position", "text_sha256"]
+_TYPES = [pa.string(), pa.int64(), pa.string(), pa.int64(), pa.int64(), pa.string()]
 
 
 def resolve(documents: list[pa.Table], deletions: list[pa.Table]) -> Resolution:
-    """``documents[i]`` has columns doc_id, pmid, source_seq, position of shard i."""
+    """``documents[i]`` has columns doc_id, pmid, source, source_seq, position (and text_sha256, which
+    is carried to ``live_sha`` when every shard has it) of shard i."""
+    with_sha = bool(documents) and all("text_sha256" in t.column_names for t in documents)
+    columns = COLUMNS if with_sha else COLUMNS[:-1]
     docs = pa.concat_tables(
-        [t.select(["doc_id", "pmid", "source", "source_seq", "position"]).append_column(
+        [t.select(columns).append_column(
             "shard", pa.array(np.full(t.num_rows, i, dtype=np.int32))) for i, t in enumerate(documents)]
-        or [pa.table({"doc_id": pa.array([], pa.string()), "pmid": pa.array([], pa.int64()),
-                      "source": pa.array([], pa.string()), "source_seq": pa.array([], pa.int64()), "position": pa.array([], pa.int64()),
-                      "shard": pa.array([], pa.int32())})]
+        or [pa.table({c: pa.array([], ty) for c, ty in zip(columns, _TYPES)} | {"shard": pa.array([], pa.int32())})]
     )
     total = docs.num_rows
     if total:
@@ -53,7 +59,12 @@ def resolve(documents: list[pa.Table], deletions: list[pa.Table]) -> Resolution:
         docs = joined.filter(pc.invert(gone)).drop_columns(["deleted_seq"])
 
     live: dict[int, pa.Array] = {}
+    live_sha: dict[int, pa.Array] = {}
     shard_col = docs.column("shard").to_numpy()
     for i in range(len(documents)):
-        live[i] = docs.column("doc_id").filter(pa.array(shard_col == i)).combine_chunks() if docs.num_rows else pa.array([], pa.string())
-    return Resolution(live=live, superseded=superseded, deleted=int(deleted), live_count=docs.num_rows)
+        mine = pa.array(shard_col == i)
+        live[i] = docs.column("doc_id").filter(mine).combine_chunks() if docs.num_rows else pa.array([], pa.string())
+        if with_sha:
+            live_sha[i] = docs.column("text_sha256").filter(mine).combine_chunks() if docs.num_rows else pa.array([], pa.string())
+    return Resolution(live=live, superseded=superseded, deleted=int(deleted), live_count=docs.num_rows,
+                      live_sha=live_sha if with_sha else None)

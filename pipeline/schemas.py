@@ -133,6 +133,9 @@ RELATIONS = pa.schema(
     ]
 )
 
+# what an extracted part covers (state/extracted/<xfp>/parts/<key>/docs.parquet): reuse is keyed by both
+EXTRACTED_DOCS = pa.schema([("doc_id", pa.string()), ("text_sha256", pa.string())])
+
 REJECTS = pa.schema(
     [
         ("source_file", pa.string()),

@@ -91,9 +91,14 @@ class Store:
         proto = self.fs.protocol
         return proto[0] if isinstance(proto, (tuple, list)) else proto
 
-    # -- reads
+    # -- reads. Other processes (Ray workers, other runs) write into the store, so no read trusts a
+    # listing the filesystem object cached earlier in this process (s3fs keeps one per prefix).
+    def _fresh(self, path: str) -> str:
+        self.fs.invalidate_cache(path)
+        return path
+
     def exists(self, *parts: str) -> bool:
-        return self.fs.exists(self.path(*parts))
+        return self.fs.exists(self._fresh(self.path(*parts)))
 
     def read_text(self, *parts: str) -> str:
         with self.fs.open(self.path(*parts), "rb") as f:
@@ -102,8 +107,17 @@ class Store:
     def read_json(self, *parts: str) -> Any:
         return json.loads(self.read_text(*parts))
 
+    def glob(self, *parts: str) -> list[str]:
+        """Paths matching a pattern below the root (``*`` within a path component)."""
+        pattern = self.path(*parts)
+        self._fresh(pattern.split("*", 1)[0].rstrip("/"))
+        try:
+            return sorted(self.fs.glob(pattern))
+        except FileNotFoundError:
+            return []
+
     def parquet_files(self, *parts: str) -> list[str]:
-        p = self.path(*parts)
+        p = self._fresh(self.path(*parts))
         try:
             found = self.fs.find(p)
         except FileNotFoundError:
@@ -114,6 +128,14 @@ class Store:
         """Row count of one parquet file, from its footer."""
         with self.fs.open(self.path(*parts), "rb") as f:
             return pq.ParquetFile(f).metadata.num_rows
+
+    def count_rows(self, *parts: str) -> int:
+        """Rows of every parquet file under a folder, from their footers."""
+        total = 0
+        for f in self.parquet_files(*parts):
+            with self.fs.open(f, "rb") as fh:
+                total += pq.ParquetFile(fh).metadata.num_rows
+        return total
 
     def read_table(self, *parts: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
         """All parquet files under a folder (or one file) as one table of ``schema``."""
@@ -155,10 +177,25 @@ class Store:
         pq.write_table(table, buf, compression="zstd")
         self.write_bytes(buf.getvalue(), *parts)
 
+    def copy(self, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
+        """Copy one object inside the store without passing its bytes through this process where the
+        store can: S3 CopyObject (server side); locally a copy to a temporary name, then a rename."""
+        a, b = self.path(*src), self.path(*dst)
+        if is_local(self.fs):
+            os.makedirs(os.path.dirname(b), exist_ok=True)
+            tmp = f"{b}.tmp-{uuid.uuid4().hex[:8]}"
+            self.fs.cp_file(a, tmp)
+            os.replace(tmp, b)
+        else:
+            self.fs.copy(a, b)
+
     def remove(self, *parts: str) -> None:
-        p = self.path(*parts)
-        if self.fs.exists(p):
+        """Remove a file or a folder and everything below it; nothing there is not an error."""
+        p = self._fresh(self.path(*parts))
+        try:
             self.fs.rm(p, recursive=True)
+        except FileNotFoundError:
+            pass
 
     def iter_dirs(self, *parts: str) -> Iterator[str]:
         p = self.path(*parts)

@@ -138,3 +138,24 @@ def s3_server(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def write_medline(path: Path, articles: list[tuple[int, str, str]], deleted: tuple[int, ...] = ()) -> Path:
+    """A small MEDLINE update file written by us: (pmid, title, abstract) records, then a DeleteCitation."""
+    from lxml import etree
+
+    root = etree.Element("PubmedArticleSet")
+    for pmid, title, abstract in articles:
+        cit = etree.SubElement(etree.SubElement(root, "PubmedArticle"), "MedlineCitation", Status="MEDLINE", Owner="NLM")
+        etree.SubElement(cit, "PMID", Version="1").text = str(pmid)
+        article = etree.SubElement(cit, "Article", PubModel="Print")
+        etree.SubElement(article, "ArticleTitle").text = title
+        if abstract:
+            etree.SubElement(etree.SubElement(article, "Abstract"), "AbstractText").text = abstract
+    if deleted:
+        dc = etree.SubElement(root, "DeleteCitation")
+        for pmid in deleted:
+            etree.SubElement(dc, "PMID", Version="1").text = str(pmid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    return path

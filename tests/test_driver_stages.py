@@ -20,6 +20,7 @@ FILES = [str(DATA / "pubmed_xml/ncbiutils/pubmed22n1115_excerpt.xml"),
 def _config(tmp_path, model, **sets):
     return load_config(ROOT / "configs" / "local.yaml",
                        [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]", "run_id=stages",
+                        "extract.precision=fp32",
                         *(f"{k}={v}" for k, v in sets.items())],
                        inputs=[*FILES, str(tmp_path / "broken.xml")], store=str(tmp_path / "store"))
 
@@ -49,20 +50,28 @@ def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_mod
     resolution = driver.resolve_live(store, shards, ok)
     assert resolution.live_count == sum(len(resolution.live[k]) for k in range(len(ok))) > 0
 
-    text, blocks = driver.publish_text(cfg, "stages", shards, results, ok, resolution)
+    xfp, key = driver.extraction_fingerprint(cfg, models)
+    assert key["models"]["ner"] == models.ner["model_id"] and key["settings"]["precision"] == "fp32"
+    extract_ids, reused = driver.to_extract(store, xfp, resolution)
+    assert reused == 0 and sum(map(len, extract_ids.values())) == resolution.live_count  # nothing extracted yet
+
+    text, blocks = driver.publish_text(cfg, "stages", shards, results, ok, resolution, extract_ids)
     assert text["documents"] == resolution.live_count and text["rejects"] >= 1  # the broken file
     sentences = pa.concat_tables(ray_local.get(blocks))
-    assert sentences.num_rows == text["sentences"]
+    assert sentences.num_rows == text["sentences"] and all(ray_local.get(b).num_rows for b in blocks)
     assert len(set(sentences.column("doc_id").to_pylist())) == text["sentence_docs"]
 
-    precision, extracted = driver.extract(cfg, "stages", models, blocks, text["sentence_docs"])
-    assert extracted["documents"] == text["sentence_docs"] and precision in ("fp32", "bf16")
+    precision, extracted = driver.extract(cfg, "stages", models, xfp, blocks)
+    assert extracted["documents"] == text["sentence_docs"] and precision == "fp32"
+    carried, served = driver.carry(cfg, "stages", xfp, resolution, text["sentence_docs"])
+    assert carried["copied"] == len(served) > 0 and carried["filtered"] == 0
+    assert driver.to_extract(store, xfp, resolution)[1] == text["sentence_docs"]  # a rerun would extract nothing
 
-    by_type = driver.entity_counts(store, "stages")
-    assert sum(by_type.values()) == extracted["entities"]
-    timings = {"parse": 1.0, "total": 2.0}
+    held = driver.snapshot_counts(store, "stages")
+    assert sum(held["entities_by_type"].values()) == extracted["entities"] == held["rows"]["entities"]
+    timings = {"parse": 1.0, "extract": 1.0, "total": 2.0}
     manifest = driver.build_manifest(cfg, "stages", models, shards, results, resolution, text, extracted,
-                                     precision, by_type, timings)
+                                     precision, held, timings)
     assert not store.exists(LATEST)
     driver.commit(store, "stages", manifest, cfg.keep_snapshots)
     assert store.read_text(LATEST).strip() == "stages"
@@ -72,7 +81,7 @@ def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_mod
     counts = written["counts"]
     assert (summary.documents, summary.sentences, summary.rejects, summary.relations, summary.linked) == (
         counts["documents"], counts["sentences"], counts["rejects"], counts["relations"], counts["entities_linked"])
-    assert summary.entities_by_type == counts["entities_by_type"] == by_type
+    assert summary.entities_by_type == counts["entities_by_type"] == held["entities_by_type"]
     assert summary.failed_files == ["broken.xml"] and counts["failed_files"] == 1
     assert summary.model_id == models.ner["model_id"] and summary.timings == written["timings_s"]
     assert Counter(i["status"] for i in written["inputs"]) == {"ok": 2, "failed": 1}

@@ -132,3 +132,22 @@ def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_m
     rejects = store.read_table("snapshots", "run-b", "rejects")
     assert rejects.filter(pa.compute.equal(rejects.column("source_file"), "pubmed25n0999.xml")).num_rows == 1
     assert store.read_text("LATEST").strip() == "run-b"
+
+    # run-a's inputs and models again: nothing goes to the models, every part is copied inside S3
+    # (CopyObject), the text tables of unchanged files too, and the tables are run-a's
+    summary_c = run(_config(s3_server, s3_model, "run-c", normalizer=normalizer, relations=f"[{cid}]"))
+    night = store.read_json("snapshots", "run-c", "_manifest.json")
+    assert night["night"]["documents_extracted"] == 0 and night["night"]["documents_reused"] > 0
+    assert night["extraction"]["parts_copied"] > 0 and night["extraction"]["parts_filtered"] == 0
+    assert night["night"]["text_tables_copied"] == 4 * 4  # documents, passages, sentences, rejects of 4 files
+    for table in ("entities", "relations", "documents"):
+        rows = lambda r: sorted(map(repr, store.read_table("snapshots", r, table).drop_columns(
+            [c for c in ("run_id", "parsed_at") if c in schemas_of(table)]).to_pylist()))
+        assert rows("run-c") == rows("run-a"), table
+    assert summary_c.entities_by_type == summary.entities_by_type and summary_c.relations == summary.relations
+
+
+def schemas_of(table):
+    from pipeline import schemas
+
+    return schemas.SNAPSHOT_TABLES[table].names

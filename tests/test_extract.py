@@ -65,10 +65,18 @@ def test_tokenize_then_ner_actors_give_the_in_process_spans(ray_local, tiny_mode
 def _tagged(entities_by_sentence):
     rows = []
     for (doc, idx, start, text), ents in entities_by_sentence:
-        rows.append({"doc_id": doc, "sent_idx": idx, "start": start, "text": text,
+        rows.append({"doc_id": doc, "sent_idx": idx, "start": start, "text": text, "text_sha256": f"sha-{doc}",
                      "entities": [{"start": start + text.index(w), "end": start + text.index(w) + len(w), "type": t,
                                    "score": 0.9} for w, t in ents]})
     return pa.Table.from_pylist(rows, schema=TAGGED)
+
+
+def _parts(store, xfp, name):
+    """One table of an extracted fingerprint's parts (state/extracted/<xfp>/parts/<key>/<name>.parquet)."""
+    from pipeline.layout import extracted_prefix
+
+    keys = sorted(store.iter_dirs(*extracted_prefix(xfp, "parts")))
+    return pa.concat_tables([store.read_table(*extracted_prefix(xfp, "parts", k, f"{name}.parquet")) for k in keys])
 
 
 def test_document_stage_links_mentions_and_writes_relations_between_entity_spans(tiny_normalizer, tiny_relation, tmp_path):
@@ -79,20 +87,22 @@ def test_document_stage_links_mentions_and_writes_relations_between_entity_spans
                                                        ("hypertension", "Disease")]),
                      (("pmid:2", 0, 0, "No entities here."), [])])
     store = Store(str(tmp_path / "store"))
-    stage = DocumentStage(str(tmp_path / "store"), "run-x", "tiny-ner-1", normalizer_url=str(tiny_normalizer),
+    stage = DocumentStage(str(tmp_path / "store"), "run-x", "tiny-ner-1", "x1", normalizer_url=str(tiny_normalizer),
                           relation_urls=(str(tiny_relation),), precision="fp32")
     counts = stage(batch).to_pylist()
     assert counts == [{"documents": 2, "entities": 5, "linked": 5, "relations": counts[0]["relations"],
                        "first_doc": "pmid:1", "last_doc": "pmid:2"}]
-    ents = store.read_table("snapshots", "run-x", "entities")
+    ents = _parts(store, "x1", "entities")
     assert ents.schema == schemas.ENTITIES
+    assert _parts(store, "x1", "docs").to_pylist() == [{"doc_id": "pmid:1", "text_sha256": "sha-pmid:1"},
+                                                       {"doc_id": "pmid:2", "text_sha256": "sha-pmid:2"}]
     by_text = {r["text"]: r for r in ents.to_pylist()}
     assert by_text["clonidine"]["concept_id"] == "MESH:D003000" and by_text["clonidine"]["link_method"] == "exact"
     assert by_text["CLN"]["concept_id"] == "MESH:D003000" and by_text["CLN"]["link_method"] == "abbrev"
     assert by_text["hypertension"]["concept_id"] == "MESH:D006973"
     assert set(ents.column("dictionary_version").to_pylist()) == {stage.normalizer.version}
     assert stage.normalizer.version.startswith("tiny#")
-    rels = store.read_table("snapshots", "run-x", "relations")
+    rels = _parts(store, "x1", "relations")
     assert rels.schema == schemas.RELATIONS
     # every Chemical x Disease concept pair within two sentences, called CID by the always-CID model
     pairs = {(r["head"]["concept_id"], r["tail"]["concept_id"]) for r in rels.to_pylist()}
@@ -103,9 +113,9 @@ def test_document_stage_links_mentions_and_writes_relations_between_entity_spans
         assert r["type"] == "CID" and r["sent_idx"] is None and r["doc_id"] == "pmid:1" and 0.5 < r["score"] <= 1
         for end in (r["head"], r["tail"]):
             assert (end["start"], end["end"], end["type"], end["concept_id"]) in spans
-    # a retried block rewrites its own parts
+    # a retried block rewrites its own part
     stage(batch)
-    assert store.read_table("snapshots", "run-x", "entities").num_rows == 5
+    assert _parts(store, "x1", "entities").num_rows == 5 and len(list(store.iter_dirs("state", "extracted/x1/parts"))) == 1
 
 
 def test_sentence_level_models_relate_gene_disease_mentions_within_a_sentence(tiny_normalizer, tmp_path):
@@ -119,7 +129,7 @@ def test_sentence_level_models_relate_gene_disease_mentions_within_a_sentence(ti
     s2 = "TP53 is mutated in glioma."
     batch = _tagged([(("pmid:7", 0, 0, s1), [("BRCA1", "Gene"), ("breast cancer", "Disease"), ("ovarian cancer", "Disease")]),
                      (("pmid:7", 1, len(s1) + 1, s2), [("TP53", "Gene"), ("glioma", "Disease")])])
-    stage = DocumentStage(str(tmp_path / "store"), "run-g", "tiny-ner-1", normalizer_url=str(tiny_normalizer),
+    stage = DocumentStage(str(tmp_path / "store"), "run-g", "tiny-ner-1", "x1", normalizer_url=str(tiny_normalizer),
                           relation_urls=(str(tmp_path / "gad"),), precision="fp32")
     seen = []
     real = RelationClassifier.predict_scored
@@ -128,7 +138,7 @@ def test_sentence_level_models_relate_gene_disease_mentions_within_a_sentence(ti
     assert sorted(seen) == sorted(["@GENE$ variants raise the risk of @DISEASE$ and ovarian cancer.",
                                    "@GENE$ variants raise the risk of breast cancer and @DISEASE$.",
                                    "@GENE$ is mutated in @DISEASE$."])
-    rels = Store(str(tmp_path / "store")).read_table("snapshots", "run-g", "relations").to_pylist()
+    rels = _parts(Store(str(tmp_path / "store")), "x1", "relations").to_pylist()
     assert {(r["sent_idx"], r["head"]["type"], r["tail"]["type"], r["type"]) for r in rels} == {
         (0, "Gene", "Disease", "Association"), (1, "Gene", "Disease", "Association")}
 
@@ -140,5 +150,5 @@ def test_relation_models_the_pipeline_cannot_feed_are_refused_with_the_reason(ti
 
     tiny_relation_bert(tmp_path / "chemprot", labels=("INHIBITOR", "AGONIST"), dataset="chemprot")
     with pytest.raises(ModelError, match="no negative class"):
-        DocumentStage(str(tmp_path / "store"), "r", "m", normalizer_url=str(tiny_normalizer),
+        DocumentStage(str(tmp_path / "store"), "r", "m", "x1", normalizer_url=str(tiny_normalizer),
                       relation_urls=(str(tmp_path / "chemprot"),))

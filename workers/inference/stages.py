@@ -13,6 +13,7 @@ content, so a retried block overwrites its own parts and never duplicates rows.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,14 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
-from pipeline.layout import part_name, snapshot_key
+from pipeline.layout import extracted_prefix
 from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
 
 # one tagged sentence: the sentence and its entity spans (document offsets)
 SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("type", pa.string()), ("score", pa.float32())])
 TAGGED = pa.schema([("doc_id", pa.string()), ("sent_idx", pa.int32()), ("start", pa.int32()),
-                    ("text", pa.string()), ("entities", pa.list_(SPAN))])
+                    ("text", pa.string()), ("text_sha256", pa.string()), ("entities", pa.list_(SPAN))])
 # what the document stage returns to the driver, per block
 COUNTS = pa.schema([("documents", pa.int64()), ("entities", pa.int64()), ("linked", pa.int64()),
                     ("relations", pa.int64()), ("first_doc", pa.string()), ("last_doc", pa.string())])
@@ -46,6 +47,14 @@ class StageResources:
     def threads(self) -> int:
         """torch threads for an actor holding this CPU share (at least one)."""
         return max(1, math.ceil(self.num_cpus - 1e-9))
+
+
+def part_key(covered: pa.Table) -> str:
+    """An extracted part's name: a hash of the (doc_id, text_sha256) pairs it covers, in order."""
+    h = hashlib.sha256()
+    for doc_id, sha in zip(covered.column("doc_id").to_pylist(), covered.column("text_sha256").to_pylist()):
+        h.update(f"{doc_id}\x1f{sha}\x1e".encode())
+    return h.hexdigest()[:24]
 
 
 def _staged(url: str, storage_options: dict | None):
@@ -108,12 +117,14 @@ class NerPredictor:
         entities = [[{"start": base + sp.start, "end": base + sp.end, "type": sp.type, "score": sp.score}
                      for sp in sent] for base, sent in zip(bases, spans)]
         cols = {name: batch.column(name) for name in ("doc_id", "sent_idx", "start", "text")}
-        return pa.table({**cols, "entities": pa.array(entities, pa.list_(SPAN))}, schema=TAGGED)
+        sha = batch.column("text_sha256") if "text_sha256" in batch.column_names else pa.nulls(batch.num_rows, pa.string())
+        return pa.table({**cols, "text_sha256": sha, "entities": pa.array(entities, pa.list_(SPAN))}, schema=TAGGED)
 
 
 @dataclass
 class _Doc:
     doc_id: str
+    text_sha256: str | None
     sents: list          # (sent_idx, document offset, text), in text order
     ents: list           # entity dicts (document offsets, sent_idx, text)
     text: str = ""       # the document's text as far as its sentences cover it
@@ -127,10 +138,13 @@ class _Mention:
 
 
 class DocumentStage:
-    """TAGGED blocks (whole documents) -> entity rows with concept IDs, and document-level relations;
-    both written to the snapshot as parts named by the block's content. Returns COUNTS."""
+    """TAGGED blocks (whole documents) -> entity rows with concept IDs, and document-level relations,
+    written as one extracted part ``state/extracted/<xfp>/parts/<key>/`` whose key is derived from the
+    block's documents and texts (a retried block rewrites its own part): ``entities.parquet``,
+    ``relations.parquet``, then ``docs.parquet`` (doc_id, text_sha256), the part's completion marker.
+    The driver carries parts into the snapshot. Returns COUNTS."""
 
-    def __init__(self, store_url: str, run_id: str, ner_model_id: str, storage_options: dict | None = None,
+    def __init__(self, store_url: str, run_id: str, ner_model_id: str, xfp: str, storage_options: dict | None = None,
                  normalizer_url: str | None = None, relation_urls: tuple[str, ...] = (),
                  precision: str = "auto", num_threads: int | None = None):
         import torch
@@ -141,7 +155,7 @@ class DocumentStage:
         if num_threads:
             torch.set_num_threads(max(1, int(num_threads)))
         self.store = Store(store_url, storage_options)
-        self.run_id, self.ner_model_id = run_id, ner_model_id
+        self.run_id, self.ner_model_id, self.xfp = run_id, ner_model_id, xfp
         self.normalizer = Normalizer.load(_staged(normalizer_url, storage_options)) if normalizer_url else None
         self.relations = [RelationClassifier.load(_staged(u, storage_options), precision=precision)
                           for u in relation_urls]
@@ -155,10 +169,11 @@ class DocumentStage:
         ents = self._entities(docs)
         rels = self._relations(docs, ents)
         first, last = docs[0].doc_id, docs[-1].doc_id
-        for name, table in (("entities", ents), ("relations", rels)):
-            if table.num_rows:
-                self.store.write_table(table, *snapshot_key(
-                    self.run_id, name, part_name(self.run_id, name, first, last, str(batch.num_rows))))
+        covered = pa.table({"doc_id": [d.doc_id for d in docs], "text_sha256": [d.text_sha256 for d in docs]},
+                           schema=schemas.EXTRACTED_DOCS)
+        key = part_key(covered)
+        for name, table in (("entities", ents), ("relations", rels), ("docs", covered)):  # docs last: the marker
+            self.store.write_table(table, *extracted_prefix(self.xfp, "parts", key, f"{name}.parquet"))
         linked = pc.sum(pc.is_valid(ents.column("concept_id"))).as_py() or 0
         return pa.table({"documents": [len(docs)], "entities": [ents.num_rows], "linked": [linked],
                          "relations": [rels.num_rows], "first_doc": [first], "last_doc": [last]}, schema=COUNTS)
@@ -167,9 +182,9 @@ class DocumentStage:
     def _documents(cls, batch: pa.Table) -> list[_Doc]:
         """The block's documents, in block order."""
         out: list[_Doc] = []
-        for doc_id, s_idx, start, text, spans in zip(*(batch.column(c).to_pylist() for c in TAGGED.names)):
+        for doc_id, s_idx, start, text, sha, spans in zip(*(batch.column(c).to_pylist() for c in TAGGED.names)):
             if not out or out[-1].doc_id != doc_id:
-                out.append(_Doc(doc_id, [], []))
+                out.append(_Doc(doc_id, sha, [], []))
             out[-1].sents.append((s_idx, start, text))
             out[-1].ents.extend({**sp, "sent_idx": s_idx, "text": text[sp["start"] - start:sp["end"] - start]}
                                 for sp in spans)

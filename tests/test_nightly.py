@@ -1,0 +1,132 @@
+"""Nightly runs into one store: update files one per run, revisions, deletions, reruns. Each run's
+entities and relations are compared, as whole sorted tables, with a clean run's over the same inputs."""
+
+import pyarrow.dataset as pads
+import pytest
+
+from pipeline.config import load_config
+from pipeline.driver import run
+from pipeline.layout import LATEST
+from pipeline.storage import Store
+from tests.conftest import ROOT, write_medline
+
+ABSTRACT = ("Naloxone reverses the antihypertensive effect of clonidine in patients with hypertension. "
+            "Famotidine was associated with delirium in one case.")
+
+
+def _cfg(store, inputs, model, run_id, *sets):
+    return load_config(ROOT / "configs" / "local.yaml",
+                       [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
+                        "extract.precision=fp32", "extract.batch_size=2", f"run_id={run_id}", *sets],
+                       inputs=[str(p) for p in inputs], store=str(store))
+
+
+def table(store, run_id, name, drop=("run_id",)):
+    """A snapshot table as sorted rows; scores to 1e-5 (blocks of other sizes batch the same sentences
+    differently, which may move a float's last bits)."""
+    t = pads.dataset(f"{store}/snapshots/{run_id}/{name}", format="parquet").to_table()
+    t = t.drop_columns([c for c in drop if c in t.column_names])
+    rows = [{k: round(v, 5) if isinstance(v, float) else v for k, v in r.items()} for r in t.to_pylist()]
+    return sorted(map(repr, rows))
+
+
+def test_a_later_file_that_supersedes_every_record_of_an_earlier_one(ray_local, tiny_model, tmp_path):
+    """Update files one per run into one store; the second supersedes all of the first's records, so
+    the first has no live sentence left (this crashed in the per-block counts)."""
+    f1 = write_medline(tmp_path / "in" / "pubmed26n1001.xml", [(101, "Clonidine and naloxone.", ABSTRACT),
+                                                              (102, "Famotidine.", ABSTRACT)])
+    f2 = write_medline(tmp_path / "in" / "pubmed26n1002.xml", [(101, "Clonidine and naloxone, revised.", ABSTRACT),
+                                                              (102, "Famotidine, revised.", ABSTRACT)])
+    store = tmp_path / "store"
+    run(_cfg(store, [f1], tiny_model, "night-1"))
+    summary = run(_cfg(store, [f1, f2], tiny_model, "night-2"))
+    assert summary.documents == 2 and summary.superseded == 2
+    assert Store(str(store)).read_text(LATEST).strip() == "night-2"
+    clean = run(_cfg(tmp_path / "clean", [f1, f2], tiny_model, "night-2"))
+    for name in ("documents", "entities", "relations"):
+        assert table(store, "night-2", name, ("run_id", "parsed_at")) == table(tmp_path / "clean", "night-2", name,
+                                                                                ("run_id", "parsed_at"))
+    assert clean.entities_by_type == summary.entities_by_type
+
+
+def _same_as_clean(tmp_path, store, run_id, inputs, model, *sets):
+    """The snapshot equals a clean run's over the same inputs (a fresh store), table by table."""
+    clean = tmp_path / f"clean-{run_id}"
+    run(_cfg(clean, inputs, model, run_id, *sets))
+    for name in ("documents", "passages", "sentences", "entities", "relations", "rejects"):
+        assert table(store, run_id, name, ("run_id", "parsed_at")) == table(clean, run_id, name, ("run_id", "parsed_at")), name
+
+
+def _night(store, run_id):
+    return Store(str(store)).read_json("snapshots", run_id, "_manifest.json")
+
+
+def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_local, tiny_model, tmp_path):
+    d = tmp_path / "in"
+    f1 = write_medline(d / "pubmed26n1001.xml", [(p, f"Title {p} on clonidine.", ABSTRACT) for p in (1, 2, 3, 4)])
+    f2 = write_medline(d / "pubmed26n1002.xml", [(2, "Title 2 on famotidine, revised.", ABSTRACT),
+                                                 (5, "Title 5 on naloxone.", ABSTRACT)], deleted=(3,))
+    f3 = write_medline(d / "pubmed26n1003.xml", [(3, "Title 3 re-added with new text on delirium.", ABSTRACT)])
+    store = tmp_path / "store"
+    big = "extract.batch_size=64"  # one block, so one part, per run: the next night filters it
+
+    run(_cfg(store, [f1], tiny_model, "n1", big))
+    m = _night(store, "n1")
+    assert m["night"]["documents_extracted"] == 4 and m["night"]["added"] == 4
+
+    run(_cfg(store, [f1, f2], tiny_model, "n2", big))  # 2 revised, 3 deleted, 5 new
+    m = _night(store, "n2")
+    assert (m["night"]["documents_extracted"], m["night"]["documents_reused"]) == (2, 2)
+    assert {k: m["night"][k] for k in ("added", "revised", "deleted", "unchanged")} == {
+        "added": 1, "revised": 1, "deleted": 1, "unchanged": 2}
+    assert m["extraction"]["parts_filtered"] >= 1  # n1's part also holds the revised and the deleted document
+    _same_as_clean(tmp_path, store, "n2", [f1, f2], tiny_model, big)
+
+    run(_cfg(store, [f1, f2, f3], tiny_model, "n3", big))  # 3 deleted, then re-added with a new text
+    m = _night(store, "n3")
+    assert (m["night"]["documents_extracted"], m["night"]["added"]) == (1, 1)
+    _same_as_clean(tmp_path, store, "n3", [f1, f2, f3], tiny_model, big)
+
+    run(_cfg(store, [f1, f2, f3], tiny_model, "n4", big))  # nothing new: nothing extracted, the same content
+    m = _night(store, "n4")
+    assert m["night"]["documents_extracted"] == 0 and m["night"]["unchanged"] == 5
+    n3 = _night(store, "n3")["extraction"]
+    assert m["changes"]["entities_by_type"] == {} and m["changes"]["relations_by_type"] == {}
+    assert (m["extraction"]["parts_copied"], m["extraction"]["parts_filtered"]) == (n3["parts_copied"], n3["parts_filtered"])
+    for name in ("entities", "relations", "documents"):
+        assert table(store, "n4", name, ("run_id", "parsed_at")) == table(store, "n3", name, ("run_id", "parsed_at"))
+    # extraction state: only the parts serving the live documents are left
+    parts = list(Store(str(store)).iter_dirs("state", f"extracted/{m['extraction']['fingerprint']}/parts"))
+    assert len(parts) == m["extraction"]["parts_copied"] + m["extraction"]["parts_filtered"]
+
+
+def test_the_same_records_under_new_file_names_are_not_extracted_again(ray_local, tiny_model, tmp_path):
+    """The yearly baseline re-release: the same citations, other file names (so other parse shards)."""
+    old = write_medline(tmp_path / "in" / "pubmed25n0001.xml", [(p, f"Title {p}.", ABSTRACT) for p in (7, 8, 9)])
+    store = tmp_path / "store"
+    run(_cfg(store, [old], tiny_model, "y1"))
+    new = tmp_path / "in2" / "pubmed26n0001.xml"
+    new.parent.mkdir()
+    new.write_bytes(old.read_bytes())
+    run(_cfg(store, [new], tiny_model, "y2"))
+    m = _night(store, "y2")
+    assert m["night"]["documents_extracted"] == 0 and m["night"]["documents_reused"] == 3
+    assert [i["reused"] for i in m["inputs"]] == [False]  # parsed anew (another file), extraction reused
+    _same_as_clean(tmp_path, store, "y2", [new], tiny_model)
+
+
+def test_a_changed_model_re_extracts_and_drops_the_old_models_state(ray_local, tiny_model, tmp_path):
+    from workers.training.tiny import tiny_bert
+
+    other = tmp_path / "other-model"
+    tiny_bert(other, seed=1, name="tiny-bert-ner-b")
+    f = write_medline(tmp_path / "in" / "pubmed26n0001.xml", [(p, f"Title {p} on clonidine.", ABSTRACT) for p in (1, 2)])
+    store = tmp_path / "store"
+    run(_cfg(store, [f], tiny_model, "m1", "keep_snapshots=1"))
+    first = _night(store, "m1")["extraction"]["fingerprint"]
+    run(_cfg(store, [f], other, "m2", "keep_snapshots=1"))
+    m = _night(store, "m2")
+    assert m["night"]["documents_extracted"] == 2 and m["extraction"]["fingerprint"] != first
+    assert m["inputs"][0]["reused"]  # nothing re-parsed
+    assert list(Store(str(store)).iter_dirs("state", "extracted")) == [m["extraction"]["fingerprint"]]
+    _same_as_clean(tmp_path, store, "m2", [f], other)
