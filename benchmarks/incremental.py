@@ -100,14 +100,16 @@ def main() -> None:
     console = Console()
 
     half = args.citations // 2
-    inputs = WORK / "inputs"
+    inputs = WORK / f"inputs-{args.citations}"  # cached per size: build_file keeps a file that exists
     first = build_file(half, inputs / "pubmed26n0001.xml.gz")
     second_file = inputs / "pubmed26n0002.xml.gz"
     if not second_file.exists():  # the next PMIDs: a second baseline file
-        tmp = build_file(args.citations, WORK / "all.xml.gz")
-        _split_tail(tmp, half, second_file)
-    update = inputs / "pubmed26n1001.xml.gz"
+        _split_tail(build_file(args.citations, WORK / f"all-{args.citations}.xml.gz"), half, second_file)
+    update = inputs / f"update-{args.new}-{args.revised}-{args.deleted}" / "pubmed26n1001.xml.gz"
     pmids = update_file([first], update, args.new, args.revised, args.deleted, first_new_pmid=95_000_000)
+    if [len(pmids[k]) for k in ("new", "revised", "deleted")] != [args.new, args.revised, args.deleted]:
+        raise SystemExit(f"the first baseline file has too few records for {args.new} new, {args.revised} revised "
+                         f"and {args.deleted} deleted citations; give a larger --citations")
 
     store = WORK / "store"
     shutil.rmtree(store, ignore_errors=True)

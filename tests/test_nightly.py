@@ -130,3 +130,63 @@ def test_a_changed_model_re_extracts_and_drops_the_old_models_state(ray_local, t
     assert m["inputs"][0]["reused"]  # nothing re-parsed
     assert list(Store(str(store)).iter_dirs("state", "extracted")) == [m["extraction"]["fingerprint"]]
     _same_as_clean(tmp_path, store, "m2", [f], other)
+
+
+def test_a_driver_killed_during_extraction_resumes_and_publishes_what_a_clean_run_publishes(tiny_model, tmp_path):
+    """SIGKILL of `pubmine run` once the first extracted part exists; a reader opening LATEST meanwhile
+    reads the earlier complete snapshot; the rerun reuses the finished parts, removes the killed run's
+    folder and publishes what a clean run publishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import DATA
+
+    inputs = [str(DATA / "pubmed_xml/nlm_medsamp2006/medsamp2006.xml.gz"),
+              str(DATA / "pubmed_xml/ncbiutils/pubmed22n1313_excerpt.xml")]
+    store = tmp_path / "store"
+    sets = [f"extract.model={tiny_model}", "extract.normalizer=none", "extract.relations=[]",
+            "extract.precision=fp32", "extract.batch_size=24", "ray.num_cpus=2"]
+
+    def pubmine(run_id, *files, store=store):
+        argv = [sys.executable, "-m", "pipeline.cli", "run", "-c", str(ROOT / "configs" / "local.yaml"),
+                "--store", str(store), "--set", f"run_id={run_id}", *(x for s in sets for x in ("--set", s)), *files]
+        return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "RAY_ADDRESS": ""})
+
+    first = pubmine("base", inputs[1])
+    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    killed = pubmine("killed", *inputs)
+    s = Store(str(store))
+    deadline = time.time() + 600
+    while not s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"):
+        assert killed.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        # a reader during the run: LATEST names the earlier, complete snapshot
+        assert s.read_text(LATEST).strip() == "base" and s.exists("snapshots", "base", "_manifest.json")
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert s.read_text(LATEST).strip() == "base"
+    finished_parts = len(s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"))
+
+    rerun = pubmine("rerun", *inputs)
+    assert rerun.wait(timeout=600) == 0, rerun.stderr.read()[-3000:]
+    m = _night(store, "rerun")
+    assert m["night"]["documents_reused"] >= 1 and finished_parts >= 1
+    assert m["night"]["documents_extracted"] + m["night"]["documents_reused"] == m["counts"]["documents"] - _no_sentences(store, "rerun")
+    assert not s.exists("snapshots", "killed")  # the unfinished folder is gone
+    clean = pubmine("rerun", *inputs, store=tmp_path / "clean")
+    assert clean.wait(timeout=600) == 0, clean.stderr.read()[-3000:]
+    for name in ("documents", "sentences", "entities", "relations", "rejects"):
+        assert table(store, "rerun", name, ("run_id", "parsed_at")) == table(tmp_path / "clean", "rerun", name,
+                                                                              ("run_id", "parsed_at")), name
+
+
+def _no_sentences(store, run_id):
+    """Live documents without any sentence (no title, no abstract): nothing to extract."""
+    docs = set(pads.dataset(f"{store}/snapshots/{run_id}/documents").to_table(columns=["doc_id"]).column("doc_id").to_pylist())
+    with_sentences = set(pads.dataset(f"{store}/snapshots/{run_id}/sentences").to_table(columns=["doc_id"]).column("doc_id").to_pylist())
+    return len(docs - with_sentences)
