@@ -158,10 +158,12 @@ def test_a_driver_killed_during_extraction_resumes_and_publishes_what_a_clean_ru
 
     first = pubmine("base", inputs[1])
     assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
-    killed = pubmine("killed", *inputs)
     s = Store(str(store))
+    parts = lambda: len(s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"))
+    before = parts()  # the base run's: the killed run reuses them
+    killed = pubmine("killed", *inputs)
     deadline = time.time() + 600
-    while not s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"):
+    while parts() == before:
         assert killed.poll() is None, "the run ended before it could be killed"
         assert time.time() < deadline
         # a reader during the run: LATEST names the earlier, complete snapshot
@@ -170,10 +172,12 @@ def test_a_driver_killed_during_extraction_resumes_and_publishes_what_a_clean_ru
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     assert s.read_text(LATEST).strip() == "base"
-    finished_parts = len(s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"))
+    finished_parts = parts() - before
+    session = _session_of(killed.pid)  # the killed driver marked its in-process Ray's session
 
     rerun = pubmine("rerun", *inputs)
     assert rerun.wait(timeout=600) == 0, rerun.stderr.read()[-3000:]
+    assert _processes_of(session) == []  # the rerun's start stopped what the killed driver left running
     m = _night(store, "rerun")
     assert m["night"]["documents_reused"] >= 1 and finished_parts >= 1
     assert m["night"]["documents_extracted"] + m["night"]["documents_reused"] == m["counts"]["documents"] - _no_sentences(store, "rerun")
@@ -185,8 +189,111 @@ def test_a_driver_killed_during_extraction_resumes_and_publishes_what_a_clean_ru
                                                                               ("run_id", "parsed_at")), name
 
 
+def _session_of(pid: int) -> str:
+    import glob
+    import os
+
+    from pipeline.driver import RAY_MARKER, _ray_temp_root
+
+    marked = [m for m in glob.glob(os.path.join(_ray_temp_root(), "session_*", RAY_MARKER))
+              if not os.path.islink(os.path.dirname(m)) and open(m).read().strip() == str(pid)]
+    assert len(marked) == 1, marked
+    return os.path.basename(os.path.dirname(marked[0]))
+
+
+def _processes_of(session: str) -> list[int]:
+    import os
+
+    out = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if session.encode() in open(f"/proc/{entry}/cmdline", "rb").read():
+                out.append(int(entry))
+        except OSError:
+            pass
+    return out
+
+
 def _no_sentences(store, run_id):
     """Live documents without any sentence (no title, no abstract): nothing to extract."""
     docs = set(pads.dataset(f"{store}/snapshots/{run_id}/documents").to_table(columns=["doc_id"]).column("doc_id").to_pylist())
     with_sentences = set(pads.dataset(f"{store}/snapshots/{run_id}/sentences").to_table(columns=["doc_id"]).column("doc_id").to_pylist())
     return len(docs - with_sentences)
+
+
+def _actor_pids(name: str) -> list[int]:
+    """Worker processes of a Ray actor class (Ray titles an actor's process ray::<Class>...)."""
+    import os
+
+    out = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if cmd.startswith(b"ray::") and name.encode() in cmd:
+            out.append(int(entry))
+    return out
+
+
+def test_a_document_actor_killed_after_writing_part_of_its_output(ray_local, tiny_model, tmp_path):
+    """SIGKILL of a document-stage actor once the first part is written: Ray restarts it and retries the
+    block, the retried block rewrites its own part, and the run publishes what a clean run publishes."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.conftest import DATA
+
+    inputs = [DATA / "pubmed_xml/nlm_medsamp2006/medsamp2006.xml.gz", DATA / "pubmed_xml/ncbiutils/pubmed22n1313_excerpt.xml"]
+    store, killed = tmp_path / "store", []
+
+    def kill_after_first_part():
+        s = Store(str(store))
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            if s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"):
+                for pid in _actor_pids("DocumentStage")[:1]:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_after_first_part, daemon=True)
+    killer.start()
+    run(_cfg(store, inputs, tiny_model, "fault", "extract.batch_size=24"))
+    killer.join(timeout=5)
+    assert killed, "no document actor was killed"
+    m = _night(store, "fault")
+    assert m["night"]["documents_extracted"] == m["counts"]["documents"] - _no_sentences(store, "fault")
+    _same_as_clean(tmp_path, store, "fault", inputs, tiny_model, "extract.batch_size=24")
+
+
+def test_the_reaper_stops_only_what_a_dead_pubmine_driver_left(tmp_path):
+    """Sessions marked by a dead driver are reaped; one marked by a live driver, and one nobody marked
+    (a cluster from `ray start`), are left alone."""
+    import os
+    import subprocess
+    import sys
+
+    from pipeline.driver import RAY_MARKER, reap_orphaned_ray
+
+    dead_driver = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_driver.wait()
+    sessions = {"dead": dead_driver.pid, "alive": os.getpid(), "unmarked": None}
+    procs = {}
+    for name, driver_pid in sessions.items():
+        folder = tmp_path / "ray" / f"session_2026-11-30_00-00-00_000000_{name}"
+        folder.mkdir(parents=True)
+        if driver_pid is not None:
+            (folder / RAY_MARKER).write_text(str(driver_pid))
+        procs[name] = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", f"--session-dir={folder}"])
+    try:
+        killed = reap_orphaned_ray(str(tmp_path / "ray"))
+        assert killed == [procs["dead"].pid]
+        assert procs["dead"].wait(timeout=10) == -9
+        assert procs["alive"].poll() is None and procs["unmarked"].poll() is None
+        assert not (tmp_path / "ray" / "session_2026-11-30_00-00-00_000000_dead" / RAY_MARKER).exists()
+    finally:
+        for p in procs.values():
+            p.kill()
