@@ -3,7 +3,7 @@
 Every extraction block's output is kept under ``state/extracted/<xfp>/parts/<key>/`` (see
 ``pipeline.layout``): ``xfp``, the extraction fingerprint, hashes everything that decides extraction
 output (the NER, normalizer and relation model ids, the settings their hashes do not cover, the
-precision, windowing, and ``EXTRACTION_VERSION``); ``key`` hashes the (doc_id, text_sha256) pairs of
+precision, windowing, the parser version whose sentences the models read, and ``EXTRACTION_VERSION``); ``key`` hashes the (doc_id, text_sha256) pairs of
 the block. ``docs.parquet`` is written last, so a part without it is unfinished and ignored.
 
 A run looks each live document up by (doc_id, text_sha256) in the parts of its own fingerprint:

@@ -2,13 +2,15 @@
 actor pool, and the model loads once per actor in ``__init__`` (never on the driver, never at import).
 
     sentences ─▶ Tokenize (CPU actors) ─▶ NerPredictor (model actors: CPU or GPU)
-              ─▶ DocumentStage (normalizer + relation classifiers) ─▶ entities/, relations/ parts
+              ─▶ DocumentStage (normalizer + relation classifiers) ─▶ state/extracted/<xfp>/parts/<key>/
 
-Every block the driver hands in holds whole documents (``pipeline.publish.split_documents``), and every stage runs with
-``batch_size=None`` (a batch is a block), so the document stage sees all sentences of a document at
-once: abbreviations are read from the whole text and document-level relation candidates span
-sentences. The document stage writes its two tables itself under names derived from the block's
-content, so a retried block overwrites its own parts and never duplicates rows.
+Every block the driver hands in holds whole documents (``pipeline.publish.split_documents``), and
+every stage runs with ``batch_size=None`` (a batch is a block), so the document stage sees all
+sentences of a document at once: abbreviations are read from the whole text and document-level
+relation candidates span sentences. The document stage writes the block's entities, relations and
+covered (doc_id, text_sha256) pairs itself, as one part named by that content, so a retried block
+rewrites its own part and never duplicates rows; the driver carries parts into the snapshot
+(``pipeline.reuse``).
 """
 
 from __future__ import annotations
