@@ -302,22 +302,19 @@ def resolve_live(store: Store, shards: list[ShardSpec], ok: list[int]) -> Resolu
     return resolve(doc_tables, del_tables)
 
 
-def live_documents(resolution: Resolution) -> pa.Table:
-    """(doc_id, text_sha256) of every live document."""
-    if not resolution.live:
-        return schemas.EXTRACTED_DOCS.empty_table()
-    return pa.table({"doc_id": pa.concat_arrays([resolution.live[k] for k in sorted(resolution.live)]),
-                     "text_sha256": pa.concat_arrays([resolution.live_sha[k] for k in sorted(resolution.live)])},
-                    schema=schemas.EXTRACTED_DOCS)
-
-
 # -- extraction reuse: what the models must see this run
+
+
+def ner_precision(config: RunConfig) -> str:
+    """The precision ``extract.precision`` means where the NER actors run (a GPU when they ask for one)."""
+    from workers.inference.device import describe_precision
+
+    ex = config.extract
+    return describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu")
 
 
 def extraction_fingerprint(config: RunConfig, models: Models) -> tuple[str, dict]:
     """The fingerprint of everything that decides extraction output (``pipeline.reuse``)."""
-    from workers.inference.device import describe_precision
-
     ex = config.extract
     return reuse.fingerprint(
         {"ner": models.ner["model_id"],
@@ -325,14 +322,13 @@ def extraction_fingerprint(config: RunConfig, models: Models) -> tuple[str, dict
          {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold")},
          "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
                         "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
-        {"precision": describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu"),
-         "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION})  # sentences are its input
+        {"precision": ner_precision(config), "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION})  # sentences are its input
 
 
 def to_extract(store: Store, xfp: str, resolution: Resolution) -> tuple[dict[int, pa.Array], int]:
     """Per shard, the live documents whose (doc_id, text) no finished part of ``xfp`` holds; and how
     many live documents are served by earlier extraction."""
-    served = reuse.assign(reuse.load_index(store, xfp), live_documents(resolution))
+    served = reuse.assign(reuse.load_index(store, xfp), resolution.documents)
     done = served.column("doc_id")
     out = {k: pc.filter(ids, pc.invert(pc.is_in(ids, value_set=done))) if len(done) else ids
            for k, ids in resolution.live.items()}
@@ -388,11 +384,10 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, sentence_r
     import ray
     import ray.data
 
-    from workers.inference.device import describe_precision
-    from workers.inference.stages import COUNTS, DocumentStage, NerPredictor, StageResources, Tokenize
+    from workers.inference.stages import DocumentStage, NerPredictor, StageResources, Tokenize
 
     ex = config.extract
-    precision = describe_precision(ex.precision, "cuda" if ex.num_gpus_per_actor > 0 else "cpu")
+    precision = ner_precision(config)
     if not sentence_refs:
         return precision, Counter()
     ctx = ray.data.DataContext.get_current()
@@ -420,10 +415,9 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, sentence_r
         compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
         memory=int(ex.doc_memory_gb * 2**30), **common)
     counts = Counter()
-    for table in ray.get(ds.to_arrow_refs()):
-        if table.num_rows and table.schema.equals(COUNTS):
-            for row in table.to_pylist():
-                counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
+    for table in ray.get(ds.to_arrow_refs()):  # COUNTS rows, one per block (no empty block is sent)
+        for row in table.to_pylist():
+            counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
     return precision, counts
 
 
@@ -436,7 +430,7 @@ def carry(config: RunConfig, run_id: str, xfp: str, resolution: Resolution, docu
 
     store = Store(config.store, config.storage_options)
     index = reuse.load_index(store, xfp)
-    served = reuse.assign(index, live_documents(resolution))
+    served = reuse.assign(index, resolution.documents)
     if served.num_rows != documents_with_sentences:
         raise PublishError(
             f"extraction covers {served.num_rows} of the {documents_with_sentences} live documents with sentences "
@@ -595,7 +589,7 @@ def run(config: RunConfig) -> RunSummary:
             carried, served_parts = carry(config, run_id, xfp, resolution, text["sentence_docs"])
         with _timed(timings, "commit"):
             held = snapshot_counts(store, run_id)
-            night = night_changes(store, previous_id, live_documents(resolution))
+            night = night_changes(store, previous_id, resolution.documents)
             timings["total"] = time.time() - t0
             extraction = {"fingerprint": xfp, "key": xkey, "documents_reused": reused,
                           "parts_copied": carried["copied"], "parts_filtered": carried["filtered"]}

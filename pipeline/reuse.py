@@ -28,7 +28,6 @@ import posixpath
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipeline import schemas
 from pipeline.layout import EXTRACTED_DOCS, extracted_prefix, part_name, snapshot_key
@@ -36,6 +35,7 @@ from pipeline.storage import Store
 
 EXTRACTION_VERSION = "extract-v1"  # bump when extraction code changes its output for the same models
 ASSIGNMENT = pa.schema([("doc_id", pa.string()), ("part", pa.string())])
+INDEX = schemas.EXTRACTED_DOCS.append(pa.field("part", pa.string()))  # what load_index returns
 
 
 def fingerprint(models: dict, settings: dict) -> tuple[str, dict]:
@@ -46,17 +46,12 @@ def fingerprint(models: dict, settings: dict) -> tuple[str, dict]:
 
 def load_index(store: Store, xfp: str) -> pa.Table:
     """(doc_id, text_sha256, part) of every finished part of ``xfp``."""
-    markers = store.glob(*extracted_prefix(xfp, "parts"), "*", EXTRACTED_DOCS)
     tables = []
-    for marker in markers:
+    for marker in store.glob(*extracted_prefix(xfp, "parts"), "*", EXTRACTED_DOCS):
         part = posixpath.basename(posixpath.dirname(marker))
-        with store.fs.open(marker, "rb") as f:
-            t = pq.read_table(f, schema=schemas.EXTRACTED_DOCS)
+        t = store.read_table(*extracted_prefix(xfp, "parts", part, EXTRACTED_DOCS), schema=schemas.EXTRACTED_DOCS)
         tables.append(t.append_column("part", pa.array([part] * t.num_rows, pa.string())))
-    if not tables:
-        return pa.table({"doc_id": pa.array([], pa.string()), "text_sha256": pa.array([], pa.string()),
-                         "part": pa.array([], pa.string())})
-    return pa.concat_tables(tables)
+    return pa.concat_tables(tables) if tables else INDEX.empty_table()
 
 
 def assign(index: pa.Table, live: pa.Table) -> pa.Table:

