@@ -29,7 +29,7 @@ from pipeline import publish, reuse, schemas
 from pipeline.beam.run import PARSER_VERSION, group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
-from pipeline.errors import ModelError, PublishError
+from pipeline.errors import ConfigError, ModelError, PublishError, StoreUnavailable, is_store_outage
 from pipeline.layout import MANIFEST, new_run_id, parsed_prefix, part_name, snapshot_key
 from pipeline.plan import InputFile, list_inputs, plan_shards
 from pipeline.resolve import Resolution, resolve
@@ -545,6 +545,23 @@ def clean_stale_snapshots(store: Store, run_id: str) -> list[str]:
     return stale
 
 
+def store_unavailable(config: RunConfig, store: Store, exc: BaseException) -> StoreUnavailable:
+    """The one message of a run stopped by a store outage: which store, what failed, what to do."""
+    from pipeline.storage import S3_RETRIES, options_for
+
+    options = options_for(store.uri(), config.storage_options) if "://" in store.uri() else {}
+    endpoint = options.get("endpoint_url") or (options.get("client_kwargs") or {}).get("endpoint_url")
+    retries = ((config.storage_options or {}).get("s3") or {}).get("retries", S3_RETRIES)
+    cause = next((line for line in str(exc).splitlines() if "connect" in line.lower()), str(exc).splitlines()[0]
+                 if str(exc) else type(exc).__name__)
+    return StoreUnavailable(
+        f"the store {store.uri()}" + (f" (endpoint {endpoint})" if endpoint else "") +
+        f" stopped answering: {cause.strip()[:300]}. Each request was tried {retries} times with backoff; the run "
+        "stopped without publishing and LATEST is untouched. Parsed files and extracted parts already written are "
+        "kept: run the same command again once the store answers (raise storage_options.s3.retries to ride out "
+        "longer outages).")
+
+
 @contextlib.contextmanager
 def _timed(timings: dict[str, float], stage: str):
     mark = time.time()
@@ -572,8 +589,11 @@ def run(config: RunConfig) -> RunSummary:
         stale = clean_stale_snapshots(store, run_id)
         if stale:
             log.warning("removed unfinished snapshot folders of killed runs: %s", stale)
-        store.remove(*snapshot_key(run_id))  # a re-run of the same run_id starts clean
         previous_id = publish.latest(store)
+        if previous_id == run_id:
+            raise ConfigError(f"run_id {run_id} is the snapshot LATEST names in {store.uri()}: re-running it would "
+                              "delete what readers open now. Leave run_id unset (a new dated id) or choose another.")
+        store.remove(*snapshot_key(run_id))  # a re-run of an unpublished run_id starts clean
         previous = store.read_json(*snapshot_key(previous_id, MANIFEST)) if previous_id else None
         with _timed(timings, "parse"):
             results = parse(config, files, shards)
@@ -597,7 +617,9 @@ def run(config: RunConfig) -> RunSummary:
                                       precision, held, timings, extraction, night, previous)
             commit(store, run_id, manifest, config.keep_snapshots, served_parts)
         timings["total"] = time.time() - t0
-    except BaseException:
+    except BaseException as exc:
+        if is_store_outage(exc):  # nothing to clean up with: the next start removes the unfinished folder
+            raise store_unavailable(config, store, exc) from exc
         # the snapshot is not committed: remove what was written, LATEST still names the previous one
         try:
             if not store.exists(*snapshot_key(run_id, MANIFEST)):

@@ -4,6 +4,8 @@
 - ``RecordError``: one record is bad; it goes to the rejects table and the file goes on.
 - ``ShardError``: one input file cannot be read; it fails alone, is reported, and the run goes on.
 - ``PublishError``: the snapshot cannot be completed; LATEST is left untouched.
+- ``StoreUnavailable``: the object store stopped answering and kept silent through every retry; the
+  run stops, LATEST is left untouched, and finished work is kept for the rerun.
 
 Every message says what was expected, where, and what to do.
 """
@@ -47,3 +49,27 @@ class ModelError(PubmineError):
 
 class PublishError(PubmineError):
     """A snapshot could not be completed; LATEST still names the previous snapshot."""
+
+
+class StoreUnavailable(PublishError):
+    """The object store did not answer through every retry (``pipeline.storage``): not a bad input."""
+
+
+# what a store that is down, restarting or unreachable raises, by class name along the cause chain
+# (botocore, aiohttp and the OS each wrap the one below; a Ray task error carries the remote one)
+_OUTAGE_TYPES = {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ClientConnectorError",
+                 "ServerDisconnectedError", "ConnectionRefusedError", "ConnectionResetError"}
+_OUTAGE_TEXT = ("Could not connect to the endpoint URL", "Cannot connect to host", "Connect call failed")
+
+
+def is_store_outage(exc: BaseException | None) -> bool:
+    """True when ``exc`` or anything that caused it (here, or in a Ray worker: a task error carries
+    the remote exception as ``cause`` and subclasses its type) is a failed connection to a server,
+    not an answer from it: an outage to retry or report, never a reason to reject a file."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(t.__name__ in _OUTAGE_TYPES for t in type(exc).__mro__) or any(t in str(exc) for t in _OUTAGE_TEXT):
+            return True
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return False

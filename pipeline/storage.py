@@ -36,9 +36,30 @@ def _gzip_codec() -> str:
     return "isal-gzip"
 
 
+S3_RETRIES = 8  # attempts per S3 request (each with botocore's own few): about 90 s of outage is ridden out
+
+
+def _retry_s3_outages(retries: int) -> None:
+    """pubmine's S3 retry policy, applied in every process that opens an S3 URL (driver, Ray tasks,
+    Beam workers): a refused or dropped connection (the server down or restarting) is retried like a
+    timeout, with s3fs's backoff (0.1 s growing 1.7x to 15 s between attempts), ``retries`` times.
+    s3fs keeps the count on the class, so it is set there; nothing else of s3fs changes."""
+    import botocore.exceptions
+    import s3fs.core
+
+    if not issubclass(botocore.exceptions.ConnectionError, s3fs.core.S3_RETRYABLE_ERRORS):
+        s3fs.core.add_retryable_error(botocore.exceptions.ConnectionError)
+    s3fs.core.S3FileSystem.retries = int(retries)
+
+
 def options_for(url: str, storage_options: dict | None) -> dict:
-    """storage_options are keyed by protocol ({"s3": {"endpoint_url": ...}}); pick the URL's."""
-    return dict((storage_options or {}).get(fsspec.utils.get_protocol(url), {}))
+    """storage_options are keyed by protocol ({"s3": {"endpoint_url": ...}}); pick the URL's. For S3,
+    pubmine reads ``retries`` itself (default ``S3_RETRIES``; see ``_retry_s3_outages``)."""
+    protocol = fsspec.utils.get_protocol(url)
+    options = dict((storage_options or {}).get(protocol, {}))
+    if protocol in ("s3", "s3a"):
+        _retry_s3_outages(options.pop("retries", S3_RETRIES))
+    return options
 
 
 def url_to_fs(url: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -94,7 +115,15 @@ class Store:
     # -- reads. Other processes (Ray workers, other runs) write into the store, so no read trusts a
     # listing the filesystem object cached earlier in this process (s3fs keeps one per prefix).
     def _fresh(self, path: str) -> str:
+        """Forget what this process cached of ``path`` and everything below it (s3fs's own
+        ``invalidate_cache`` drops a path and its parents only: a subfolder listed earlier, by this or
+        another thread sharing the cached filesystem, would hide files a worker wrote into it since)."""
         self.fs.invalidate_cache(path)
+        cache = getattr(self.fs, "dircache", None)
+        if cache:
+            below = path.rstrip("/") + "/"
+            for key in [k for k in list(cache) if k.startswith(below)]:
+                cache.pop(key, None)
         return path
 
     def exists(self, *parts: str) -> bool:

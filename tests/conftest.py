@@ -112,27 +112,45 @@ def ray_local():
     ray.shutdown()
 
 
+class S3Server:
+    """A SeaweedFS server of our own (infra/local/s3.sh) on a free loopback port; ``stop`` and ``start``
+    again keep its data (the state folder), so a test can take the store away mid-run."""
+
+    def __init__(self, state: Path):
+        self.state, self.port = state, free_port(6)
+        self.env = {**os.environ, **S3_ENV, "PUBMINE_S3_PORT": str(self.port),
+                    "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def _script(self, verb: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(ROOT / "infra" / "local" / "s3.sh"), verb, str(self.state)], env=self.env,
+                              capture_output=True, text=True, timeout=60)
+
+    def start(self) -> "S3Server":
+        out = self._script("start")
+        if out.returncode != 0:
+            raise RuntimeError(f"S3 server did not start: {out.stderr}")
+        return self
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def storage_options(self, **extra) -> dict:
+        # credentials travel in storage_options: Ray workers started before a fixture lack the env
+        return {"s3": {"endpoint_url": self.endpoint, "key": S3_ENV["AWS_ACCESS_KEY_ID"],
+                       "secret": S3_ENV["AWS_SECRET_ACCESS_KEY"], **extra}}
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real S3 server (SeaweedFS `weed mini`) on loopback, started by infra/local/s3.sh."""
-    state = tmp_path_factory.mktemp("s3")
-    port = free_port(6)
-    env = {**os.environ, **S3_ENV, "PUBMINE_S3_PORT": str(port),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    script = ROOT / "infra" / "local" / "s3.sh"
-    out = subprocess.run(["bash", str(script), "start", str(state)], env=env, capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"S3 server did not start: {out.stderr}")
-    endpoint = out.stdout.strip().splitlines()[-1]
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
     saved = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
     try:
-        # credentials travel in storage_options: Ray workers started before this fixture lack the env
-        options = {"s3": {"endpoint_url": endpoint, "key": S3_ENV["AWS_ACCESS_KEY_ID"],
-                          "secret": S3_ENV["AWS_SECRET_ACCESS_KEY"]}}
-        yield {"endpoint": endpoint, "bucket": "pubmine", "storage_options": options}
+        yield {"endpoint": server.endpoint, "bucket": "pubmine", "storage_options": server.storage_options()}
     finally:
-        subprocess.run(["bash", str(script), "stop", str(state)], env=env, timeout=60)
+        server.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 from pipeline import schemas
 from pipeline.parse.document import Document
 from pipeline.parse.sources import iter_records
-from pipeline.errors import ShardError
+from pipeline.errors import ShardError, is_store_outage
 from pipeline.parse.sentences import split_spans
 from pipeline.storage import open_url, options_for
 
@@ -165,6 +165,8 @@ class ParseArticles(beam.DoFn):
                         yield beam.pvalue.TaggedOutput(REJECTS, TablePart(shard, "rejects", row={
                             "source_file": shard.source_file, **payload}))
         except (ShardError, OSError, EOFError) as err:  # this file fails alone; the others in the run go on
+            if is_store_outage(err):  # the store is down, the file may be fine: the run stops, nothing rejected
+                raise
             detail = err.detail if isinstance(err, ShardError) else f"{type(err).__name__}: {err}"
             self.failed.inc()
             yield beam.pvalue.TaggedOutput(FAILED, TablePart(shard, "failed", row={"detail": detail}))
