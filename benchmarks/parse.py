@@ -56,9 +56,10 @@ def _records(path: Path):
             yield etree.tostring(el)
 
 
-def build_file(n: int, out: Path) -> Path:
-    """n articles from the real records, cycled, each with a new PMID; legacy MedlineCitation records
-    are wrapped as PubmedArticle (with PubmedData) so both parsers see the current format."""
+def build_file(n: int, out: Path, first_pmid: int = 90_000_000) -> Path:
+    """n articles from the real records, cycled, each with a new PMID (``first_pmid`` on); legacy
+    MedlineCitation records are wrapped as PubmedArticle (with PubmedData) so both parsers see the
+    current format."""
     if out.exists():
         return out
     pool = [r for p in real_files() for r in _records(p)]
@@ -69,7 +70,7 @@ def build_file(n: int, out: Path) -> Path:
                 b'1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
         for i in range(n):
             el = etree.fromstring(pool[i % len(pool)])
-            pmid = str(90_000_000 + i)
+            pmid = str(first_pmid + i)
             if el.tag == "MedlineCitation":
                 wrapper = etree.Element("PubmedArticle")
                 wrapper.append(el)

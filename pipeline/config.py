@@ -75,6 +75,17 @@ class ParseConfig:
 
 
 @dataclass(frozen=True)
+class ResolveConfig:
+    # documents per resolution task: the live set is resolved in groups of doc_id hash partitions
+    # (pipeline.resolve), each task holding at most about this many records; the driver holds none
+    group_documents: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        if self.group_documents < 1:
+            raise ConfigError(f"resolve.group_documents must be >= 1 (got {self.group_documents})")
+
+
+@dataclass(frozen=True)
 class ExtractConfig:
     model: str = "default"             # NER model artifact URL (file://, s3://, local path) or "default"
     normalizer: str = "default"        # normalizer artifact URL, "default", or "none" (concept_id stays null)
@@ -135,6 +146,7 @@ class RunConfig:
     # fsspec options per protocol, for the store, inputs and models: {s3: {endpoint_url: ...}}
     storage_options: dict = field(default_factory=dict)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    resolve: ResolveConfig = field(default_factory=ResolveConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 

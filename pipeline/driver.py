@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import publish, reuse, schemas
+from pipeline import publish, resolve, reuse, schemas
 from pipeline.beam.run import PARSER_VERSION, group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
 from pipeline.errors import ConfigError, ModelError, PublishError, StoreUnavailable, is_store_outage
-from pipeline.layout import MANIFEST, new_run_id, parsed_prefix, part_name, snapshot_key
+from pipeline.layout import MANIFEST, PARTS, new_run_id, part_name, partition_groups, run_state, snapshot_key
 from pipeline.plan import InputFile, list_inputs, plan_shards
-from pipeline.resolve import Resolution, resolve
 from pipeline.storage import Store, url_to_fs
 
 log = logging.getLogger("pubmine")
@@ -291,15 +290,61 @@ def parsed_ok(results: list[dict]) -> list[int]:
     return [i for i, r in enumerate(results) if r and r["ok"]]
 
 
-def resolve_live(store: Store, shards: list[ShardSpec], ok: list[int]) -> Resolution:
-    """Stage 3: last file wins per PMID, DeleteCitation removes; over the id columns only."""
-    doc_tables, del_tables = [], []
-    for i in ok:
-        prefix = parsed_prefix(shards[i].fingerprint)
-        doc_tables.append(store.read_table(*prefix, "documents.parquet",
-                                           columns=["doc_id", "pmid", "source", "source_seq", "position", "text_sha256"]))
-        del_tables.append(store.read_table(*prefix, "deletions.parquet", schema=schemas.DELETIONS))
-    return resolve(doc_tables, del_tables)
+@dataclass
+class Resolved:
+    """What resolution decided, as counts: the live documents themselves are in the store
+    (``state/runs/<run_id>/live/`` by shard, ``resolved/`` by partition), never in the driver."""
+
+    run_id: str
+    groups: list[list[int]]      # the partitions each resolution task took
+    counts: Counter              # live, superseded, deleted, reused, added, revised, unchanged, night_deleted
+
+    @property
+    def live_files(self) -> list[str]:
+        return [f"{g:04d}.parquet" for g in range(len(self.groups))]
+
+    superseded = property(lambda self: self.counts["superseded"])
+    deleted = property(lambda self: self.counts["deleted"])
+    live_count = property(lambda self: self.counts["live"])
+    reused = property(lambda self: self.counts["reused"])
+
+
+def _index(config: RunConfig, run_id: str, xfp: str, parts: list[str], name: str, per_task: int = 256) -> None:
+    """Index ``parts`` by partition for this run (Ray tasks of ``per_task`` parts; ``pipeline.resolve``)."""
+    import ray
+
+    task = ray.remote(resolve.index_parts).options(max_retries=config.parse.max_retries)
+    ray.get([task.remote(config.store, config.storage_options, run_id, xfp, parts[k : k + per_task], f"{name}-{k // per_task:05d}.parquet")
+             for k in range(0, len(parts), per_task)])
+
+
+def resolve_live(config: RunConfig, run_id: str, xfp: str, shards: list[ShardSpec], results: list[dict], ok: list[int],
+                 previous: dict | None = None) -> Resolved:
+    """Stage 3 (Ray tasks; ``pipeline.resolve``): each parsed shard's id columns by partition (once per
+    shard), then one task per group of partitions: last file wins per PMID, DeleteCitation removes,
+    each live text looked up in the extraction state of ``xfp`` (the previous run's served table, and
+    the parts it does not know: a killed run's), the night's changes against ``previous`` (its manifest).
+    Groups are sized by ``resolve.group_documents``; the driver holds counts and part keys only."""
+    import ray
+
+    url, so = config.store, config.storage_options
+    store = Store(url, so)
+    keys = ray.remote(resolve.write_keys).options(max_retries=config.parse.max_retries)
+    ray.get([keys.remote(url, so, shards[i].fingerprint) for i in ok])
+    previous_id = (previous or {}).get("run_id")
+    same = bool(previous) and (previous.get("extraction") or {}).get("fingerprint") == xfp
+    known = set()
+    if same and store.exists(*run_state(previous_id, PARTS)):
+        known = set(store.read_table(*run_state(previous_id, PARTS)).column("part").to_pylist())
+    _index(config, run_id, xfp, [p for p in reuse.finished_parts(store, xfp) if p not in known], "found")
+    records = sum((results[i].get("rows") or {}).get("documents", 0) for i in ok)
+    groups = partition_groups(-(-records // config.resolve.group_documents))
+    task = ray.remote(resolve.resolve_group).options(max_retries=config.parse.max_retries)
+    listed = [(i, shards[i].fingerprint) for i in ok]
+    counts = Counter()
+    for c in ray.get([task.remote(url, so, run_id, g, parts, listed, previous_id, same) for g, parts in enumerate(groups)]):
+        counts.update(c)
+    return Resolved(run_id, groups, counts)
 
 
 # -- extraction reuse: what the models must see this run
@@ -325,45 +370,24 @@ def extraction_fingerprint(config: RunConfig, models: Models) -> tuple[str, dict
         {"precision": ner_precision(config), "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION})  # sentences are its input
 
 
-def to_extract(store: Store, xfp: str, resolution: Resolution) -> tuple[dict[int, pa.Array], int]:
-    """Per shard, the live documents whose (doc_id, text) no finished part of ``xfp`` holds; and how
-    many live documents are served by earlier extraction."""
-    served = reuse.assign(reuse.load_index(store, xfp), resolution.documents)
-    done = served.column("doc_id")
-    out = {k: pc.filter(ids, pc.invert(pc.is_in(ids, value_set=done))) if len(done) else ids
-           for k, ids in resolution.live.items()}
-    return out, served.num_rows
-
-
 # -- publish the text tables, 4 extract
 
 
 def publish_text(config: RunConfig, run_id: str, shards: list[ShardSpec], results: list[dict], ok: list[int],
-                 resolution: Resolution, extract_ids: dict[int, pa.Array] | None = None) -> tuple[Counter, list]:
+                 resolved: Resolved) -> tuple[Counter, list[str]]:
     """The live rows of each parsed shard into the snapshot (a Ray task per shard; a shard whose
     documents are all live is copied inside the store), and the rejects of files that failed.
-    Returns the row counts and the sentences of the documents to extract (``extract_ids``, default
-    every live one), in Ray's object store as non-empty blocks of about ``extract.batch_size``
-    sentences that each hold whole documents."""
+    Returns the row counts and the names of the blocks to extract (sentences of whole documents that
+    no finished part serves, written under ``state/runs/<run>/extract/``; never an empty one)."""
     import ray
 
     store = Store(config.store, config.storage_options)
-    pub = ray.remote(publish.publish_parsed_shard)
-    calls = []
-    for k, i in enumerate(ok):
-        live = resolution.live[k]
-        wanted = live if extract_ids is None else extract_ids[k]
-        share = len(wanted) / max(len(live), 1)  # blocks sized by the sentences that will be extracted
-        n = int(results[i].get("rows", {}).get("sentences", 0) * share)
-        n_blocks = max(1, -(-n // config.extract.batch_size))
-        c, *blocks = pub.options(num_returns=1 + n_blocks, max_retries=config.parse.max_retries).remote(
-            config.store, config.storage_options, run_id, shards[i].fingerprint, live, resolution.live_sha[k],
-            wanted, n_blocks)
-        calls.append((c, blocks))
-    totals, sentence_refs = Counter(), []
-    for c, blocks in calls:
-        counts = ray.get(c)
-        sentence_refs.extend(ref for ref, rows in zip(blocks, counts.pop("block_rows")) if rows)  # never an empty block
+    pub = ray.remote(publish.publish_parsed_shard).options(max_retries=config.parse.max_retries)
+    refs = [pub.remote(config.store, config.storage_options, run_id, i, shards[i].fingerprint, resolved.live_files,
+                       config.extract.batch_size) for i in ok]
+    totals, blocks = Counter(), []
+    for counts in ray.get(refs):
+        blocks.extend(name for name, _ in counts.pop("blocks"))
         totals.update(counts)
     failed = [r for r in results if r and not r["ok"]]
     if failed:
@@ -373,14 +397,16 @@ def publish_text(config: RunConfig, run_id: str, shards: list[ShardSpec], result
                                  schema=schemas.REJECTS),
             *snapshot_key(run_id, "rejects", part_name(run_id, "failed-files")))
     totals["rejects"] += len(failed)
-    return totals, sentence_refs
+    return totals, blocks
 
 
-def extract(config: RunConfig, run_id: str, models: Models, xfp: str, sentence_refs: list) -> tuple[str, Counter]:
-    """Three Ray Data stages over blocks of whole documents, each block one batch: tokenizer actors
-    (CPU), NER actors (the accelerator), document actors (linking and relations), which write each
-    block's rows as an extracted part of ``xfp``. Returns the NER precision and the summed per-block
-    counts."""
+def extract(config: RunConfig, run_id: str, models: Models, xfp: str, blocks: list[str]) -> tuple[str, Counter, list[str]]:
+    """Three Ray Data stages over the blocks (whole documents each, one batch each): tokenizer actors
+    (CPU) that read each block from the store as they reach it, NER actors (the accelerator),
+    document actors (linking and relations), which write each block's rows as an extracted part of
+    ``xfp``. Streaming: the dataset is the list of block names, so the object store holds only the
+    blocks in flight, whatever the corpus. Returns the NER precision, the summed per-block counts and
+    the parts written."""
     import ray
     import ray.data
 
@@ -388,15 +414,16 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, sentence_r
 
     ex = config.extract
     precision = ner_precision(config)
-    if not sentence_refs:
-        return precision, Counter()
+    if not blocks:
+        return precision, Counter(), []
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
     ner = StageResources(ex.num_cpus_per_actor, ex.num_gpus_per_actor)
     doc = StageResources(ex.doc_num_cpus, ex.doc_num_gpus)
     common = dict(batch_size=None, batch_format="pyarrow")  # a batch is a block: documents stay whole
-    ds = ray.data.from_arrow_refs(sentence_refs)
-    ds = ds.map_batches(Tokenize, fn_constructor_kwargs=dict(model_url=models.ner_url, storage_options=config.storage_options),
+    ds = ray.data.from_items([{"block": b} for b in blocks], override_num_blocks=len(blocks))  # a block a batch
+    ds = ds.map_batches(Tokenize, fn_constructor_kwargs=dict(model_url=models.ner_url, storage_options=config.storage_options,
+                                                             store_url=config.store, run_id=run_id),
                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=ex.tokenize_actors),
                         num_cpus=ex.tokenize_num_cpus, **common)
     ds = ds.map_batches(
@@ -414,63 +441,80 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, sentence_r
             relation_urls=models.relation_urls, precision=ex.precision, num_threads=doc.threads),
         compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
         memory=int(ex.doc_memory_gb * 2**30), **common)
-    counts = Counter()
+    counts, parts = Counter(), []
     for table in ray.get(ds.to_arrow_refs()):  # COUNTS rows, one per block (no empty block is sent)
         for row in table.to_pylist():
             counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
-    return precision, counts
+            parts.append(row["part"])
+    return precision, counts, sorted(set(parts))
 
 
-def carry(config: RunConfig, run_id: str, xfp: str, resolution: Resolution, documents_with_sentences: int
-          ) -> tuple[Counter, set[str]]:
-    """The snapshot's entities and relations from the extracted parts that serve its live documents
-    (Ray tasks, 64 parts each). Fails, publishing nothing, when a live document with sentences has no
-    finished part: its entities would be missing. Returns the counts and the parts served."""
+def carry(config: RunConfig, run_id: str, xfp: str, resolved: Resolved, new_parts: list[str],
+          documents_with_sentences: int) -> tuple[Counter, set[str]]:
+    """The snapshot's entities and relations from the extracted parts that serve its live documents.
+    The new parts are indexed, each resolution group writes its served table (``served/``: the next
+    night's lookup) and counts what each part serves; parts whose every document is served are
+    copied inside the store, the others filtered (Ray tasks, 64 parts each). Fails, publishing
+    nothing, when a live document with sentences has no finished part: its entities would be missing.
+    Returns the counts and the parts served."""
     import ray
 
-    store = Store(config.store, config.storage_options)
-    index = reuse.load_index(store, xfp)
-    served = reuse.assign(index, resolution.documents)
-    if served.num_rows != documents_with_sentences:
+    url, so = config.store, config.storage_options
+    store = Store(url, so)
+    _index(config, run_id, xfp, new_parts, "new")
+    serve = ray.remote(resolve.serve_group).options(max_retries=config.parse.max_retries)
+    counts = pa.concat_tables(ray.get([serve.remote(url, so, run_id, g, parts) for g, parts in enumerate(resolved.groups)]))
+    served = int(pc.sum(counts.column("served")).as_py() or 0)
+    if served != documents_with_sentences:
         raise PublishError(
-            f"extraction covers {served.num_rows} of the {documents_with_sentences} live documents with sentences "
+            f"extraction covers {served} of the {documents_with_sentences} live documents with sentences "
             f"(state/extracted/{xfp}): a block's part is missing, so its entities would be too. Not publishing; "
             "run again (finished blocks are kept), and report it with the run's log if it repeats.")
-    items = reuse.carry_plan(index, served)
+    whole, filtered = reuse.carry_plan(counts)
     task = ray.remote(reuse.carry_parts).options(max_retries=config.parse.max_retries)
-    counts = Counter()
-    for result in ray.get([task.remote(config.store, config.storage_options, run_id, xfp, items[k : k + 64])
-                           for k in range(0, len(items), 64)]):
-        counts.update(result)
-    return counts, set(served.column("part").to_pylist())
+    carried = Counter()
+    for result in ray.get([task.remote(url, so, run_id, xfp, whole[k : k + 64], []) for k in range(0, len(whole), 64)] +
+                          [task.remote(url, so, run_id, xfp, [], filtered[k : k + 256]) for k in range(0, len(filtered), 256)]):
+        carried.update(result)
+    parts = sorted(whole + filtered)
+    store.write_table(pa.table({"part": pa.array(parts, pa.string())}), *run_state(run_id, PARTS))
+    return carried, set(parts)
 
 
 # -- 5 commit
 
 
-def snapshot_counts(store: Store, run_id: str) -> dict:
-    """What the snapshot holds, read from its own tables (every table exists, if empty, from here on)."""
+def snapshot_counts(config: RunConfig, run_id: str, per_task: int = 64) -> dict:
+    """What the snapshot holds, read from its own tables by Ray tasks (``publish.count_files``, a
+    batch of files each), so the driver never reads a table whole. Every table exists, if empty,
+    from here on."""
+    import ray
+
+    store = Store(config.store, config.storage_options)
+    task = ray.remote(publish.count_files).options(max_retries=config.parse.max_retries)
+    refs = []
     for name in schemas.SNAPSHOT_TABLES:
         publish.ensure_table(store, run_id, name)
-    ents = store.read_table(*snapshot_key(run_id, "entities"), columns=["type", "concept_id"])
-    rels = store.read_table(*snapshot_key(run_id, "relations"), columns=["type"])
-    rejects = store.read_table(*snapshot_key(run_id, "rejects"), columns=["reason"])
-    by = lambda t, c: dict(sorted(Counter(t.column(c).to_pylist()).items()))
-    return {"entities_by_type": by(ents, "type"), "relations_by_type": by(rels, "type"),
-            "entities_linked": int(pc.sum(pc.is_valid(ents.column("concept_id"))).as_py() or 0),
-            "rejects_by_reason": by(rejects, "reason"),
-            "rows": {name: store.count_rows(*snapshot_key(run_id, name)) for name in schemas.SNAPSHOT_TABLES}}
+        files = [f.rsplit("/", 1)[1] for f in store.parquet_files(*snapshot_key(run_id, name))]
+        refs += [task.remote(config.store, config.storage_options, run_id, name, files[k : k + per_task])
+                 for k in range(0, len(files), per_task)]
+    totals: dict = {"entities_by_type": Counter(), "relations_by_type": Counter(), "rejects_by_reason": Counter(),
+                    "entities_linked": 0, "rows": Counter({name: 0 for name in schemas.SNAPSHOT_TABLES})}
+    for part in ray.get(refs):
+        for key in ("entities_by_type", "relations_by_type", "rejects_by_reason", "rows"):
+            totals[key].update(part.get(key, {}))
+        totals["entities_linked"] += part.get("entities_linked", 0)
+    return {"entities_by_type": dict(sorted(totals["entities_by_type"].items())),
+            "relations_by_type": dict(sorted(totals["relations_by_type"].items())),
+            "entities_linked": totals["entities_linked"],
+            "rejects_by_reason": dict(sorted(totals["rejects_by_reason"].items())), "rows": dict(totals["rows"])}
 
 
-def night_changes(store: Store, previous: str | None, live: pa.Table) -> dict:
-    """Documents added / revised / unchanged / deleted against the previous snapshot."""
-    if previous is None:
-        return {"previous": None, "added": live.num_rows, "revised": 0, "unchanged": 0, "deleted": 0}
-    before = store.read_table(*snapshot_key(previous, "documents"), columns=["doc_id", "text_sha256"])
-    same_id = live.join(before.rename_columns(["doc_id", "before"]), "doc_id", join_type="inner")
-    unchanged = int(pc.sum(pc.equal(same_id.column("text_sha256"), same_id.column("before"))).as_py() or 0)
-    return {"previous": previous, "added": live.num_rows - same_id.num_rows, "revised": same_id.num_rows - unchanged,
-            "unchanged": unchanged, "deleted": before.num_rows - same_id.num_rows}
+def night_changes(previous_id: str | None, resolved: Resolved) -> dict:
+    """Documents added / revised / unchanged / deleted against the previous snapshot (resolution's counts)."""
+    c = resolved.counts
+    return {"previous": previous_id, "added": c["added"], "revised": c["revised"], "unchanged": c["unchanged"],
+            "deleted": c["night_deleted"]}
 
 
 def _delta(now: dict, before: dict) -> dict:
@@ -478,7 +522,7 @@ def _delta(now: dict, before: dict) -> dict:
 
 
 def build_manifest(config: RunConfig, run_id: str, models: Models, shards: list[ShardSpec], results: list[dict],
-                   resolution: Resolution, text: Counter, extracted: Counter, precision: str | None,
+                   resolution: Resolved, text: Counter, extracted: Counter, precision: str | None,
                    held: dict, timings: dict[str, float], extraction: dict | None = None,
                    night: dict | None = None, previous: dict | None = None) -> dict:
     """The snapshot's ``_manifest.json``, from the stages' own counters and what the snapshot holds
@@ -531,7 +575,7 @@ def commit(store: Store, run_id: str, manifest: dict, keep_snapshots: int, serve
     if xfp and served_parts is not None:
         keep = {store.read_json(*snapshot_key(r, MANIFEST)).get("extraction", {}).get("fingerprint")
                 for r in publish.complete_snapshots(store)}
-        gone = reuse.collect_garbage(store, xfp, served_parts, keep)
+        gone = reuse.collect_garbage(store, xfp, served_parts, keep, run_id)
         if any(gone.values()):
             log.info("extraction state removed: %s", gone)
 
@@ -594,24 +638,24 @@ def run(config: RunConfig) -> RunSummary:
             raise ConfigError(f"run_id {run_id} is the snapshot LATEST names in {store.uri()}: re-running it would "
                               "delete what readers open now. Leave run_id unset (a new dated id) or choose another.")
         store.remove(*snapshot_key(run_id))  # a re-run of an unpublished run_id starts clean
+        store.remove(*run_state(run_id))
         previous = store.read_json(*snapshot_key(previous_id, MANIFEST)) if previous_id else None
         with _timed(timings, "parse"):
             results = parse(config, files, shards)
         ok = parsed_ok(results)
         with _timed(timings, "resolve"):
-            resolution = resolve_live(store, shards, ok)
-            extract_ids, reused = to_extract(store, xfp, resolution)
+            resolution = resolve_live(config, run_id, xfp, shards, results, ok, previous)
         with _timed(timings, "publish_text"):
-            text, sentence_refs = publish_text(config, run_id, shards, results, ok, resolution, extract_ids)
+            text, blocks = publish_text(config, run_id, shards, results, ok, resolution)
         with _timed(timings, "extract"):
-            precision, extracted = extract(config, run_id, models, xfp, sentence_refs)
+            precision, extracted, new_parts = extract(config, run_id, models, xfp, blocks)
         with _timed(timings, "carry"):
-            carried, served_parts = carry(config, run_id, xfp, resolution, text["sentence_docs"])
+            carried, served_parts = carry(config, run_id, xfp, resolution, new_parts, text["sentence_docs"])
         with _timed(timings, "commit"):
-            held = snapshot_counts(store, run_id)
-            night = night_changes(store, previous_id, resolution.documents)
+            held = snapshot_counts(config, run_id)
+            night = night_changes(previous_id, resolution)
             timings["total"] = time.time() - t0
-            extraction = {"fingerprint": xfp, "key": xkey, "documents_reused": reused,
+            extraction = {"fingerprint": xfp, "key": xkey, "documents_reused": resolution.reused,
                           "parts_copied": carried["copied"], "parts_filtered": carried["filtered"]}
             manifest = build_manifest(config, run_id, models, shards, results, resolution, text, extracted,
                                       precision, held, timings, extraction, night, previous)

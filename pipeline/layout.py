@@ -6,20 +6,47 @@ spelled out once, here.
     <store>/snapshots/<run_id>/_manifest.json        written last: the snapshot is complete
     <store>/snapshots/<run_id>/<table>/part-<hash>.parquet
     <store>/state/parsed/<fingerprint>/<table>.parquet, _SUCCESS   one parsed input file
+    <store>/state/parsed/<fingerprint>/keys-p64.parquet  its id columns by doc_id partition (resolution)
     <store>/state/extracted/<xfp>/parts/<key>/{entities,relations,docs}.parquet
                                  what one extraction block produced under extraction fingerprint <xfp>;
                                  docs.parquet (doc_id, text_sha256) is written last and marks it complete
+    <store>/state/runs/<run_id>/  one run's working state (pipeline.resolve): live/ (the live documents by
+                                 shard), resolved/ and served/ (by partition; served/ is the next night's
+                                 reuse lookup), index/ (parts by partition), extract/ (the blocks to
+                                 extract), parts.parquet (the parts the snapshot uses). Only the run
+                                 LATEST names keeps its folder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import zlib
+
+import numpy as np
 
 LATEST = "LATEST"
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"  # a parsed shard's completion marker (its row counts, parser version)
 EXTRACTED_DOCS = "docs.parquet"  # an extracted part's completion marker: the documents (and texts) it covers
+PARTS = "parts.parquet"  # in a run's folder: the extracted parts its snapshot carries (written at carry)
+
+# Documents are hash-partitioned by doc_id for resolution and the reuse lookup. A layout constant:
+# files keyed by it say so in their names (keys-p64.parquet), so a change re-keys instead of misreading.
+PARTITIONS = 64
+KEYS = f"keys-p{PARTITIONS}.parquet"
+
+
+def partition_of(doc_ids) -> np.ndarray:
+    """Each doc_id's partition (CRC-32 of its UTF-8, mod PARTITIONS): the same in every process."""
+    ids = doc_ids.to_pylist() if hasattr(doc_ids, "to_pylist") else list(doc_ids)
+    return np.fromiter((zlib.crc32(d.encode()) % PARTITIONS for d in ids), dtype=np.int32, count=len(ids))
+
+
+def partition_groups(n: int) -> list[list[int]]:
+    """The partitions split into ``n`` (at most PARTITIONS) contiguous groups of about equal size."""
+    n = max(1, min(n, PARTITIONS))
+    return [g.tolist() for g in np.array_split(np.arange(PARTITIONS), n)]
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -37,6 +64,10 @@ def parsed_prefix(fingerprint: str) -> tuple[str, str]:
 
 def extracted_prefix(xfp: str, *parts: str) -> tuple[str, ...]:
     return ("state", f"extracted/{xfp}", *parts)
+
+
+def run_state(run_id: str, *parts: str) -> tuple[str, ...]:
+    return ("state", f"runs/{run_id}", *parts)
 
 
 def part_name(*keys: str) -> str:

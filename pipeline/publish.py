@@ -1,5 +1,6 @@
 """Publishing a snapshot: the text tables of each parsed shard (a Ray task per shard, which also cuts
-the live sentences into extraction blocks of whole documents), the manifest, LATEST, retention.
+the sentences to extract into blocks of whole documents, written to the run's state for the
+extraction stage to read lazily), the manifest, LATEST, retention.
 
 A snapshot is complete when its ``_manifest.json`` exists; LATEST is written after it and names the
 newest complete snapshot. A run that fails before that leaves LATEST and earlier snapshots untouched.
@@ -16,7 +17,7 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.errors import PublishError
-from pipeline.layout import LATEST, MANIFEST, parsed_prefix, part_name, snapshot_key
+from pipeline.layout import LATEST, MANIFEST, parsed_prefix, part_name, run_state, snapshot_key
 from pipeline.storage import Store
 
 
@@ -36,20 +37,22 @@ def split_documents(sentences: pa.Table, n_blocks: int) -> list[pa.Table]:
     return [sentences.slice(a, max(b - a, 0)) for a, b in zip(cuts, cuts[1:])]
 
 
-def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fingerprint: str,
-                         live_doc_ids: pa.Array, live_sha: pa.Array, extract_doc_ids: pa.Array | None = None,
-                         n_blocks: int = 1) -> tuple:
-    """Put the live rows of one parsed shard into the snapshot: a table whose rows are all live is
-    copied inside the store (server side on S3), never read and written again; otherwise its live rows
-    are written. Returns the counts, then the sentences of ``extract_doc_ids`` (default: every live
-    document; the rest reuse earlier extraction) with their documents' ``text_sha256``, as ``n_blocks``
-    tables that each hold whole documents (run it with ``num_returns=1 + n_blocks``: the blocks go to
-    extraction through the object store). ``live_sha`` is the text hash of each live document (the
-    version resolution chose). ``counts["block_rows"]`` says which blocks are empty, so that none is
-    sent to extraction."""
+def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, shard: int, fingerprint: str,
+                         live_files: list[str], batch_size: int) -> dict:
+    """Put the live rows of one parsed shard (a Ray task per shard) into the snapshot: a table whose
+    rows are all live is copied inside the store (server side on S3), never read and written again;
+    otherwise its live rows are written. The shard's live documents come from resolution's
+    ``live/<group>.parquet`` files (``live_files``: their names; only this shard's row group of each is
+    read), with the part that already serves each text. The sentences of the others (to extract) are
+    written as blocks of about ``batch_size`` sentences that each hold whole documents, to
+    ``state/runs/<run>/extract/``; ``counts["blocks"]`` names the non-empty ones, in order, for the
+    extraction stage to read as it goes."""
     store = Store(store_url, storage_options)
     prefix = parsed_prefix(fingerprint)
-    all_live = len(live_doc_ids) == store.parquet_rows(*prefix, "documents.parquet")
+    live = pa.concat_tables([store.read_groups([shard], *run_state(run_id, "live", name), key="shard")
+                             for name in live_files]) if live_files else None
+    live_ids = live.column("doc_id") if live is not None else pa.chunked_array([], pa.string())
+    all_live = len(live_ids) == store.parquet_rows(*prefix, "documents.parquet")
     counts: dict = {"copied_tables": 0}
     tables: dict[str, pa.Table] = {}
     for name in ("documents", "passages", "sentences", "rejects"):
@@ -60,7 +63,7 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fin
             counts["copied_tables"] += 1
             continue
         table = store.read_table(*src, schema=schemas.PARSED_TABLES[name])
-        table = table.filter(pc.is_in(table.column("doc_id"), value_set=live_doc_ids))
+        table = table.filter(pc.is_in(table.column("doc_id"), value_set=live_ids))
         if name == "documents":
             table = table.sort_by("doc_id")
         store.write_table(table, *dst)
@@ -70,14 +73,47 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, fin
     if sentences is None:
         sentences = store.read_table(*prefix, "sentences.parquet", schema=schemas.SENTENCES)
     counts["sentence_docs"] = pc.count_distinct(sentences.column("doc_id")).as_py() if sentences.num_rows else 0
-    wanted = live_doc_ids if extract_doc_ids is None else extract_doc_ids
-    sentences = sentences.filter(pc.is_in(sentences.column("doc_id"), value_set=wanted))
-    sha = live_sha.take(pc.index_in(sentences.column("doc_id"), value_set=live_doc_ids))
-    blocks = split_documents(sentences.select(["doc_id", "sent_idx", "start", "text"]).append_column("text_sha256", sha),
-                             n_blocks)
+    todo = live.filter(pc.is_null(live.column("part"))) if live is not None else None
+    counts["blocks"], counts["extract_sentences"] = [], 0
+    if todo is None or not todo.num_rows:
+        return counts
+    sentences = sentences.filter(pc.is_in(sentences.column("doc_id"), value_set=todo.column("doc_id")))
+    sha = todo.column("text_sha256").take(pc.index_in(sentences.column("doc_id"), value_set=todo.column("doc_id")))
+    sentences = sentences.select(["doc_id", "sent_idx", "start", "text"]).append_column("text_sha256", sha)
+    for k, block in enumerate(split_documents(sentences, max(1, -(-sentences.num_rows // batch_size)))):
+        if block.num_rows:  # a long document leaves later blocks empty: never sent
+            name = f"{fingerprint}-{k:05d}.parquet"
+            store.write_table(block, *run_state(run_id, "extract", name))
+            counts["blocks"].append([name, block.num_rows])
     counts["extract_sentences"] = sentences.num_rows
-    counts["block_rows"] = [b.num_rows for b in blocks]
-    return (counts, *blocks)
+    return counts
+
+
+def count_files(store_url: str, storage_options: dict, run_id: str, name: str, files: list[str]) -> dict:
+    """What some files of a snapshot table hold (a Ray task per batch of files): rows (from the
+    footers), and entities by type and linked, relations by type, rejects by reason."""
+    from collections import Counter
+
+    store = Store(store_url, storage_options)
+    out: dict = {"rows": {name: 0}}
+    column = {"entities": "type", "relations": "type", "rejects": "reason"}.get(name)
+    by = Counter()
+    linked = 0
+    for f in files:
+        key = snapshot_key(run_id, name, f)
+        if column is None:
+            out["rows"][name] += store.parquet_rows(*key)
+            continue
+        t = store.read_table(*key, columns=[column, "concept_id"] if name == "entities" else [column])
+        out["rows"][name] += t.num_rows
+        by.update(t.column(column).to_pylist())
+        if name == "entities":
+            linked += int(pc.sum(pc.is_valid(t.column("concept_id"))).as_py() or 0)
+    if column:
+        out[{"entities": "entities_by_type", "relations": "relations_by_type", "rejects": "rejects_by_reason"}[name]] = dict(by)
+    if name == "entities":
+        out["entities_linked"] = linked
+    return out
 
 
 def ensure_table(store: Store, run_id: str, name: str) -> None:

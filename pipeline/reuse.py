@@ -6,16 +6,19 @@ output (the NER, normalizer and relation model ids, the settings their hashes do
 precision, windowing, the parser version whose sentences the models read, and ``EXTRACTION_VERSION``); ``key`` hashes the (doc_id, text_sha256) pairs of
 the block. ``docs.parquet`` is written last, so a part without it is unfinished and ignored.
 
-A run looks each live document up by (doc_id, text_sha256) in the parts of its own fingerprint:
-found, its rows are reused, even when the record arrived in another input file (the yearly baseline
-re-release); not found, it is extracted. The snapshot's entities and relations are then carried from
-the parts: a part all of whose documents are live is copied inside the store (S3 CopyObject), a part
-that also holds superseded or deleted documents is filtered. A killed run's finished parts are found
-by the rerun, which so redoes only unfinished blocks. Parts are content-addressed and written whole,
-so a retried or concurrent block writes the same bytes.
+A run looks each live document up by (doc_id, text_sha256), in resolution's tasks
+(``pipeline.resolve``): in the previous run's served table (when it ran under the same fingerprint)
+and in the parts no served table knows (a killed run's). Found, its rows are reused, even when the
+record arrived in another input file (the yearly baseline re-release); not found, it is extracted.
+The snapshot's entities and relations are then carried from the parts: a part all of whose documents
+are served is copied inside the store (S3 CopyObject), a part that also holds superseded or deleted
+documents is filtered. A killed run's finished parts are found by the rerun, which so redoes only
+unfinished blocks. Parts are content-addressed and written whole, so a retried or concurrent block
+writes the same bytes.
 
 Garbage collection (after a commit): fingerprint folders that no retained snapshot names are
-removed, and, in the current fingerprint, parts that hold none of the committed snapshot's documents.
+removed, in the current fingerprint the parts that hold none of the committed snapshot's documents,
+and every run's working state but the committed run's.
 It assumes one run at a time per store (the nightly schedule); a concurrent run could lose a part it
 was about to carry and would then fail, not publish.
 """
@@ -30,12 +33,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
-from pipeline.layout import EXTRACTED_DOCS, extracted_prefix, part_name, snapshot_key
+from pipeline.layout import EXTRACTED_DOCS, extracted_prefix, part_name, run_state, snapshot_key
 from pipeline.storage import Store
 
 EXTRACTION_VERSION = "extract-v1"  # bump when extraction code changes its output for the same models
-ASSIGNMENT = pa.schema([("doc_id", pa.string()), ("part", pa.string())])
-INDEX = schemas.EXTRACTED_DOCS.append(pa.field("part", pa.string()))  # what load_index returns
 
 
 def fingerprint(models: dict, settings: dict) -> tuple[str, dict]:
@@ -44,64 +45,56 @@ def fingerprint(models: dict, settings: dict) -> tuple[str, dict]:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16], key
 
 
-def load_index(store: Store, xfp: str) -> pa.Table:
-    """(doc_id, text_sha256, part) of every finished part of ``xfp``."""
-    tables = []
-    for marker in store.glob(*extracted_prefix(xfp, "parts"), "*", EXTRACTED_DOCS):
-        part = posixpath.basename(posixpath.dirname(marker))
-        t = store.read_table(*extracted_prefix(xfp, "parts", part, EXTRACTED_DOCS), schema=schemas.EXTRACTED_DOCS)
-        tables.append(t.append_column("part", pa.array([part] * t.num_rows, pa.string())))
-    return pa.concat_tables(tables) if tables else INDEX.empty_table()
+def finished_parts(store: Store, xfp: str) -> list[str]:
+    """The keys of every finished part of ``xfp`` (one listing; a part without its marker is not)."""
+    return sorted(posixpath.basename(posixpath.dirname(m)) for m in
+                  store.glob(*extracted_prefix(xfp, "parts"), "*", EXTRACTED_DOCS))
 
 
-def assign(index: pa.Table, live: pa.Table) -> pa.Table:
-    """For each live (doc_id, text_sha256) found in ``index``, the part that serves it (the smallest
-    key when several parts hold the same text, e.g. after a retried or resumed block)."""
-    if not index.num_rows or not live.num_rows:
-        return ASSIGNMENT.empty_table()
-    joined = live.select(["doc_id", "text_sha256"]).join(index, keys=["doc_id", "text_sha256"], join_type="inner")
-    if not joined.num_rows:
-        return ASSIGNMENT.empty_table()
-    return joined.group_by("doc_id").aggregate([("part", "min")]).rename_columns(["doc_id", "part"]).cast(ASSIGNMENT)
+def carry_plan(counts: pa.Table) -> tuple[list[str], list[str]]:
+    """From the groups' part counts (``pipeline.resolve.serve_group``): the parts whose every document is served (copied whole) and the
+    parts only some of whose documents are (filtered)."""
+    if not counts.num_rows:
+        return [], []
+    total = counts.group_by("part").aggregate([("served", "sum"), ("part_docs", "max")])
+    whole = pc.equal(total.column("served_sum"), total.column("part_docs_max").cast(pa.int64()))
+    parts = total.column("part")
+    return sorted(parts.filter(whole).to_pylist()), sorted(parts.filter(pc.invert(whole)).to_pylist())
 
 
-def carry_plan(index: pa.Table, assignment: pa.Table) -> list[tuple[str, list[str] | None]]:
-    """(part, None) for a part whose every document is assigned to it (copied whole), else (part, the
-    doc_ids to keep) (filtered); parts with no assigned document are not carried."""
-    if not assignment.num_rows:
-        return []
-    held = dict(zip(*index.group_by("part").aggregate([("doc_id", "count")]).to_pydict().values()))
-    keep: dict[str, list[str]] = {}
-    for doc_id, part in zip(assignment.column("doc_id").to_pylist(), assignment.column("part").to_pylist()):
-        keep.setdefault(part, []).append(doc_id)
-    return [(part, None if len(ids) == held[part] else sorted(ids)) for part, ids in sorted(keep.items())]
-
-
-def carry_parts(store_url: str, storage_options: dict, run_id: str, xfp: str,
-                items: list[tuple[str, list[str] | None]]) -> dict:
+def carry_parts(store_url: str, storage_options: dict, run_id: str, xfp: str, whole: list[str],
+                filtered: list[str]) -> dict:
     """Entities and relations of extracted parts into the snapshot (a Ray task per batch of parts):
-    whole parts by copy inside the store, the others filtered to the documents they serve."""
+    ``whole`` parts by copy inside the store, ``filtered`` ones to the documents the run's served
+    table assigns to them."""
     store = Store(store_url, storage_options)
-    out = {"copied": 0, "filtered": 0}
-    for part, keep in items:
+    for part in whole:
         for name in ("entities", "relations"):
-            src = extracted_prefix(xfp, "parts", part, f"{name}.parquet")
-            dst = snapshot_key(run_id, name, part_name(xfp, part, name))
-            if keep is None:
-                store.copy(src, dst)
-                continue
-            table = store.read_table(*src, schema=schemas.SNAPSHOT_TABLES[name])
-            table = table.filter(pc.is_in(table.column("doc_id"), value_set=pa.array(keep, pa.string())))
-            if table.num_rows:
-                store.write_table(table, *dst)
-        out["copied" if keep is None else "filtered"] += 1
-    return out
+            store.copy(extracted_prefix(xfp, "parts", part, f"{name}.parquet"),
+                       snapshot_key(run_id, name, part_name(xfp, part, name)))
+    if filtered:
+        names = sorted(p.rsplit("/", 1)[1] for p in store.glob(*run_state(run_id, "served", "*.parquet")))
+        served = pa.concat_tables([store.read_table(*run_state(run_id, "served", n), columns=["doc_id", "part"])
+                                   for n in names])
+        served = served.filter(pc.is_in(served.column("part"), value_set=pa.array(filtered, pa.string())))
+        for part in filtered:
+            keep = served.filter(pc.equal(served.column("part"), part)).column("doc_id")
+            for name in ("entities", "relations"):
+                table = store.read_table(*extracted_prefix(xfp, "parts", part, f"{name}.parquet"),
+                                         schema=schemas.SNAPSHOT_TABLES[name])
+                table = table.filter(pc.is_in(table.column("doc_id"), value_set=keep))
+                if table.num_rows:
+                    store.write_table(table, *snapshot_key(run_id, name, part_name(xfp, part, name)))
+    return {"copied": len(whole), "filtered": len(filtered)}
 
 
-def collect_garbage(store: Store, xfp: str, served_parts: set[str], keep_fingerprints: set[str]) -> dict:
+def collect_garbage(store: Store, xfp: str, served_parts: set[str], keep_fingerprints: set[str],
+                    run_id: str | None = None) -> dict:
     """Remove extraction state no snapshot will reuse: other fingerprints than ``keep_fingerprints``
-    (those the retained snapshots name) and parts of ``xfp`` that serve no document of it."""
-    removed = {"fingerprints": 0, "parts": 0}
+    (those the retained snapshots name), parts of ``xfp`` that serve no document of it, and the
+    working state of every run but ``run_id`` (the committed one: its served table is the next
+    night's lookup)."""
+    removed = {"fingerprints": 0, "parts": 0, "runs": 0}
     for fp in list(store.iter_dirs("state", "extracted")):
         if fp != xfp and fp not in keep_fingerprints:
             store.remove("state", "extracted", fp)
@@ -110,4 +103,9 @@ def collect_garbage(store: Store, xfp: str, served_parts: set[str], keep_fingerp
         if part not in served_parts:
             store.remove(*extracted_prefix(xfp, "parts", part))
             removed["parts"] += 1
+    if run_id is not None:
+        for other in list(store.iter_dirs("state", "runs")):
+            if other != run_id:
+                store.remove(*run_state(other))
+                removed["runs"] += 1
     return removed

@@ -136,6 +136,14 @@ RELATIONS = pa.schema(
 # what an extracted part covers (state/extracted/<xfp>/parts/<key>/docs.parquet): reuse is keyed by both
 EXTRACTED_DOCS = pa.schema([("doc_id", pa.string()), ("text_sha256", pa.string())])
 
+# a run's live documents (state/runs/<run_id>/; pipeline.resolve), by shard (live/<group>.parquet) and by partition (resolved/, served/, index/):
+# ``part`` is the finished extracted part that serves the text (null: to extract, or no sentences)
+LIVE = pa.schema([("shard", pa.int32()), ("doc_id", pa.string()), ("text_sha256", pa.string()),
+                  ("part", pa.string()), ("part_docs", pa.int32())])
+SERVED = pa.schema([("partition", pa.int32()), ("doc_id", pa.string()), ("text_sha256", pa.string()),
+                    ("part", pa.string()), ("part_docs", pa.int32())])
+
+
 REJECTS = pa.schema(
     [
         ("source_file", pa.string()),

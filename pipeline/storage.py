@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Iterator
 
 import fsspec
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
@@ -181,6 +183,21 @@ class Store:
                 tables.append(pq.read_table(fh, columns=columns, schema=schema))
         return pa.concat_tables(tables)
 
+    def read_groups(self, values, *parts: str, key: str) -> pa.Table:
+        """The rows of a ``write_grouped`` file whose integer column ``key`` is in ``values``, reading
+        only their row groups (told apart by the column's statistics)."""
+        wanted = sorted(set(int(v) for v in values))
+        with self.fs.open(self.path(*parts), "rb") as fh:
+            pf = pq.ParquetFile(fh)
+            col = pf.schema_arrow.get_field_index(key)
+            groups = []
+            for i in range(pf.metadata.num_row_groups):
+                stats = pf.metadata.row_group(i).column(col).statistics
+                if stats is None or not stats.has_min_max or any(stats.min <= v <= stats.max for v in wanted):
+                    groups.append(i)
+            table = pf.read_row_groups(groups) if groups else pf.schema_arrow.empty_table()
+        return table.filter(pc.is_in(table.column(key), value_set=pa.array(wanted, table.schema.field(key).type)))
+
     # -- writes (whole-object, overwrite on retry)
     def write_bytes(self, data: bytes, *parts: str) -> None:
         p = self.path(*parts)
@@ -204,6 +221,20 @@ class Store:
     def write_table(self, table: pa.Table, *parts: str) -> None:
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
+        self.write_bytes(buf.getvalue(), *parts)
+
+    def write_grouped(self, table: pa.Table, key: str, *parts: str) -> None:
+        """``table`` sorted by its integer column ``key``, one row group per value, so that
+        ``read_groups`` reads one value's rows (a partition's, a shard's) and none of the others."""
+        table = table.sort_by(key)
+        buf = io.BytesIO()
+        with pq.ParquetWriter(buf, table.schema, compression="zstd") as writer:
+            values = table.column(key).to_numpy()
+            cuts = [0, *(np.flatnonzero(np.diff(values)) + 1).tolist(), len(values)]
+            if not len(values):
+                writer.write_table(table)
+            for a, b in zip(cuts, cuts[1:]):
+                writer.write_table(table.slice(a, b - a), row_group_size=b - a)
         self.write_bytes(buf.getvalue(), *parts)
 
     def copy(self, src: tuple[str, ...], dst: tuple[str, ...]) -> None:

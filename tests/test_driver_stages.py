@@ -9,7 +9,7 @@ import pytest
 from pipeline import driver
 from pipeline.config import load_config
 from pipeline.errors import ModelError
-from pipeline.layout import LATEST, MANIFEST, snapshot_key
+from pipeline.layout import LATEST, MANIFEST, run_state, snapshot_key
 from pipeline.storage import Store
 from tests.conftest import DATA, ROOT
 
@@ -35,7 +35,7 @@ def test_check_models_fails_before_any_work(tmp_path):
 
 def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_model, tmp_path):
     (tmp_path / "broken.xml").write_text("<PubmedArticleSet><PubmedArticle>")  # cut short: fails alone
-    cfg = _config(tmp_path, tiny_model)
+    cfg = _config(tmp_path, tiny_model, **{"resolve.group_documents": 3, "extract.batch_size": 64})
     store = Store(cfg.store)
     models = driver.check_models(cfg)
     assert models.ner["task"] == "ner" and models.normalizer is None
@@ -47,27 +47,29 @@ def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_mod
     ok = driver.parsed_ok(results)
     assert ok == [1, 2] and not results[0]["ok"] and "broken.xml" in results[0]["error"]
 
-    resolution = driver.resolve_live(store, shards, ok)
-    assert resolution.live_count == sum(len(resolution.live[k]) for k in range(len(ok))) > 0
-
     xfp, key = driver.extraction_fingerprint(cfg, models)
     assert key["models"]["ner"] == models.ner["model_id"] and key["settings"]["precision"] == "fp32"
-    extract_ids, reused = driver.to_extract(store, xfp, resolution)
-    assert reused == 0 and sum(map(len, extract_ids.values())) == resolution.live_count  # nothing extracted yet
+    resolution = driver.resolve_live(cfg, "stages", xfp, shards, results, ok)
+    assert len(resolution.groups) == 3  # resolve.group_documents=3, 7 documents: the partitions in groups, a task each
+    assert resolution.live_count > 0 and resolution.reused == 0  # nothing extracted yet
+    assert resolution.counts["added"] == resolution.live_count and resolution.superseded + resolution.live_count == sum(
+        results[i]["rows"]["documents"] for i in ok)
 
-    text, blocks = driver.publish_text(cfg, "stages", shards, results, ok, resolution, extract_ids)
+    text, blocks = driver.publish_text(cfg, "stages", shards, results, ok, resolution)
     assert text["documents"] == resolution.live_count and text["rejects"] >= 1  # the broken file
-    sentences = pa.concat_tables(ray_local.get(blocks))
-    assert sentences.num_rows == text["sentences"] and all(ray_local.get(b).num_rows for b in blocks)
+    sentences = pa.concat_tables([store.read_table(*run_state("stages", "extract", b)) for b in blocks])
+    assert sentences.num_rows == text["sentences"] and all(isinstance(b, str) for b in blocks)  # names, not rows
     assert len(set(sentences.column("doc_id").to_pylist())) == text["sentence_docs"]
 
-    precision, extracted = driver.extract(cfg, "stages", models, xfp, blocks)
-    assert extracted["documents"] == text["sentence_docs"] and precision == "fp32"
-    carried, served = driver.carry(cfg, "stages", xfp, resolution, text["sentence_docs"])
-    assert carried["copied"] == len(served) > 0 and carried["filtered"] == 0
-    assert driver.to_extract(store, xfp, resolution)[1] == text["sentence_docs"]  # a rerun would extract nothing
+    precision, extracted, parts = driver.extract(cfg, "stages", models, xfp, blocks)
+    assert extracted["documents"] == text["sentence_docs"] and precision == "fp32" and len(parts) == len(blocks)
+    carried, served = driver.carry(cfg, "stages", xfp, resolution, parts, text["sentence_docs"])
+    assert carried["copied"] == len(served) == len(parts) and carried["filtered"] == 0
+    again = driver.resolve_live(cfg, "stages-2", xfp, shards, results, ok,
+                                {"run_id": "stages", "extraction": {"fingerprint": xfp}})
+    assert again.reused == text["sentence_docs"] and again.counts["unchanged"] == resolution.live_count  # nothing to extract
 
-    held = driver.snapshot_counts(store, "stages")
+    held = driver.snapshot_counts(cfg, "stages", per_task=1)
     assert sum(held["entities_by_type"].values()) == extracted["entities"] == held["rows"]["entities"]
     timings = {"parse": 1.0, "extract": 1.0, "total": 2.0}
     manifest = driver.build_manifest(cfg, "stages", models, shards, results, resolution, text, extracted,

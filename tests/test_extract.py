@@ -91,7 +91,8 @@ def test_document_stage_links_mentions_and_writes_relations_between_entity_spans
                           relation_urls=(str(tiny_relation),), precision="fp32")
     counts = stage(batch).to_pylist()
     assert counts == [{"documents": 2, "entities": 5, "linked": 5, "relations": counts[0]["relations"],
-                       "first_doc": "pmid:1", "last_doc": "pmid:2"}]
+                       "first_doc": "pmid:1", "last_doc": "pmid:2", "part": counts[0]["part"]}]
+    assert store.exists("state", "extracted/x1", "parts", counts[0]["part"], "docs.parquet")  # the part it names
     ents = _parts(store, "x1", "entities")
     assert ents.schema == schemas.ENTITIES
     assert _parts(store, "x1", "docs").to_pylist() == [{"doc_id": "pmid:1", "text_sha256": "sha-pmid:1"},

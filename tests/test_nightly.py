@@ -50,9 +50,10 @@ def test_a_later_file_that_supersedes_every_record_of_an_earlier_one(ray_local, 
 
 
 def _same_as_clean(tmp_path, store, run_id, inputs, model, *sets):
-    """The snapshot equals a clean run's over the same inputs (a fresh store), table by table."""
+    """The snapshot equals a clean run's over the same inputs (a fresh store, resolved in one group),
+    table by table."""
     clean = tmp_path / f"clean-{run_id}"
-    run(_cfg(clean, inputs, model, run_id, *sets))
+    run(_cfg(clean, inputs, model, run_id, *(s for s in sets if not s.startswith("resolve."))))
     for name in ("documents", "passages", "sentences", "entities", "relations", "rejects"):
         assert table(store, run_id, name, ("run_id", "parsed_at")) == table(clean, run_id, name, ("run_id", "parsed_at")), name
 
@@ -61,7 +62,9 @@ def _night(store, run_id):
     return Store(str(store)).read_json("snapshots", run_id, "_manifest.json")
 
 
-def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_local, tiny_model, tmp_path):
+@pytest.mark.parametrize("groups", ["resolve.group_documents=2000000", "resolve.group_documents=2"],
+                         ids=["one-resolution-group", "several-resolution-groups"])
+def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_local, tiny_model, tmp_path, groups):
     d = tmp_path / "in"
     f1 = write_medline(d / "pubmed26n1001.xml", [(p, f"Title {p} on clonidine.", ABSTRACT) for p in (1, 2, 3, 4)])
     f2 = write_medline(d / "pubmed26n1002.xml", [(2, "Title 2 on famotidine, revised.", ABSTRACT),
@@ -69,25 +72,26 @@ def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_loca
     f3 = write_medline(d / "pubmed26n1003.xml", [(3, "Title 3 re-added with new text on delirium.", ABSTRACT)])
     store = tmp_path / "store"
     big = "extract.batch_size=64"  # one block, so one part, per run: the next night filters it
+    sets = (big, groups)
 
-    run(_cfg(store, [f1], tiny_model, "n1", big))
+    run(_cfg(store, [f1], tiny_model, "n1", *sets))
     m = _night(store, "n1")
     assert m["night"]["documents_extracted"] == 4 and m["night"]["added"] == 4
 
-    run(_cfg(store, [f1, f2], tiny_model, "n2", big))  # 2 revised, 3 deleted, 5 new
+    run(_cfg(store, [f1, f2], tiny_model, "n2", *sets))  # 2 revised, 3 deleted, 5 new
     m = _night(store, "n2")
     assert (m["night"]["documents_extracted"], m["night"]["documents_reused"]) == (2, 2)
     assert {k: m["night"][k] for k in ("added", "revised", "deleted", "unchanged")} == {
         "added": 1, "revised": 1, "deleted": 1, "unchanged": 2}
     assert m["extraction"]["parts_filtered"] >= 1  # n1's part also holds the revised and the deleted document
-    _same_as_clean(tmp_path, store, "n2", [f1, f2], tiny_model, big)
+    _same_as_clean(tmp_path, store, "n2", [f1, f2], tiny_model, *sets)
 
-    run(_cfg(store, [f1, f2, f3], tiny_model, "n3", big))  # 3 deleted, then re-added with a new text
+    run(_cfg(store, [f1, f2, f3], tiny_model, "n3", *sets))  # 3 deleted, then re-added with a new text
     m = _night(store, "n3")
     assert (m["night"]["documents_extracted"], m["night"]["added"]) == (1, 1)
-    _same_as_clean(tmp_path, store, "n3", [f1, f2, f3], tiny_model, big)
+    _same_as_clean(tmp_path, store, "n3", [f1, f2, f3], tiny_model, *sets)
 
-    run(_cfg(store, [f1, f2, f3], tiny_model, "n4", big))  # nothing new: nothing extracted, the same content
+    run(_cfg(store, [f1, f2, f3], tiny_model, "n4", *sets))  # nothing new: nothing extracted, the same content
     m = _night(store, "n4")
     assert m["night"]["documents_extracted"] == 0 and m["night"]["unchanged"] == 5
     n3 = _night(store, "n3")["extraction"]

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
-from pipeline.layout import extracted_prefix
+from pipeline.layout import extracted_prefix, run_state
 from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
 
@@ -35,7 +35,8 @@ TAGGED = pa.schema([("doc_id", pa.string()), ("sent_idx", pa.int32()), ("start",
                     ("text", pa.string()), ("text_sha256", pa.string()), ("entities", pa.list_(SPAN))])
 # what the document stage returns to the driver, per block
 COUNTS = pa.schema([("documents", pa.int64()), ("entities", pa.int64()), ("linked", pa.int64()),
-                    ("relations", pa.int64()), ("first_doc", pa.string()), ("last_doc", pa.string())])
+                    ("relations", pa.int64()), ("first_doc", pa.string()), ("last_doc", pa.string()),
+                    ("part", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,26 @@ def _staged(url: str, storage_options: dict | None):
 class Tokenize:
     """sentences -> the same rows plus word pieces and word maps (the CPU half of NER), so the model
     actors only run the encoder. Columns added: ``input_ids``, ``word_first`` (each word's first piece)
-    and ``word_start``/``word_end`` (each word's characters in the sentence)."""
+    and ``word_start``/``word_end`` (each word's characters in the sentence).
 
-    def __init__(self, model_url: str, storage_options: dict | None = None):
+    Given ``store_url`` and ``run_id``, a batch may instead name blocks (column ``block``) written by
+    the publish tasks under ``state/runs/<run>/extract/``: they are read here, as the stage gets to
+    them, so the sentences to extract never wait in the object store (each names whole documents)."""
+
+    def __init__(self, model_url: str, storage_options: dict | None = None, store_url: str | None = None,
+                 run_id: str | None = None):
         self.tokenizer = load_tokenizer(_staged(model_url, storage_options), "ner")
+        self.store = Store(store_url, storage_options) if store_url else None
+        self.run_id = run_id
+
+    def _read(self, names: list[str]) -> pa.Table:
+        return pa.concat_tables([self.store.read_table(*run_state(self.run_id, "extract", n)) for n in names])
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from workers.inference.ner import encode
+
+        if "block" in batch.column_names:
+            batch = self._read(batch.column("block").to_pylist())
 
         enc = encode(self.tokenizer, batch.column("text").to_pylist())
         lists = pa.list_(pa.int32())
@@ -178,7 +192,8 @@ class DocumentStage:
             self.store.write_table(table, *extracted_prefix(self.xfp, "parts", key, f"{name}.parquet"))
         linked = pc.sum(pc.is_valid(ents.column("concept_id"))).as_py() or 0
         return pa.table({"documents": [len(docs)], "entities": [ents.num_rows], "linked": [linked],
-                         "relations": [rels.num_rows], "first_doc": [first], "last_doc": [last]}, schema=COUNTS)
+                         "relations": [rels.num_rows], "first_doc": [first], "last_doc": [last], "part": [key]},
+                        schema=COUNTS)
 
     @classmethod
     def _documents(cls, batch: pa.Table) -> list[_Doc]:

@@ -22,10 +22,12 @@ def _tiny_config(tokenizer, labels):
 
 
 def tiny_bert(folder: str | os.PathLike, types: tuple[str, ...] = ("Chemical", "Disease"), seed: int = 0,
-              name: str = "tiny-bert-ner", label_scheme: str = "BIO") -> dict:
+              name: str = "tiny-bert-ner", label_scheme: str = "BIO", o_bias: float = 0.0) -> dict:
     """A tiny real BERT (random weights, the MiniLM WordPiece tokenizer) saved as an artifact.
 
-    For tests and smoke runs: every code path of a real model, at a fraction of the cost.
+    For tests and smoke runs: every code path of a real model, at a fraction of the cost. ``o_bias``
+    raises the "O" logit, so that a random model tags a few words (about as many as a real one) rather
+    than most of them (benchmarks.scale).
     """
     from transformers import BertForTokenClassification
 
@@ -33,6 +35,11 @@ def tiny_bert(folder: str | os.PathLike, types: tuple[str, ...] = ("Chemical", "
     labels = per_type_labels(types) if label_scheme == PER_TYPE else bio_labels(types)
     tokenizer = load_base_tokenizer(MINILM)
     model = BertForTokenClassification(_tiny_config(tokenizer, labels))
+    if o_bias:
+        with torch.no_grad():
+            for i, label in enumerate(labels):
+                if label == "O" or label.startswith("O/"):
+                    model.classifier.bias[i] += o_bias
     return write_artifact(model, tokenizer, str(folder), name,
                           {"task": "ner", "label_scheme": label_scheme, "labels": labels, "entity_types": list(types),
                            "base_model": "random tiny BERT", "training": None, "metrics": {}})
