@@ -60,7 +60,7 @@ def models() -> dict[str, str]:
     folder = WORK / "models"
     ner, norm, cid = folder / "ner", folder / "normalizer", folder / "cid"
     if not (ner / "pubmine.json").exists():
-        tiny_bert(ner, o_bias=2.0, name="scale-tiny-ner")
+        tiny_bert(ner, o_bias=0.25, name="scale-tiny-ner")
     if not (cid / "pubmine.json").exists():
         tiny_relation_bert(cid, name="scale-tiny-cid")
     if not (norm / "pubmine.json").exists():
