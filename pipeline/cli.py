@@ -1,4 +1,4 @@
-"""The ``pubmine`` command: run, parse, train, build-normalizer, evaluate, dump.
+"""The ``pubmine`` command: run, parse, query, snapshots, train, build-normalizer, evaluate, dump.
 
 ``run`` and ``train`` take a typed config (YAML + ``--set key=value``); a wrong key or type is a clear
 error naming the key. Every error pubmine raises on purpose is one red line and exit code 2.
@@ -333,6 +333,81 @@ def _evaluate_relations(model: str, dataset: str, fold: int) -> None:
         typer.echo(f"{dataset}: this copy holds positive instances only, so micro-F1 over its labels is accuracy; "
                    f"not comparable with the paper's {PAPER_F1.get(dataset)} (scored against negative pairs)")
     typer.echo(f"RESULT evaluate dataset={dataset} f1={s.f1:.4f} precision={s.precision:.4f} recall={s.recall:.4f}")
+
+
+def _snapshot_store(store: str, storage_options: Optional[str]):
+    from pipeline.storage import Store
+
+    try:
+        options = json.loads(storage_options) if storage_options else {}
+    except json.JSONDecodeError as exc:
+        raise PubmineError(f"--storage-options must be JSON such as '{{\"s3\": {{\"endpoint_url\": \"...\"}}}}': {exc}")
+    return Store(store, options)
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="one SQL statement over the snapshot's tables (documents, passages, sentences, "
+                                        "entities, relations, rejects, concepts, concept_relations, cooccurrences)"),
+    store: str = typer.Option("store", "--store", "-s", help="store root URL (local path, file://, s3://)"),
+    at: Optional[str] = typer.Option(None, "--at", help="the snapshot's run id (default: the one LATEST names)"),
+    since: Optional[str] = typer.Option(None, "--since", help="the snapshot whose tables are previous.<table> "
+                                                              "(default: the one before --at)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the result to .csv, .parquet or .json instead"),
+    limit: int = typer.Option(50, "--limit", help="rows printed on the terminal (--out writes them all)"),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
+) -> None:
+    """DuckDB over a snapshot, every table a view (and an earlier snapshot's as previous.<table>):
+    pubmine query "select name, documents from concepts order by documents desc limit 10"
+    [--at RUN_ID] [--since RUN_ID] [--out top.csv]"""
+    from pipeline.knowledge import run_query
+    from pipeline.publish import pick_snapshots
+
+    try:
+        where = _snapshot_store(store, storage_options)
+        run_id, previous = pick_snapshots(where, at, since)
+        table = run_query(where, sql, run_id, previous)
+    except PubmineError as err:
+        _fail(err)
+    if out is None:
+        from pipeline.report import print_table
+
+        print_table(table, f"{run_id}: {table.num_rows} rows", limit)
+        return
+    suffix = out.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, out)
+    elif suffix == ".csv":
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(table, out)
+    elif suffix in (".json", ".jsonl"):
+        out.write_text("".join(json.dumps(r, default=str) + "\n" for r in table.to_pylist()))
+    else:
+        _fail(PubmineError(f"--out {out}: the format is told by the name; use .csv, .parquet, .json or .jsonl"))
+    typer.echo(f"{table.num_rows} rows from snapshot {run_id} -> {out}")
+
+
+@app.command()
+def snapshots(
+    store: str = typer.Option("store", "--store", "-s", help="store root URL (local path, file://, s3://)"),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
+) -> None:
+    """The store's complete snapshots, oldest first, with when they were published and their counts."""
+    import pyarrow as pa
+
+    from pipeline.publish import list_snapshots
+    from pipeline.report import print_table
+
+    try:
+        rows = list_snapshots(_snapshot_store(store, storage_options))
+    except PubmineError as err:
+        _fail(err)
+    if not rows:
+        _fail(PubmineError(f"no complete snapshot in {store}: run `pubmine run` first (or check --store)"))
+    print_table(pa.Table.from_pylist(rows), f"{len(rows)} snapshots in {store}", len(rows))
 
 
 @app.command()

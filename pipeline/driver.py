@@ -1,6 +1,6 @@
 """The driver: one function per stage, and ``run``, which calls them in order on Ray.
 
-    check_models → plan → parse → resolve → publish_text → extract → commit
+    check_models → plan → parse → resolve → publish_text → extract → carry → knowledge → commit
 
 This is what ``pubmine run`` (and so ``ray job submit ... -- pubmine run``) executes. It starts Ray
 in-process when no cluster is given and joins one when RAY_ADDRESS (or ray.address) is set. Parsing
@@ -14,6 +14,7 @@ from the manifest, so the two never disagree.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import publish, resolve, reuse, schemas
+from pipeline import knowledge, publish, resolve, reuse, schemas
 from pipeline.beam.run import PARSER_VERSION, group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
@@ -481,6 +482,15 @@ def carry(config: RunConfig, run_id: str, xfp: str, resolved: Resolved, new_part
     return carried, set(parts)
 
 
+def knowledge_tables(config: RunConfig, run_id: str, models: Models) -> dict:
+    """concepts, concept_relations, cooccurrences from the snapshot's tables (a Ray task running
+    DuckDB; ``pipeline.knowledge``). Returns rows per table."""
+    import ray
+
+    task = ray.remote(knowledge.build).options(max_retries=config.parse.max_retries, num_cpus=1)
+    return ray.get(task.remote(config.store, config.storage_options, run_id, models.normalizer_url))
+
+
 # -- 5 commit
 
 
@@ -533,6 +543,7 @@ def build_manifest(config: RunConfig, run_id: str, models: Models, shards: list[
     seconds = lambda stage: max(timings.get(stage, 0.0), 1e-9)
     return {
         "run_id": run_id,
+        "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "code_version": code_version(),
         "config": to_dict(config),
         "models": models.manifest_entry(precision),
@@ -651,6 +662,8 @@ def run(config: RunConfig) -> RunSummary:
             precision, extracted, new_parts = extract(config, run_id, models, xfp, blocks)
         with _timed(timings, "carry"):
             carried, served_parts = carry(config, run_id, xfp, resolution, new_parts, text["sentence_docs"])
+        with _timed(timings, "knowledge"):
+            knowledge_tables(config, run_id, models)
         with _timed(timings, "commit"):
             held = snapshot_counts(config, run_id)
             night = night_changes(previous_id, resolution)

@@ -153,3 +153,32 @@ def apply_retention(store: Store, keep: int) -> list[str]:
     for s in doomed:
         store.remove(*snapshot_key(s))
     return doomed
+
+
+def list_snapshots(store: Store) -> list[dict]:
+    """Every complete snapshot, oldest first: its run id, when it was published, its counts, and
+    whether LATEST names it (``pubmine snapshots``)."""
+    current = latest(store)
+    out = []
+    for run_id in complete_snapshots(store):
+        m = store.read_json(*snapshot_key(run_id, MANIFEST))
+        counts, rows = m.get("counts", {}), m.get("rows", {})
+        out.append({"run_id": run_id, "published_at": m.get("published_at"), "documents": counts.get("documents"),
+                    "entities": counts.get("entities"), "relations": counts.get("relations"),
+                    "concepts": rows.get("concepts"), "latest": run_id == current})
+    return out
+
+
+def pick_snapshots(store: Store, at: str | None = None, since: str | None = None) -> tuple[str, str | None]:
+    """(the snapshot to read: ``at`` or LATEST's, the one to compare with: ``since`` or the complete
+    snapshot before it, None for the first). A name that is no complete snapshot is a PublishError
+    line saying how to list them."""
+    complete = complete_snapshots(store)
+    run_id = at or latest(store)
+    if run_id is None:
+        raise PublishError(f"no snapshot in {store.uri()}: LATEST does not exist (run `pubmine run` first, or check --store)")
+    for name in (run_id, since):
+        if name is not None and name not in complete:
+            raise PublishError(f"{name!r} is not a complete snapshot of {store.uri()} (`pubmine snapshots` lists them)")
+    earlier = [r for r in complete if r < run_id]
+    return run_id, since or (earlier[-1] if earlier else None)

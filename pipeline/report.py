@@ -51,3 +51,25 @@ def print_scores(title: str, overall: tuple[float, float, float], by_type: dict[
         for system, value in reference.items():
             ref.add_row(system, str(value))
         console.print(ref)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def print_table(table, title: str, limit: int = 50) -> None:
+    """An Arrow table on the terminal (the first ``limit`` rows; long cells cut)."""
+    console = Console()
+    out = Table(title=title)
+    for name in table.column_names:
+        out.add_column(name, overflow="fold")
+    for row in table.slice(0, limit).to_pylist():
+        out.add_row(*(_cell(row[c]) for c in table.column_names))
+    console.print(out)
+    if table.num_rows > limit:
+        console.print(f"... {table.num_rows - limit} more rows (--limit N, or --out FILE for all)")

@@ -162,6 +162,67 @@ DELETIONS = pa.schema(
     ]
 )
 
+# The knowledge tables (pipeline.knowledge): aggregates over a snapshot's linked entities and relations.
+SURFACE_FORM = pa.struct([("text", pa.string()), ("mentions", pa.int64())])
+
+CONCEPTS = pa.schema(
+    [
+        ("concept_id", pa.string()),      # MESH:D003000
+        ("type", pa.string()),            # the entity type it was linked under: Chemical | Disease | ...
+        ("name", pa.string()),            # the preferred name in the normalizer's dictionary
+        ("documents", pa.int64()),        # documents with at least one mention linked to it
+        ("mentions", pa.int64()),
+        ("surface_forms", pa.list_(SURFACE_FORM)),  # the five most frequent, most frequent first
+    ]
+)
+
+EVIDENCE = pa.struct(
+    [
+        ("doc_id", pa.string()),
+        ("sent_idx", pa.int32()),         # the relation's sentence; for document-level ones, the head's
+        ("sentence", pa.string()),
+        ("sentence_start", pa.int32()),   # document offset of the sentence
+        ("head_start", pa.int32()),       # document offsets of the two mentions
+        ("head_end", pa.int32()),
+        ("tail_start", pa.int32()),
+        ("tail_end", pa.int32()),
+        ("score", pa.float32()),
+    ]
+)
+
+CONCEPT_RELATIONS = pa.schema(
+    [
+        ("head_id", pa.string()),
+        ("head_type", pa.string()),
+        ("head_name", pa.string()),
+        ("type", pa.string()),            # CID, ...
+        ("tail_id", pa.string()),
+        ("tail_type", pa.string()),
+        ("tail_name", pa.string()),
+        ("documents", pa.int64()),        # documents stating it
+        ("mentions", pa.int64()),         # relation rows (mention pairs) stating it
+        ("score_mean", pa.float32()),
+        ("score_max", pa.float32()),
+        ("score_min", pa.float32()),
+        ("first_year", pa.int32()),       # publication years of the documents stating it
+        ("last_year", pa.int32()),
+        ("doc_ids", pa.list_(pa.string())),  # every supporting document, sorted
+        ("evidence", EVIDENCE),           # the best-scoring mention pair
+    ]
+)
+
+COOCCURRENCES = pa.schema(
+    [
+        ("a_id", pa.string()),            # the pair in (concept_id, type) order: a < b
+        ("a_type", pa.string()),
+        ("b_id", pa.string()),
+        ("b_type", pa.string()),
+        ("sentences", pa.int64()),        # sentences mentioning both
+        ("sentence_documents", pa.int64()),  # documents with such a sentence
+        ("documents", pa.int64()),        # documents mentioning both
+    ]
+)
+
 # The tables of a parsed shard, and of a published snapshot, by name.
 PARSED_TABLES = {
     "documents": DOCUMENTS,
@@ -177,4 +238,163 @@ SNAPSHOT_TABLES = {
     "entities": ENTITIES,
     "relations": RELATIONS,
     "rejects": REJECTS,
+    "concepts": CONCEPTS,
+    "concept_relations": CONCEPT_RELATIONS,
+    "cooccurrences": COOCCURRENCES,
 }
+
+
+# What each snapshot column means, with an example value: docs/schema.md is generated from this
+# (`python -m pipeline.schemas > docs/schema.md`), and a test fails when a column has no entry or the
+# document and the code drift apart.
+COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
+    "documents": {
+        "doc_id": ("the document's id: `pmid:<PMID>` for MEDLINE, `pmc:<PMCID>` for PMC full texts", "pmid:17212035"),
+        "pmid": ("PubMed id", "17212035"),
+        "pmid_version": ("MEDLINE's PMID Version attribute (1 unless NLM re-versioned the record)", "1"),
+        "pmcid": ("PubMed Central id, where the record has one", "PMC8435807"),
+        "doi": ("DOI, where the record has one", "10.1177/0956797612457389"),
+        "source": ("which kind of input it came from: `medline` or `pmc`", "medline"),
+        "source_file": ("the input file's name", "pubmed26n0001.xml.gz"),
+        "source_member": ("the member of a PMC .tar.gz package; null otherwise", "PMC8435807.nxml"),
+        "source_seq": ("file order for last-file-wins (NLM names give YYNNNN)", "261313"),
+        "position": ("the record's index in its file", "41"),
+        "record_type": ("`article`, or `book` (PubmedBookArticle)", "article"),
+        "title": ("the article title", "Delirium associated with famotidine."),
+        "vernacular_title": ("the title in the original language (MEDLINE VernacularTitle)", "Délire et famotidine."),
+        "journal": ("journal title; the book title for book records", "Psychological science"),
+        "journal_iso": ("ISO abbreviation (MEDLINE) or iso-abbrev / nlm-ta (JATS)", "Psychol Sci"),
+        "pub_year": ("publication year", "2012"),
+        "pub_date": ("the publication date as precise as the record gives it", "2019-03-15"),
+        "article_date": ("electronic publication date, YYYY-MM-DD", "2019-02-01"),
+        "languages": ("ISO 639-2 codes", "[eng]"),
+        "pub_types": ("publication types", "[Journal Article, Case Reports]"),
+        "authors": ("authors in order: last_name, fore_name, initials, collective_name, orcid, affiliations", "[{last_name: Smith, ...}]"),
+        "mesh": ("MeSH headings: ui, name, major, qualifiers", "[{ui: D003693, name: Delirium, major: true, ...}]"),
+        "keywords": ("author keywords", "[delirium, H2 antagonists]"),
+        "ref_pmids": ("PMIDs of the cited references, where the record lists them", "[12345678, 23456789]"),
+        "text_sha256": ("SHA-256 of the document's text (its passages at their offsets): what extraction reuse is keyed by", "9f86d08..."),
+        "parsed_at": ("when the input file was parsed (UTC)", "2026-12-01 02:14:07+00:00"),
+    },
+    "passages": {
+        "doc_id": ("the document", "pmid:17212035"),
+        "passage_idx": ("passage number in the document", "1"),
+        "kind": ("title, abstract, abstract_section, other_abstract, section_title, paragraph, fig_caption, "
+                 "table_caption, table_footnote, supplementary_caption or acknowledgement", "abstract"),
+        "label": ("structured-abstract label, section title or figure label", "METHODS"),
+        "category": ("NlmCategory (MEDLINE) or sec-type (JATS)", "METHODS"),
+        "language": ("set on other-language abstracts only; null is the document's language", "fre"),
+        "offset": ("document-level character offset of the passage (BioC)", "58"),
+        "text": ("the passage text", "A 67-year-old man developed delirium ..."),
+    },
+    "sentences": {
+        "doc_id": ("the document", "pmid:17212035"),
+        "passage_idx": ("the passage it is in", "1"),
+        "sent_idx": ("document-wide sentence number", "3"),
+        "start": ("document-level character offset where it starts", "211"),
+        "end": ("document-level character offset where it ends (exclusive)", "298"),
+        "text": ("the sentence", "Famotidine was associated with delirium in one case."),
+    },
+    "entities": {
+        "doc_id": ("the document", "pmid:17212035"),
+        "start": ("document-level character offset of the mention", "211"),
+        "end": ("end offset (exclusive)", "221"),
+        "text": ("the mention as written", "Famotidine"),
+        "type": ("entity type: Chemical, Disease, Gene, ... (the NER model's types)", "Chemical"),
+        "score": ("the NER model's confidence in the span", "0.97"),
+        "sent_idx": ("the sentence it is in", "3"),
+        "concept_id": ("the linked concept; null when NIL or without a normalizer", "MESH:D015738"),
+        "concept_score": ("1.0 for dictionary links, the cosine for embedding links", "1.0"),
+        "link_method": ("abbrev, exact, bag, embed or nil; null without a normalizer", "exact"),
+        "dictionary_version": ("the normalizer's dictionary (sources and content hash)", "MeSH2024+MEDIC#3f2a..."),
+        "model_id": ("the NER model that found it (content hash of the weights)", "multitask-minilm-ner-dc438d28f55a"),
+        "run_id": ("the run that extracted it (a reused row keeps its run: provenance)", "20261201T020000Z"),
+    },
+    "relations": {
+        "doc_id": ("the document", "pmid:17212035"),
+        "sent_idx": ("the sentence of a sentence-level relation; null for document-level ones", ""),
+        "head": ("the head mention: start, end, type, concept_id", "{start: 211, end: 221, type: Chemical, concept_id: MESH:D015738}"),
+        "tail": ("the tail mention: start, end, type, concept_id", "{start: 242, end: 250, type: Disease, concept_id: MESH:D003693}"),
+        "type": ("relation type (CID: chemical-induced disease, ...)", "CID"),
+        "score": ("the relation classifier's probability", "0.91"),
+        "model_id": ("the relation model", "bc5cdr-cid-minilm-re-6c6c0b95534b"),
+        "run_id": ("the run that extracted it", "20261201T020000Z"),
+    },
+    "rejects": {
+        "source_file": ("the input file", "pubmed26n0001.xml.gz"),
+        "position": ("the record's index in the file; -1 for a whole-file failure", "17"),
+        "pmid": ("the record's PMID, when it could be read", "31234567"),
+        "reason": ("short reason code", "unreadable file"),
+        "detail": ("what was wrong, where, and what to do", "XML is not well-formed (...)"),
+    },
+    "concepts": {
+        "concept_id": ("a linked concept", "MESH:D003693"),
+        "type": ("the entity type it was linked under", "Disease"),
+        "name": ("its preferred name in the normalizer's dictionary", "Delirium"),
+        "documents": ("documents with a mention linked to it", "412"),
+        "mentions": ("mentions linked to it", "1033"),
+        "surface_forms": ("the five most frequent ways it is written, with mention counts", "[{text: delirium, mentions: 870}, ...]"),
+    },
+    "concept_relations": {
+        "head_id": ("head concept", "MESH:D015738"),
+        "head_type": ("head concept's entity type", "Chemical"),
+        "head_name": ("head concept's preferred name", "Famotidine"),
+        "type": ("relation type", "CID"),
+        "tail_id": ("tail concept", "MESH:D003693"),
+        "tail_type": ("tail concept's entity type", "Disease"),
+        "tail_name": ("tail concept's preferred name", "Delirium"),
+        "documents": ("documents stating it", "4"),
+        "mentions": ("relation rows (mention pairs) stating it", "6"),
+        "score_mean": ("mean relation score", "0.83"),
+        "score_max": ("best relation score", "0.97"),
+        "score_min": ("lowest relation score", "0.61"),
+        "first_year": ("earliest publication year of a document stating it", "1994"),
+        "last_year": ("latest publication year of a document stating it", "2025"),
+        "doc_ids": ("every supporting document, sorted", "[pmid:17212035, pmid:8432121]"),
+        "evidence": ("the best-scoring mention pair: doc_id, sent_idx, sentence, sentence_start, head/tail offsets, score",
+                     "{doc_id: pmid:17212035, sentence: Famotidine was associated with delirium ..., ...}"),
+    },
+    "cooccurrences": {
+        "a_id": ("first concept of the pair ((concept_id, type) order)", "MESH:D003000"),
+        "a_type": ("its entity type", "Chemical"),
+        "b_id": ("second concept of the pair", "MESH:D006973"),
+        "b_type": ("its entity type", "Disease"),
+        "sentences": ("sentences mentioning both", "37"),
+        "sentence_documents": ("documents with such a sentence", "29"),
+        "documents": ("documents mentioning both", "51"),
+    },
+}
+
+TABLE_DOCS = {
+    "documents": "one row per live document (MEDLINE citation or PMC article): bibliographic fields",
+    "passages": "the document's text in BioC passages (title, abstract, sections, captions) with offsets",
+    "sentences": "sentences with document-level offsets: what the models read",
+    "entities": "named-entity mentions, linked to concepts",
+    "relations": "relations between two mentions (document- or sentence-level)",
+    "rejects": "records and files that could not be used, with the reason",
+    "concepts": "each linked concept: name, documents, mentions, surface forms",
+    "concept_relations": "one row per (head concept, relation type, tail concept), with evidence",
+    "cooccurrences": "concept pairs mentioned in one sentence or one document",
+}
+
+
+def _type_name(t: pa.DataType) -> str:
+    return str(t).replace("<item: ", "<").replace("element: ", "")
+
+
+def schema_markdown() -> str:
+    """docs/schema.md: every snapshot table and column with its type, meaning and an example."""
+    out = ["# pubmine snapshot tables\n",
+           "Generated from `pipeline/schemas.py` (`python -m pipeline.schemas > docs/schema.md`); a test fails when",
+           "the two drift. Each table is a folder of Parquet files, `snapshots/<run_id>/<table>/*.parquet`.\n"]
+    for name, schema in SNAPSHOT_TABLES.items():
+        out += [f"## {name}\n", TABLE_DOCS[name] + ".\n", "| column | type | meaning | example |", "|---|---|---|---|"]
+        for field in schema:
+            meaning, example = COLUMN_DOCS[name][field.name]
+            out.append(f"| `{field.name}` | `{_type_name(field.type)}` | {meaning} | {example.replace('|', '/')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")

@@ -136,10 +136,12 @@ def test_a_changed_model_re_extracts_and_drops_the_old_models_state(ray_local, t
     _same_as_clean(tmp_path, store, "m2", [f], other)
 
 
-def test_a_driver_killed_during_extraction_resumes_and_publishes_what_a_clean_run_publishes(tiny_model, tmp_path):
-    """SIGKILL of `pubmine run` once the first extracted part exists; a reader opening LATEST meanwhile
-    reads the earlier complete snapshot; the rerun reuses the finished parts, removes the killed run's
-    folder and publishes what a clean run publishes."""
+@pytest.mark.parametrize("stage", ["parse", "extract", "publish"])
+def test_a_killed_driver_resumes_and_publishes_what_a_clean_run_publishes(tiny_model, tmp_path, stage):
+    """SIGKILL of `pubmine run` during the parse (the new file's parse has begun), the extraction
+    (the first new part exists) or the publish (the snapshot's entity files are being carried); a
+    reader opening LATEST meanwhile reads the earlier complete snapshot; the rerun reuses what was
+    finished, removes the killed run's folder and publishes what a clean run publishes."""
     import os
     import signal
     import subprocess
@@ -165,9 +167,13 @@ def test_a_driver_killed_during_extraction_resumes_and_publishes_what_a_clean_ru
     s = Store(str(store))
     parts = lambda: len(s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"))
     before = parts()  # the base run's: the killed run reuses them
+    parsed = len(s.glob("state", "parsed", "*"))
+    reached = {"parse": lambda: len(s.glob("state", "parsed", "*")) > parsed,
+               "extract": lambda: parts() > before,
+               "publish": lambda: bool(s.glob("snapshots", "killed", "entities", "*.parquet"))}[stage]
     killed = pubmine("killed", *inputs)
     deadline = time.time() + 600
-    while parts() == before:
+    while not reached():
         assert killed.poll() is None, "the run ended before it could be killed"
         assert time.time() < deadline
         # a reader during the run: LATEST names the earlier, complete snapshot
@@ -183,7 +189,9 @@ def test_a_driver_killed_during_extraction_resumes_and_publishes_what_a_clean_ru
     assert rerun.wait(timeout=600) == 0, rerun.stderr.read()[-3000:]
     assert _processes_of(session) == []  # the rerun's start stopped what the killed driver left running
     m = _night(store, "rerun")
-    assert m["night"]["documents_reused"] >= 1 and finished_parts >= 1
+    assert m["night"]["documents_reused"] >= 1  # the base run's parts at least
+    if stage != "parse":
+        assert finished_parts >= 1  # parts the killed run finished: the rerun reused them, not re-extracted
     assert m["night"]["documents_extracted"] + m["night"]["documents_reused"] == m["counts"]["documents"] - _no_sentences(store, "rerun")
     assert not s.exists("snapshots", "killed")  # the unfinished folder is gone
     clean = pubmine("rerun", *inputs, store=tmp_path / "clean")
