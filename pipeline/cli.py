@@ -1,4 +1,4 @@
-"""The ``pubmine`` command: run, parse, query, snapshots, train, build-normalizer, evaluate, dump.
+"""The ``pubmine`` command: run, parse, query, export, snapshots, train, build-normalizer, evaluate, dump.
 
 ``run`` and ``train`` take a typed config (YAML + ``--set key=value``); a wrong key or type is a clear
 error naming the key. Every error pubmine raises on purpose is one red line and exit code 2.
@@ -388,6 +388,31 @@ def query(
     else:
         _fail(PubmineError(f"--out {out}: the format is told by the name; use .csv, .parquet, .json or .jsonl"))
     typer.echo(f"{table.num_rows} rows from snapshot {run_id} -> {out}")
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="the file to write"),
+    format: str = typer.Option(..., "--format", "-f", help="pubtator, biocxml or biocjson"),
+    store: str = typer.Option("store", "--store", "-s", help="store root URL (local path, file://, s3://)"),
+    at: Optional[str] = typer.Option(None, "--at", help="the snapshot's run id (default: the one LATEST names)"),
+    pmid: Optional[List[int]] = typer.Option(None, "--pmid", help="only these PMIDs (repeatable)"),
+    where: Optional[str] = typer.Option(None, "--where", help="only documents matching this SQL condition, e.g. 'pub_year >= 2020'"),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
+) -> None:
+    """A snapshot's documents with their entities (type, concept id) and relations as PubTator, BioC XML
+    or BioC JSON: pubmine export --format biocxml --pmid 17212035 --out paper.xml"""
+    from pipeline.export import export as export_snapshot
+    from pipeline.publish import pick_snapshots
+
+    try:
+        where_store = _snapshot_store(store, storage_options)
+        run_id, _ = pick_snapshots(where_store, at)
+        counts = export_snapshot(where_store, run_id, format, out, tuple(pmid or ()), where)
+    except PubmineError as err:
+        _fail(err)
+    typer.echo(f"{counts['documents']} documents, {counts['entities']} entities, {counts['relations']} relations "
+               f"from snapshot {run_id} -> {out} ({format})")
 
 
 @app.command()

@@ -226,3 +226,67 @@ def test_each_cookbook_query_answers_what_the_tables_say(snapshot, name):
         rows = [(a, b, c, round(d, 5), e) for a, b, c, d, e in rows]
         expected = [(a, b, c, round(d, 5), e) for a, b, c, d, e in expected]
     assert rows == [tuple(e) for e in expected] and rows, name
+
+
+@pytest.mark.parametrize("fmt", ["pubtator", "biocxml", "biocjson"])
+def test_export_read_back_by_the_bioc_package_equals_the_snapshot(snapshot, tmp_path, fmt):
+    import bioc
+    from bioc import biocjson, biocxml, pubtator
+
+    out = tmp_path / f"all.{fmt}"
+    r = CliRunner().invoke(app, ["export", "-s", str(snapshot), "--format", fmt, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    ents = _rows(snapshot, "k2", "entities")
+    rels = _rows(snapshot, "k2", "relations")
+    docs = {d["doc_id"]: d for d in _rows(snapshot, "k2", "documents")}
+    key = {d: str(row["pmid"]) for d, row in docs.items()}
+    want_ents = sorted((key[e["doc_id"]], e["start"], e["end"], e["text"], e["type"], e["concept_id"] or "-") for e in ents)
+    with open(out, encoding="utf-8") as f:
+        if fmt == "pubtator":
+            read = pubtator.load(f)
+            got_ents = sorted((a.pmid, a.start, a.end, a.text, a.type, a.id) for d in read for a in d.annotations)
+            for d in read:  # offsets hold in the text PubTator readers rebuild: title, a space, abstract
+                text = d.title + " " + d.abstract
+                assert all(text[a.start:a.end] == a.text for a in d.annotations)
+            got_rels = sorted((r.pmid, r.type, r.id1, r.id2) for d in read for r in d.relations)
+            want_rels = sorted({(key[r["doc_id"]], r["type"], r["head"]["concept_id"], r["tail"]["concept_id"]) for r in rels})
+        else:
+            collection = (biocxml if fmt == "biocxml" else biocjson).load(f)
+            assert isinstance(collection, bioc.BioCCollection) and len(collection.documents) == len(docs)
+            got_ents, got_rels = [], []
+            for d in collection.documents:
+                spans = {}
+                for p in d.passages:
+                    for a in p.annotations:
+                        loc = a.locations[0]
+                        assert p.text[loc.offset - p.offset:loc.end - p.offset] == a.text  # offsets are the document's
+                        got_ents.append((d.id, loc.offset, loc.end, a.text, a.infons["type"], a.infons.get("identifier", "-")))
+                        spans[a.id] = (loc.offset, loc.end, a.infons["type"], a.infons.get("identifier"))
+                for rel in d.relations:
+                    roles = {n.role: spans[n.refid] for n in rel.nodes}
+                    got_rels.append((d.id, rel.infons["type"], roles["head"], roles["tail"]))
+            got_ents.sort()
+            got_rels = sorted(got_rels)
+            want_rels = sorted((key[r["doc_id"]], r["type"],
+                                (r["head"]["start"], r["head"]["end"], r["head"]["type"], r["head"]["concept_id"]),
+                                (r["tail"]["start"], r["tail"]["end"], r["tail"]["type"], r["tail"]["concept_id"])) for r in rels)
+    assert got_ents == want_ents and got_ents
+    assert got_rels == want_rels and got_rels
+
+
+def test_export_selects_by_pmid_and_where_and_says_when_nothing_matches(snapshot, tmp_path):
+    from bioc import pubtator
+
+    cli = CliRunner()
+    one = tmp_path / "one.txt"
+    r = cli.invoke(app, ["export", "-s", str(snapshot), "-f", "pubtator", "--pmid", "3", "--pmid", "7", "-o", str(one)])
+    assert r.exit_code == 0 and "2 documents" in r.output, r.output
+    assert sorted(d.pmid for d in pubtator.load(open(one))) == ["3", "7"]
+    r = cli.invoke(app, ["export", "-s", str(snapshot), "-f", "biocjson", "--where", "pmid < 3", "-o", str(tmp_path / "w.json")])
+    assert r.exit_code == 0 and "2 documents" in r.output, r.output
+    for args, says in [(["--where", "pub_year > 3000"], "no document"), (["--where", "nope = 1"], "not a condition"),
+                       (["-f", "brat"], "not one of")]:
+        argv = ["export", "-s", str(snapshot), "-f", "pubtator", "-o", str(tmp_path / "x"), *args]
+        r = cli.invoke(app, argv)
+        assert r.exit_code == 2 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "x").exists()
