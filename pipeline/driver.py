@@ -589,6 +589,8 @@ def commit(store: Store, run_id: str, manifest: dict, keep_snapshots: int, serve
         gone = reuse.collect_garbage(store, xfp, served_parts, keep, run_id)
         if any(gone.values()):
             log.info("extraction state removed: %s", gone)
+    for folder in ("extract", "live", "resolved", "index"):  # done with: served/ and parts.parquet serve the next night
+        store.remove(*run_state(run_id, folder))
 
 
 def clean_stale_snapshots(store: Store, run_id: str) -> list[str]:

@@ -102,6 +102,9 @@ def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_loca
     # extraction state: only the parts serving the live documents are left
     parts = list(Store(str(store)).iter_dirs("state", f"extracted/{m['extraction']['fingerprint']}/parts"))
     assert len(parts) == m["extraction"]["parts_copied"] + m["extraction"]["parts_filtered"]
+    # run state: only the committed run's, and of it only what the next night reads
+    assert list(Store(str(store)).iter_dirs("state", "runs")) == ["n4"]
+    assert sorted(p.name for p in (store / "state" / "runs" / "n4").iterdir()) == ["parts.parquet", "served"]
 
 
 def test_the_same_records_under_new_file_names_are_not_extracted_again(ray_local, tiny_model, tmp_path):
