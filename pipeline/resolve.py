@@ -19,7 +19,6 @@ partition (``resolved/``, for the carry step) under ``state/runs/<run_id>/``, an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -37,17 +36,6 @@ class Resolution:
     deleted: int                # PMIDs removed by DeleteCitation
     live_count: int
     live_sha: dict[int, pa.Array] | None = None  # shard index -> text_sha256 of those documents, aligned
-
-    @cached_property
-    def documents(self) -> pa.Table:
-        """(doc_id, text_sha256) of every live document, built once (reuse lookup, carry, the night's
-        changes all read it)."""
-        if not self.live:
-            return schemas.EXTRACTED_DOCS.empty_table()
-        shards = sorted(self.live)
-        return pa.table({"doc_id": pa.concat_arrays([self.live[k] for k in shards]),
-                         "text_sha256": pa.concat_arrays([self.live_sha[k] for k in shards])},
-                        schema=schemas.EXTRACTED_DOCS)
 
 
 COLUMNS = ["doc_id", "pmid", "source", "source_seq", "position", "text_sha256"]

@@ -160,14 +160,6 @@ class Store:
         with self.fs.open(self.path(*parts), "rb") as f:
             return pq.ParquetFile(f).metadata.num_rows
 
-    def count_rows(self, *parts: str) -> int:
-        """Rows of every parquet file under a folder, from their footers."""
-        total = 0
-        for f in self.parquet_files(*parts):
-            with self.fs.open(f, "rb") as fh:
-                total += pq.ParquetFile(fh).metadata.num_rows
-        return total
-
     def read_table(self, *parts: str, columns: list[str] | None = None, schema: pa.Schema | None = None) -> pa.Table:
         """All parquet files under a folder (or one file) as one table of ``schema``."""
         p = self.path(*parts)
