@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test model bench clean s3-start s3-stop
+.PHONY: demo test model bench clean s3-start s3-stop browser
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH, or make PYTHON=/path/to/python3.11"; exit 2; }
@@ -22,7 +22,15 @@ model: $(BIN)/.installed
 demo: model
 	$(BIN)/pubmine run --config configs/local.yaml
 
-test: $(BIN)/.installed
+# the headless browser the run-report test opens the page in: Debian's chromium (Playwright's own
+# browser download needs the internet); installed once with apt-get (as root, or through sudo)
+browser:
+	@command -v chromium >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "need chromium on PATH for the report test (a Debian/Ubuntu package)"; exit 2; }; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(BIN)/.installed browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 

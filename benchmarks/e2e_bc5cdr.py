@@ -27,7 +27,8 @@ from pipeline.driver import run
 from pipeline.parse.pubtator import read_pubtator, write_medline_xml
 from pipeline.report import print_scores
 from pipeline.storage import Store
-from workers.training.evaluate import predict_documents, score, score_cid, score_concepts
+from pipeline.scores import score, score_cid, score_concepts
+from workers.training.evaluate import predict_documents
 
 TYPES = ("Chemical", "Disease")
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def main() -> None:
         write_medline_xml(gold_docs, dump)
         cfg = load_config(ROOT / "configs/local.yaml",
                           [f"extract.model={model}", f"extract.normalizer={args.normalizer}",
-                           f"extract.relations=[{args.relation}]"],
+                           f"extract.relations=[{args.relation}]", "report.gold=none"],
                           inputs=[str(dump)], store=str(work / "store"))
         t0 = time.time()
         summary = run(cfg)

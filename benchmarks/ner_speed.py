@@ -31,7 +31,7 @@ from pipeline.config import shared_data_dir
 
 def load_sentences(n: int) -> list[str]:
     from pipeline.parse.pubtator import read_pubtator
-    from workers.training.corpora import doc_sentences
+    from pipeline.parse.pubtator import doc_sentences
 
     out: list[str] = []
     for rel in ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", "ncbi_disease/pubtator/NCBItestset_corpus.txt",

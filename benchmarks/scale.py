@@ -131,7 +131,8 @@ def one(n: int) -> dict:
     config = load_config(ROOT / "configs" / "local.yaml", [
         f"extract.model={m['ner']}", f"extract.normalizer={m['normalizer']}", f"extract.relations=[{m['cid']}]",
         "extract.precision=fp32", "extract.batch_size=2048", "extract.max_tokens_per_batch=8192",
-        "extract.doc_actors=1", "extract.doc_num_cpus=0.5", "run_id=scale"], inputs=[str(f) for f in files], store=str(store))
+        "extract.doc_actors=1", "extract.doc_num_cpus=0.5", "run_id=scale",
+        "report.gold=none"], inputs=[str(f) for f in files], store=str(store))
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
              object_store_memory=2 * 2**30)
     sampler = ObjectStoreSampler()

@@ -41,6 +41,7 @@ def _fail(err: Exception) -> None:
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pubmine.progress").setLevel(logging.INFO)  # the quiet one-line progress, off a terminal
 
 
 @app.command()
@@ -120,11 +121,12 @@ def train(
     output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default model folder)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a training field: key=value"),
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="one-line progress logs instead of a bar"),
 ) -> None:
     """Fine-tune a BERT-family encoder (task: ner | re in the config) and write a model artifact."""
     import yaml
 
+    _setup_logging(False)
     from workers.inference.artifacts import artifact_exists
     from workers.training.ner import NerTrainConfig, train_ner
     from workers.training.relations import ReTrainConfig, train_relation
@@ -143,10 +145,10 @@ def train(
                 return
         typer.echo(f"training {cfg.name} ({task}) from {cfg.base_model} -> {out}")
         if task == "ner":
-            manifest = train_ner(cfg, out, progress=not quiet, log=typer.echo)
+            manifest = train_ner(cfg, out, progress="log" if quiet else True, log=typer.echo)
             result = f"dev F1 {manifest['metrics']['dev']['f1']:.4f}"
         else:
-            manifest = train_relation(cfg, out, progress=not quiet, log=typer.echo)
+            manifest = train_relation(cfg, out, progress="log" if quiet else True, log=typer.echo)
             result = f"test F1 {manifest['metrics']['test']['f1']:.4f}"
     except PubmineError as err:
         _fail(err)
@@ -161,10 +163,11 @@ def build_normalizer_cmd(
     finetune_pairs: int = typer.Option(0, "--finetune-pairs", help="fine-tune the encoder on this many synonym pairs "
                                                                 "from the dictionary first (SapBERT style); 0: as is"),
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="one-line progress logs instead of a bar"),
 ) -> None:
     """Build MeSH 2024 + CTD MEDIC (+ the training corpora's linked names) into a normalizer artifact:
     the dictionary, its version, the encoder and every name embedded once."""
+    _setup_logging(False)
     from pipeline.config import default_normalizer_dir
     from workers.inference.artifacts import artifact_exists
     from workers.training.normalizer import build_normalizer
@@ -174,7 +177,7 @@ def build_normalizer_cmd(
         if if_missing and artifact_exists(out):
             typer.echo(f"normalizer already present at {out}; not rebuilding (drop --if-missing to rebuild)")
             return
-        manifest = build_normalizer(out, encoder, threshold, progress=not quiet, log=typer.echo,
+        manifest = build_normalizer(out, encoder, threshold, progress="log" if quiet else True, log=typer.echo,
                                     finetune_pairs=finetune_pairs)
     except PubmineError as err:
         _fail(err)
@@ -206,7 +209,8 @@ def evaluate(
     from workers.inference.artifacts import stage_artifact
     from workers.inference.ner import NerTagger
     from workers.training.corpora import iob_split
-    from workers.training.evaluate import (DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob, score,
+    from pipeline.scores import score
+    from workers.training.evaluate import (DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob,
                                            score_iob)
     from workers.training.relations import RE_NAMES
 
@@ -283,7 +287,8 @@ def _evaluate_concepts(normalizer, model: str, precision: str) -> None:
     from pipeline.report import print_scores
     from workers.inference.artifacts import stage_artifact
     from workers.inference.ner import NerTagger
-    from workers.training.evaluate import load_dataset, predict_documents, score_concepts
+    from pipeline.scores import score_concepts
+    from workers.training.evaluate import load_dataset, predict_documents
 
     docs, types = load_dataset("bc5cdr")
     tagger = NerTagger.load(stage_artifact(str(default_model_dir()) if model == "default" else model), precision=precision)
@@ -405,6 +410,7 @@ def export(
     from pipeline.export import export as export_snapshot
     from pipeline.publish import pick_snapshots
 
+    _setup_logging(False)
     try:
         where_store = _snapshot_store(store, storage_options)
         run_id, _ = pick_snapshots(where_store, at)

@@ -138,6 +138,25 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    # the run report (report.html in every snapshot, linked from _manifest.json)
+    enabled: bool = True
+    # PubTator file of gold abstracts scored with the night's models (fsspec URL; "none": no spot-check),
+    # e.g. BC5CDR's test set: zip://CDR_Data/CDR.Corpus.v010516/CDR_TestSet.PubTator.txt::https://...
+    gold: str = "none"
+    gold_documents: int = 50           # the first N documents of it, the same every night
+    top_concepts: int = 20             # concepts and relations listed in the report
+    history: int = 30                  # nights of history carried from manifest to manifest (trend plots)
+
+    def __post_init__(self) -> None:
+        if self.gold_documents < 1 or self.top_concepts < 1 or self.history < 1:
+            raise ConfigError("report.gold_documents, report.top_concepts and report.history must be >= 1")
+
+    def gold_url(self) -> str | None:
+        return None if self.gold in ("none", "") else self.gold
+
+
+@dataclass(frozen=True)
 class RunConfig:
     inputs: tuple[str, ...] = ()       # fsspec URLs or globs of MEDLINE XML (.xml, .xml.gz)
     store: str = "store"               # fsspec URL of the store root (local path, file://, s3://)
@@ -149,6 +168,7 @@ class RunConfig:
     resolve: ResolveConfig = field(default_factory=ResolveConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
         if self.keep_snapshots < 0:

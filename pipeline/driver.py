@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,13 +25,14 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import knowledge, publish, resolve, reuse, schemas
+from pipeline import knowledge, publish, resolve, reuse, runpage, schemas, spotcheck
 from pipeline.beam.run import PARSER_VERSION, group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
 from pipeline.errors import ConfigError, ModelError, PublishError, StoreUnavailable, is_store_outage
 from pipeline.layout import MANIFEST, PARTS, new_run_id, part_name, partition_groups, run_state, snapshot_key
 from pipeline.plan import InputFile, list_inputs, plan_shards
+from pipeline.progress import Progress
 from pipeline.storage import Store, url_to_fs
 
 log = logging.getLogger("pubmine")
@@ -57,6 +57,8 @@ class RunSummary:
     relations: int = 0
     linked: int = 0
     normalizer_version: str | None = None
+    report: str | None = None          # the run report's URL (report.html in the snapshot)
+    spotcheck_f1: float | None = None  # mention F1 on the gold spot-check set
 
     @property
     def wall_seconds(self) -> float:
@@ -73,7 +75,9 @@ class RunSummary:
             timings=timings if timings is not None else manifest["timings_s"],
             model_id=models["ner"]["model_id"], precision=models["ner"]["precision"],
             relations=counts["relations"], linked=counts["entities_linked"],
-            normalizer_version=(models["normalizer"] or {}).get("dictionary_version"))
+            normalizer_version=(models["normalizer"] or {}).get("dictionary_version"),
+            report=f"{snapshot.rstrip('/')}/{manifest['report']}" if manifest.get("report") else None,
+            spotcheck_f1=((manifest.get("spotcheck") or {}).get("mentions") or {}).get("f1"))
 
 
 def code_version() -> str:
@@ -252,33 +256,40 @@ def _parse_task(shards: list[ShardSpec], store_url: str, storage_options: dict, 
     return parse_shards(shards, Store(store_url, storage_options), reuse=reuse)
 
 
-def _progress(iterable, total: int, desc: str):
-    from tqdm import tqdm
+def gather(refs: list, stage: str, run_id: str | None, unit: str = "task", count=None) -> list:
+    """``ray.get(refs)`` in their order, with progress as they finish (``count(result)``: the counts
+    shown). A task's error is raised as soon as it arrives."""
+    import ray
 
-    return tqdm(iterable, total=total, desc=desc, unit="file", disable=total == 0 or not sys.stderr.isatty(),
-                dynamic_ncols=True)
+    index = {ref: i for i, ref in enumerate(refs)}
+    out: list = [None] * len(refs)
+    pending = list(refs)
+    with Progress(stage, total=len(refs), unit=unit, run_id=run_id) as bar:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+            for ref, result in zip(ready, ray.get(ready)):
+                out[index[ref]] = result
+                bar.update(1, **(count(result) if count else {}))
+    return out
 
 
-def parse(config: RunConfig, files: list[InputFile], shards: list[ShardSpec]) -> list[dict]:
+def _parsed(results: list[dict]) -> dict:
+    ok = [r for r in results if r["ok"]]
+    return {"documents": sum((r.get("rows") or {}).get("documents", 0) for r in ok),
+            "reused": sum(1 for r in ok if r.get("reused")), "failed": len(results) - len(ok)}
+
+
+def parse(config: RunConfig, files: list[InputFile], shards: list[ShardSpec], run_id: str | None = None) -> list[dict]:
     """Stage 2: one Ray task per group of input files (a big file alone, small ones packed together).
     Returns one result per shard: its ``_SUCCESS`` marker with ``ok`` True, or ``ok`` False and why."""
     import ray
 
     task = ray.remote(_parse_task).options(num_cpus=config.parse.num_cpus, max_retries=config.parse.max_retries)
     groups = group_shards([f.size for f in files], int(config.parse.group_mb * 1024 * 1024))
-    refs = {task.remote([shards[i] for i in g], config.store, config.storage_options, config.parse.reuse): g
-            for g in groups}
+    refs = [task.remote([shards[i] for i in g], config.store, config.storage_options, config.parse.reuse) for g in groups]
     results: list[dict | None] = [None] * len(shards)
-    pending = list(refs)
-
-    def finished():
-        nonlocal pending
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            yield ready[0]
-
-    for ref in _progress(finished(), len(groups), "parse"):
-        for i, result in zip(refs[ref], ray.get(ref)):
+    for g, group_results in zip(groups, gather(refs, "parse", run_id, "file group", _parsed)):
+        for i, result in zip(g, group_results):
             results[i] = result
     for r in results:
         if r and not r["ok"]:
@@ -315,8 +326,8 @@ def _index(config: RunConfig, run_id: str, xfp: str, parts: list[str], name: str
     import ray
 
     task = ray.remote(resolve.index_parts).options(max_retries=config.parse.max_retries)
-    ray.get([task.remote(config.store, config.storage_options, run_id, xfp, parts[k : k + per_task], f"{name}-{k // per_task:05d}.parquet")
-             for k in range(0, len(parts), per_task)])
+    gather([task.remote(config.store, config.storage_options, run_id, xfp, parts[k : k + per_task], f"{name}-{k // per_task:05d}.parquet")
+            for k in range(0, len(parts), per_task)], f"index {name} parts", run_id)
 
 
 def resolve_live(config: RunConfig, run_id: str, xfp: str, shards: list[ShardSpec], results: list[dict], ok: list[int],
@@ -331,7 +342,7 @@ def resolve_live(config: RunConfig, run_id: str, xfp: str, shards: list[ShardSpe
     url, so = config.store, config.storage_options
     store = Store(url, so)
     keys = ray.remote(resolve.write_keys).options(max_retries=config.parse.max_retries)
-    ray.get([keys.remote(url, so, shards[i].fingerprint) for i in ok])
+    gather([keys.remote(url, so, shards[i].fingerprint) for i in ok], "resolve: keys", run_id, "shard")
     previous_id = (previous or {}).get("run_id")
     same = bool(previous) and (previous.get("extraction") or {}).get("fingerprint") == xfp
     known = set()
@@ -343,7 +354,8 @@ def resolve_live(config: RunConfig, run_id: str, xfp: str, shards: list[ShardSpe
     task = ray.remote(resolve.resolve_group).options(max_retries=config.parse.max_retries)
     listed = [(i, shards[i].fingerprint) for i in ok]
     counts = Counter()
-    for c in ray.get([task.remote(url, so, run_id, g, parts, listed, previous_id, same) for g, parts in enumerate(groups)]):
+    for c in gather([task.remote(url, so, run_id, g, parts, listed, previous_id, same) for g, parts in enumerate(groups)],
+                    "resolve", run_id, "group", lambda c: {k: c[k] for k in ("live", "reused") if k in c}):
         counts.update(c)
     return Resolved(run_id, groups, counts)
 
@@ -387,7 +399,8 @@ def publish_text(config: RunConfig, run_id: str, shards: list[ShardSpec], result
     refs = [pub.remote(config.store, config.storage_options, run_id, i, shards[i].fingerprint, resolved.live_files,
                        config.extract.batch_size) for i in ok]
     totals, blocks = Counter(), []
-    for counts in ray.get(refs):
+    for counts in gather(refs, "publish text", run_id, "shard",
+                         lambda c: {"documents": c.get("documents", 0), "blocks": len(c["blocks"])}):
         blocks.extend(name for name, _ in counts.pop("blocks"))
         totals.update(counts)
     failed = [r for r in results if r and not r["ok"]]
@@ -418,7 +431,7 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, blocks: li
     if not blocks:
         return precision, Counter(), []
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = sys.stderr.isatty()
+    ctx.enable_progress_bars = False  # the run's own bar (pipeline.progress) shows blocks and counts
     ner = StageResources(ex.num_cpus_per_actor, ex.num_gpus_per_actor)
     doc = StageResources(ex.doc_num_cpus, ex.doc_num_gpus)
     common = dict(batch_size=None, batch_format="pyarrow")  # a batch is a block: documents stay whole
@@ -443,10 +456,14 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, blocks: li
         compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
         memory=int(ex.doc_memory_gb * 2**30), **common)
     counts, parts = Counter(), []
-    for table in ray.get(ds.to_arrow_refs()):  # COUNTS rows, one per block (no empty block is sent)
-        for row in table.to_pylist():
-            counts.update({k: row[k] for k in ("documents", "entities", "linked", "relations")})
-            parts.append(row["part"])
+    with Progress("extract", total=len(blocks), unit="block", run_id=run_id) as bar:
+        # COUNTS rows, one per block (no empty block is sent), streamed back as the blocks finish
+        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+            for row in table.to_pylist():
+                done = {k: row[k] for k in ("documents", "entities", "linked", "relations")}
+                counts.update(done)
+                parts.append(row["part"])
+                bar.update(1, **done)
     return precision, counts, sorted(set(parts))
 
 
@@ -464,7 +481,8 @@ def carry(config: RunConfig, run_id: str, xfp: str, resolved: Resolved, new_part
     store = Store(url, so)
     _index(config, run_id, xfp, new_parts, "new")
     serve = ray.remote(resolve.serve_group).options(max_retries=config.parse.max_retries)
-    counts = pa.concat_tables(ray.get([serve.remote(url, so, run_id, g, parts) for g, parts in enumerate(resolved.groups)]))
+    counts = pa.concat_tables(gather([serve.remote(url, so, run_id, g, parts) for g, parts in enumerate(resolved.groups)],
+                                     "serve", run_id, "group"))
     served = int(pc.sum(counts.column("served")).as_py() or 0)
     if served != documents_with_sentences:
         raise PublishError(
@@ -474,21 +492,51 @@ def carry(config: RunConfig, run_id: str, xfp: str, resolved: Resolved, new_part
     whole, filtered = reuse.carry_plan(counts)
     task = ray.remote(reuse.carry_parts).options(max_retries=config.parse.max_retries)
     carried = Counter()
-    for result in ray.get([task.remote(url, so, run_id, xfp, whole[k : k + 64], []) for k in range(0, len(whole), 64)] +
-                          [task.remote(url, so, run_id, xfp, [], filtered[k : k + 256]) for k in range(0, len(filtered), 256)]):
+    for result in gather([task.remote(url, so, run_id, xfp, whole[k : k + 64], []) for k in range(0, len(whole), 64)] +
+                         [task.remote(url, so, run_id, xfp, [], filtered[k : k + 256]) for k in range(0, len(filtered), 256)],
+                         "publish entities", run_id, "task", lambda r: dict(r)):
         carried.update(result)
     parts = sorted(whole + filtered)
     store.write_table(pa.table({"part": pa.array(parts, pa.string())}), *run_state(run_id, PARTS))
     return carried, set(parts)
 
 
-def knowledge_tables(config: RunConfig, run_id: str, models: Models) -> dict:
+def knowledge_tables(config: RunConfig, run_id: str, models: Models, previous_id: str | None) -> dict:
     """concepts, concept_relations, cooccurrences from the snapshot's tables (a Ray task running
-    DuckDB; ``pipeline.knowledge``). Returns rows per table."""
+    DuckDB; ``pipeline.knowledge``). Returns rows per table and the report's top lists."""
     import ray
 
     task = ray.remote(knowledge.build).options(max_retries=config.parse.max_retries, num_cpus=1)
-    return ray.get(task.remote(config.store, config.storage_options, run_id, models.normalizer_url))
+    return gather([task.remote(config.store, config.storage_options, run_id, models.normalizer_url,
+                               config.report.top_concepts, previous_id)], "knowledge tables", run_id, "task")[0]
+
+
+def start_spotcheck(config: RunConfig, run_id: str, models: Models):
+    """The gold spot-check as a Ray task (``pipeline.spotcheck``), or None when ``report.gold`` is none."""
+    import ray
+
+    gold = config.report.gold_url()
+    if not (gold and config.report.enabled):
+        return None
+    ex = config.extract
+    task = ray.remote(spotcheck.run).options(max_retries=config.parse.max_retries, num_cpus=1)
+    return task.remote(gold, config.report.gold_documents, config.storage_options, config.store, run_id, models.ner_url,
+                       models.ner["model_id"], models.normalizer_url, models.relation_urls, ex.max_length, ex.stride,
+                       ex.max_tokens_per_batch, ex.precision)
+
+
+def finish_spotcheck(ref) -> dict | None:
+    """The spot-check's scores; a spot-check that failed is reported in the report and the log, and
+    never costs the night its snapshot (the gold set is a monitor, not data)."""
+    if ref is None:
+        return None
+    try:
+        return gather([ref], "spot-check", None, "task")[0]
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        if is_store_outage(exc):
+            raise
+        log.warning("the gold spot-check failed: %s", exc)
+        return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"}
 
 
 # -- 5 commit
@@ -510,7 +558,7 @@ def snapshot_counts(config: RunConfig, run_id: str, per_task: int = 64) -> dict:
                  for k in range(0, len(files), per_task)]
     totals: dict = {"entities_by_type": Counter(), "relations_by_type": Counter(), "rejects_by_reason": Counter(),
                     "entities_linked": 0, "rows": Counter({name: 0 for name in schemas.SNAPSHOT_TABLES})}
-    for part in ray.get(refs):
+    for part in gather(refs, "count snapshot", run_id):
         for key in ("entities_by_type", "relations_by_type", "rejects_by_reason", "rows"):
             totals[key].update(part.get(key, {}))
         totals["entities_linked"] += part.get("entities_linked", 0)
@@ -534,9 +582,11 @@ def _delta(now: dict, before: dict) -> dict:
 def build_manifest(config: RunConfig, run_id: str, models: Models, shards: list[ShardSpec], results: list[dict],
                    resolution: Resolved, text: Counter, extracted: Counter, precision: str | None,
                    held: dict, timings: dict[str, float], extraction: dict | None = None,
-                   night: dict | None = None, previous: dict | None = None) -> dict:
+                   night: dict | None = None, previous: dict | None = None, knowledge_lists: dict | None = None,
+                   spot: dict | None = None) -> dict:
     """The snapshot's ``_manifest.json``, from the stages' own counters and what the snapshot holds
-    (``held``: ``snapshot_counts``): what the night did, against the previous manifest."""
+    (``held``: ``snapshot_counts``): what the night did, against the previous manifest; the report's
+    lists (``knowledge_lists``), the gold spot-check (``spot``) and the nights before (``history``)."""
     failed = sum(1 for r in results if r and not r["ok"])
     by_type = held["entities_by_type"]
     before = (previous or {}).get("counts", {})
@@ -573,7 +623,19 @@ def build_manifest(config: RunConfig, run_id: str, models: Models, shards: list[
         "throughput": {"parse_documents_per_s": round(text["documents"] / seconds("parse"), 1),
                        "extract_documents_per_s": round(extracted["documents"] / seconds("extract"), 1),
                        "extract_sentences_per_s": round(text["extract_sentences"] / seconds("extract"), 1)},
+        "knowledge": knowledge_lists or {},
+        "spotcheck": spot,
+        "report": runpage.REPORT if config.report.enabled else None,
     }
+
+
+def write_report(config: RunConfig, store: Store, manifest: dict, previous: dict | None) -> None:
+    """The nights before into ``manifest["history"]`` (the previous manifest's, and this one), then
+    ``report.html`` into the snapshot, before the manifest: a committed snapshot always has its page."""
+    before = (previous.get("history") or [runpage.history_entry(previous)]) if previous else []
+    manifest["history"] = [*before, runpage.history_entry(manifest)][-config.report.history:]
+    if manifest.get("report"):
+        store.write_text(runpage.render(manifest), *snapshot_key(manifest["run_id"], manifest["report"]))
 
 
 def commit(store: Store, run_id: str, manifest: dict, keep_snapshots: int, served_parts: set[str] | None = None) -> None:
@@ -636,6 +698,8 @@ def run(config: RunConfig) -> RunSummary:
     run_id = config.run_id or new_run_id()
     store = Store(config.store, config.storage_options)
     models = check_models(config)
+    if config.report.enabled and config.report.gold_url():
+        spotcheck.check_gold(config.report.gold_url(), config.storage_options)
     xfp, xkey = extraction_fingerprint(config, models)
     with _timed(timings, "plan"):
         files, shards = plan(config)
@@ -654,7 +718,7 @@ def run(config: RunConfig) -> RunSummary:
         store.remove(*run_state(run_id))
         previous = store.read_json(*snapshot_key(previous_id, MANIFEST)) if previous_id else None
         with _timed(timings, "parse"):
-            results = parse(config, files, shards)
+            results = parse(config, files, shards, run_id)
         ok = parsed_ok(results)
         with _timed(timings, "resolve"):
             resolution = resolve_live(config, run_id, xfp, shards, results, ok, previous)
@@ -663,9 +727,12 @@ def run(config: RunConfig) -> RunSummary:
         with _timed(timings, "extract"):
             precision, extracted, new_parts = extract(config, run_id, models, xfp, blocks)
         with _timed(timings, "carry"):
+            spot_ref = start_spotcheck(config, run_id, models)  # beside the carry: a task of its own
             carried, served_parts = carry(config, run_id, xfp, resolution, new_parts, text["sentence_docs"])
         with _timed(timings, "knowledge"):
-            knowledge_tables(config, run_id, models)
+            lists = knowledge_tables(config, run_id, models, previous_id)
+        with _timed(timings, "spotcheck"):
+            spot = finish_spotcheck(spot_ref)
         with _timed(timings, "commit"):
             held = snapshot_counts(config, run_id)
             night = night_changes(previous_id, resolution)
@@ -673,7 +740,8 @@ def run(config: RunConfig) -> RunSummary:
             extraction = {"fingerprint": xfp, "key": xkey, "documents_reused": resolution.reused,
                           "parts_copied": carried["copied"], "parts_filtered": carried["filtered"]}
             manifest = build_manifest(config, run_id, models, shards, results, resolution, text, extracted,
-                                      precision, held, timings, extraction, night, previous)
+                                      precision, held, timings, extraction, night, previous, lists, spot)
+            write_report(config, store, manifest, previous)
             commit(store, run_id, manifest, config.keep_snapshots, served_parts)
         timings["total"] = time.time() - t0
     except BaseException as exc:

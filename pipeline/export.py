@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 
 from pipeline.errors import PubmineError
 from pipeline.knowledge import QueryError, connect
+from pipeline.progress import Progress
 from pipeline.storage import Store
 
 FORMATS = ("pubtator", "biocxml", "biocjson")
@@ -173,10 +173,8 @@ def _infons(parent, infons: dict) -> None:
 
 
 def export(store: Store, run_id: str, fmt: str, out: Path, pmids: tuple[int, ...] = (), where: str | None = None,
-           progress: bool | None = None) -> dict:
+           progress: bool | str | None = None) -> dict:
     """Write the selected documents of snapshot ``run_id`` to ``out`` in ``fmt``; returns counts."""
-    from tqdm import tqdm
-
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     parts = chunks(store, run_id, pmids, where)
@@ -185,11 +183,11 @@ def export(store: Store, run_id: str, fmt: str, out: Path, pmids: tuple[int, ...
         raise ExportError(f"no document of snapshot {run_id} matches the selection"
                           + (f" (--pmid {' '.join(map(str, pmids))})" if pmids else "") + (f" (--where {where})" if where else ""))
     counts = {"documents": 0, "entities": 0, "relations": 0}
-    bar = tqdm(total=total, desc=f"export {fmt}", unit="doc", disable=not (sys.stderr.isatty() if progress is None else progress))
     date = dt.date.today().strftime("%Y%m%d")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with Progress(f"export {fmt}", total=total, unit="doc", run_id=run_id, mode=progress) as bar, \
+            open(tmp, "w", encoding="utf-8") as f:
         if fmt == "biocxml":
             f.write('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE collection SYSTEM "BioC.dtd">\n'
                     f"<collection><source>pubmine</source><date>{date}</date><key>pubmine.key</key>"
@@ -216,13 +214,12 @@ def export(store: Store, run_id: str, fmt: str, out: Path, pmids: tuple[int, ...
                 counts["documents"] += 1
                 counts["entities"] += len(e)
                 counts["relations"] += len(r)
-            bar.update(len(docs))
+            bar.update(len(docs), entities=sum(len(entities.get(d["doc_id"], [])) for d in docs))
         if fmt == "biocxml":
             f.write("</collection>\n")
         elif fmt == "biocjson":
             f.write("\n]}\n")
     tmp.replace(out)  # a reader never sees half an export
-    bar.close()
     return counts
 
 

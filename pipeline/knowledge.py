@@ -136,9 +136,12 @@ ORDER BY documents DESC, sentences DESC, a_id, b_id
 SQL = {"concepts": CONCEPTS_SQL, "concept_relations": RELATIONS_SQL, "cooccurrences": COOCCURRENCES_SQL}
 
 
-def build(store_url: str, storage_options: dict, run_id: str, normalizer_url: str | None) -> dict:
+def build(store_url: str, storage_options: dict, run_id: str, normalizer_url: str | None, top: int = 20,
+          previous: str | None = None) -> dict:
     """The knowledge tables of snapshot ``run_id`` (a Ray task, after every entity and relation is in
-    the snapshot): DuckDB over its tables, each result written as one part. Returns rows per table."""
+    the snapshot): DuckDB over its tables, each result written as one part. Returns rows per table,
+    the ``top`` concepts and concept relations by documents, and (``previous``: the snapshot before)
+    how many relation triples are new since then with the ``top`` of them: the run report's lists."""
     store = Store(store_url, storage_options)
     folder = None
     if normalizer_url:
@@ -147,13 +150,25 @@ def build(store_url: str, storage_options: dict, run_id: str, normalizer_url: st
         folder = str(stage_artifact(normalizer_url, storage_options))
     con = connect(store, run_id, ("documents", "sentences", "entities", "relations"))
     con.register("names", _names(folder))
-    rows = {}
+    rows, tables = {}, {}
     for name in KNOWLEDGE_TABLES:
         table = con.sql(SQL[name]).to_arrow_table().cast(schemas.SNAPSHOT_TABLES[name])
         store.remove(*snapshot_key(run_id, name))
         store.write_table(table, *snapshot_key(run_id, name, part_name(run_id, name)))
-        rows[name] = table.num_rows
-    return rows
+        rows[name], tables[name] = table.num_rows, table
+    concept_cols = ["concept_id", "type", "name", "documents", "mentions"]
+    relation_cols = ["head_id", "head_name", "type", "tail_id", "tail_name", "documents", "first_year", "last_year"]
+    out = {"rows": rows,
+           "top_concepts": tables["concepts"].select(concept_cols).slice(0, top).to_pylist(),
+           "top_relations": tables["concept_relations"].select(relation_cols).slice(0, top).to_pylist()}
+    if previous:
+        now = connect(store, run_id, ("concept_relations",), previous=previous)
+        new = now.sql(f"""SELECT {', '.join(relation_cols)} FROM concept_relations c
+                          ANTI JOIN previous.concept_relations p USING (head_id, type, tail_id)
+                          ORDER BY documents DESC, head_id, type, tail_id""").to_arrow_table()
+        out["new_relations"] = new.num_rows
+        out["top_new_relations"] = new.slice(0, top).to_pylist()
+    return out
 
 
 def run_query(store: Store, sql: str, run_id: str, previous: str | None = None) -> pa.Table:

@@ -29,9 +29,13 @@ def print_run_summary(s: RunSummary) -> None:
     t.add_row("model", f"{s.model_id} ({s.precision or '-'})")
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in s.timings.items() if k != "total")
     t.add_row("stages", stages)
+    if s.spotcheck_f1 is not None:
+        t.add_row("spot-check mention F1 (gold set)", f"{s.spotcheck_f1:.4f}")
     t.add_row("wall time", f"{s.wall_seconds:.1f} s")
     t.add_row("snapshot", s.snapshot)
     console.print(t)
+    if s.report:
+        print(f"run report: {s.report}", flush=True)  # one unwrapped line, for a person and for a log search
 
 
 def print_scores(title: str, overall: tuple[float, float, float], by_type: dict[str, tuple[float, float, float]],

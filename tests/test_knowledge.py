@@ -290,3 +290,17 @@ def test_export_selects_by_pmid_and_where_and_says_when_nothing_matches(snapshot
         r = cli.invoke(app, argv)
         assert r.exit_code == 2 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_export_logs_one_line_of_progress_off_a_terminal(snapshot, tmp_path, caplog):
+    import logging
+
+    from pipeline.export import export
+
+    with caplog.at_level(logging.INFO, logger="pubmine.progress"):
+        counts = export(Store(str(snapshot)), "k2", "pubtator", tmp_path / "p.txt")
+    lines = [r.getMessage() for r in caplog.records if r.name == "pubmine.progress"]
+    n = counts["documents"]
+    assert lines[0].startswith(f"run=k2 stage=export pubtator done=0/{n} doc")
+    assert re.fullmatch(rf"run=k2 stage=export pubtator done={n}/{n} doc entities={counts['entities']:,} "
+                        r"elapsed=\d+\.\ds finished", lines[-1]), lines

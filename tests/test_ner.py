@@ -106,7 +106,7 @@ def test_batched_tagging_equals_the_reference_decoder_on_every_test_sentence(tin
     padding give exactly the spans of decoding each sentence alone (fp32, no windows needed)."""
     from pipeline.parse.pubtator import read_pubtator
     from tests.conftest import DATA
-    from workers.training.corpora import doc_sentences
+    from pipeline.parse.pubtator import doc_sentences
 
     texts = [t for rel in ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", "ncbi_disease/pubtator/NCBItestset_corpus.txt")
              for d in read_pubtator(DATA / rel) for _, t in doc_sentences(d)]

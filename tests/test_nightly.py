@@ -17,7 +17,7 @@ ABSTRACT = ("Naloxone reverses the antihypertensive effect of clonidine in patie
 def _cfg(store, inputs, model, run_id, *sets):
     return load_config(ROOT / "configs" / "local.yaml",
                        [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
-                        "extract.precision=fp32", "extract.batch_size=2", f"run_id={run_id}", *sets],
+                        "extract.precision=fp32", "extract.batch_size=2", f"run_id={run_id}", "report.gold=none", *sets],
                        inputs=[str(p) for p in inputs], store=str(store))
 
 

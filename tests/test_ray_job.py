@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -84,7 +85,8 @@ def test_ray_job_submit_publishes_a_snapshot(ray_head, tiny_model, tmp_path):
                    "env_vars": {"PUBMINE_HOME": str(tmp_path / "home"), "PUBMINE_DATA": str(DATA)}}
     entrypoint = (f"{sys.executable} -m pipeline.cli run --config configs/local.yaml --input {source} "
                   f"--store {store_dir} --set extract.model={tiny_model} --set extract.normalizer=none --set extract.relations=[] --set extract.precision=fp32 "
-                  f"--set run_id=job-run")
+                  f"--set run_id=job-run --set report.gold={DATA / 'bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz'} "
+                  f"--set report.gold_documents=5")
     for _ in range(30):  # the head's job agent may need a few seconds after the dashboard answers
         out = _ray("job", "submit", "--address", ray_head["url"], "--no-wait", "--working-dir", str(ROOT),
                    "--runtime-env-json", json.dumps(runtime_env), "--submission-id", "pubmine-test-job", "--",
@@ -104,8 +106,14 @@ def test_ray_job_submit_publishes_a_snapshot(ray_head, tiny_model, tmp_path):
     logs = _ray("job", "logs", "--address", ray_head["url"], "pubmine-test-job", env=ray_head["env"]).stdout
     assert "job 'pubmine-test-job' succeeded" in status, f"job did not succeed: {status}\n{logs[-4000:]}"
     assert "pubmine run job-run" in logs and "documents" in logs
+    # not a terminal: progress is one line per step with run id, stage and counts; the report is named
+    for stage in ("parse", "resolve", "publish text", "extract", "publish entities", "knowledge tables"):
+        assert re.search(rf"run=job-run stage={stage} done=\S+ .*finished", logs), (stage, logs[-4000:])
+    assert re.search(r"run=job-run stage=extract done=\d+/\d+ block documents=5 entities=\d+", logs)
+    assert f"run report: {store_dir}/snapshots/job-run/report.html" in logs
     store = Store(str(store_dir))
     assert store.read_text("LATEST").strip() == "job-run"
     manifest = store.read_json("snapshots", "job-run", "_manifest.json")
     assert manifest["counts"]["documents"] == 5
+    assert manifest["spotcheck"]["documents"] == 5 and manifest["report"] == "report.html"
     assert store.read_table("snapshots", "job-run", "documents").num_rows == 5

@@ -18,6 +18,8 @@ from typing import Iterator
 
 from lxml import etree
 
+from pipeline.parse.document import layout_passages
+from pipeline.parse.sentences import split_spans
 from pipeline.storage import open_text
 
 # NCBI-disease's fine-grained classes are all diseases for NER purposes
@@ -56,6 +58,26 @@ def _repair(text: str, start: int, end: int, mention: str, slack: int = 3) -> tu
         if s >= 0 and text[s:s + len(m)] == m:
             return s, s + len(m)
     return -1, -1
+
+
+def doc_sentences(doc: PubtatorDoc) -> list[tuple[int, str]]:
+    """(document offset, sentence text) as the pipeline's parse stage produces them."""
+    out = []
+    for p in layout_passages([("title", None, doc.title), ("abstract", None, doc.abstract)]):
+        for s, e in split_spans(p.text):
+            out.append((p.offset + s, p.text[s:e]))
+    return out
+
+
+def gold_ids(ids: str) -> set[str]:
+    """A corpus's ID column (``D003924``, ``OMIM:613097``, ``D001|D002``, ``MESH:C001``) as the
+    concept IDs the linker returns."""
+    out = set()
+    for i in ids.replace(",", "|").split("|"):
+        i = i.strip()
+        if i and i != "-1":
+            out.add(i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}")
+    return out
 
 
 def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> Iterator[PubtatorDoc]:

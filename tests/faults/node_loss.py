@@ -29,7 +29,7 @@ def main(store: str, model: str, inputs: list[str]) -> None:
     cfg = load_config(ROOT / "configs" / "local.yaml",
                       [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
                        "extract.precision=fp32", "run_id=node-loss", "parse.group_mb=0.001",
-                       "extract.doc_actors=1", "extract.doc_memory_gb=1"],
+                       "extract.doc_actors=1", "extract.doc_memory_gb=1", "report.gold=none"],
                       inputs=inputs, store=store)
     removed = []
 

@@ -234,17 +234,19 @@ class EmbeddingIndex:
         np.savez(tmp, **arrays)
         tmp.replace(path)
 
-    def encode(self, texts: list[str], progress: bool = False, desc: str = "embedding"):
+    def encode(self, texts: list[str], progress: bool | str = False, desc: str = "embedding"):
         import numpy as np
         import torch
-        from tqdm import tqdm
+
+        from pipeline.progress import Progress
 
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode():
-            for k in tqdm(range(0, len(order), self.batch_size), desc=desc, disable=not progress, unit="batch"):
+        with torch.inference_mode(), Progress(desc, total=len(order), unit="name", mode=progress) as bar:
+            for k in range(0, len(order), self.batch_size):
                 idx = order[k : k + self.batch_size]
                 out[idx] = mean_pooled(self.model, self.tokenizer, [texts[i] for i in idx]).numpy()
+                bar.update(len(idx))
         return out
 
     def nearest(self, texts: list[str], kind: str, chunk: int = 256) -> list[tuple[str | None, float]]:

@@ -178,12 +178,17 @@ class DocumentStage:
         for clf in self.relations:
             clf.pipeline_check()
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def annotate(self, batch: pa.Table) -> tuple[list[_Doc], pa.Table, pa.Table]:
+        """A TAGGED batch's documents, their entity rows (linked) and relation rows; nothing written
+        (the nightly spot-check scores these on gold abstracts)."""
         docs = self._documents(batch)
+        ents = self._entities(docs)
+        return docs, ents, self._relations(docs, ents)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        docs, ents, rels = self.annotate(batch)
         if not docs:
             return COUNTS.empty_table()
-        ents = self._entities(docs)
-        rels = self._relations(docs, ents)
         first, last = docs[0].doc_id, docs[-1].doc_id
         covered = pa.table({"doc_id": [d.doc_id for d in docs], "text_sha256": [d.text_sha256 for d in docs]},
                            schema=schemas.EXTRACTED_DOCS)

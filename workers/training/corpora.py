@@ -21,9 +21,7 @@ from pathlib import Path
 
 from pipeline.config import shared_data_dir
 from pipeline.errors import PubmineError
-from pipeline.parse.medline import layout_passages
-from pipeline.parse.pubtator import PubtatorDoc, read_pubtator
-from pipeline.parse.sentences import split_spans
+from pipeline.parse.pubtator import doc_sentences, read_pubtator
 from pipeline.storage import open_text
 from workers.inference.relations import DOC_RE_NEGATIVE, DOCUMENT_FORMS, concept_pair_candidates
 
@@ -256,23 +254,3 @@ def related_type_pairs(name: str) -> tuple[tuple[str, str], ...]:
                 if a in kind and b in kind:
                     pairs |= {(kind[a], kind[b]), (kind[b], kind[a])}
     return tuple(sorted(pairs))
-
-
-def doc_sentences(doc: PubtatorDoc) -> list[tuple[int, str]]:
-    """(document offset, sentence text) as the pipeline's parse stage produces them."""
-    out = []
-    for p in layout_passages([("title", None, doc.title), ("abstract", None, doc.abstract)]):
-        for s, e in split_spans(p.text):
-            out.append((p.offset + s, p.text[s:e]))
-    return out
-
-
-def gold_ids(ids: str) -> set[str]:
-    """A corpus's ID column (``D003924``, ``OMIM:613097``, ``D001|D002``, ``MESH:C001``) as the
-    concept IDs the linker returns."""
-    out = set()
-    for i in ids.replace(",", "|").split("|"):
-        i = i.strip()
-        if i and i != "-1":
-            out.add(i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}")
-    return out

@@ -9,14 +9,15 @@ the end-to-end benchmark measure the same thing.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import shared_data_dir
 from pipeline.parse.pubtator import PubtatorDoc, read_pubtator
 from workers.inference.normalize import NormalizationError, Normalizer
-from workers.training.corpora import doc_sentences, gold_ids
+from pipeline.parse.pubtator import doc_sentences, gold_ids
+from pipeline.scores import Scores
 
 # Document-level NER sets: whole PubTator abstracts through the pipeline's own layout and splitter.
 # dataset name -> (PubTator test file relative to shared/data, entity types scored)
@@ -36,36 +37,6 @@ IOB_EVAL = {
 }
 
 
-@dataclass
-class Scores:
-    tp: Counter = field(default_factory=Counter)
-    fp: Counter = field(default_factory=Counter)
-    fn: Counter = field(default_factory=Counter)
-
-    def add(self, gold: set[tuple], pred: set[tuple]) -> None:
-        """Sets of (doc, start, end, type)."""
-        for g in gold & pred:
-            self.tp[g[-1]] += 1
-        for p in pred - gold:
-            self.fp[p[-1]] += 1
-        for g in gold - pred:
-            self.fn[g[-1]] += 1
-
-    @staticmethod
-    def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        return p, r, f
-
-    def overall(self) -> tuple[float, float, float]:
-        return self._prf(sum(self.tp.values()), sum(self.fp.values()), sum(self.fn.values()))
-
-    def by_type(self) -> dict[str, tuple[float, float, float]]:
-        types = sorted(set(self.tp) | set(self.fp) | set(self.fn))
-        return {t: self._prf(self.tp[t], self.fp[t], self.fn[t]) for t in types}
-
-
 def predict_documents(tagger, docs: list[PubtatorDoc], batch_sentences: int = 512) -> dict[int, set[tuple]]:
     """pmid -> {(pmid, start, end, type)} predicted."""
     items = [(d.pmid, off, text) for d in docs for off, text in doc_sentences(d)]
@@ -76,17 +47,6 @@ def predict_documents(tagger, docs: list[PubtatorDoc], batch_sentences: int = 51
             for sp in spans:
                 out[pmid].add((pmid, off + sp.start, off + sp.end, sp.type))
     return out
-
-
-def gold_set(doc: PubtatorDoc, types: tuple[str, ...]) -> set[tuple]:
-    return {(doc.pmid, m.start, m.end, m.type) for m in doc.mentions if m.type in types}
-
-
-def score(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], types: tuple[str, ...]) -> Scores:
-    s = Scores()
-    for d in docs:
-        s.add(gold_set(d, types), {p for p in predicted.get(d.pmid, set()) if p[-1] in types})
-    return s
 
 
 def iob_text(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -138,31 +98,6 @@ def load_dataset(name: str, data_dir: Path | None = None) -> tuple[list[Pubtator
         raise KeyError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
     rel, types = DATASETS[name]
     return list(read_pubtator((data_dir or shared_data_dir()) / rel)), types
-
-
-def gold_concepts(doc: PubtatorDoc, types: tuple[str, ...]) -> set[tuple]:
-    """(pmid, concept id, type) of a document's gold mentions; composite IDs count for each ID,
-    unlinked (-1) mentions are left out (BC5CDR's concept-level evaluation)."""
-    return {(doc.pmid, cid, m.type) for m in doc.mentions if m.type in types for cid in gold_ids(m.ids)}
-
-
-def score_concepts(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], types: tuple[str, ...]) -> Scores:
-    """Concept-level P/R/F1 per document: the set of (concept id, type) found and linked against the
-    gold set; ``predicted``: pmid -> {(pmid, concept id, type)}."""
-    s = Scores()
-    for d in docs:
-        s.add(gold_concepts(d, types), {p for p in predicted.get(d.pmid, set()) if p[-1] in types})
-    return s
-
-
-def score_cid(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]]) -> Scores:
-    """BC5CDR CID at document level: {(pmid, chemical id, disease id)} against the gold CID pairs."""
-    s = Scores()
-    for d in docs:
-        gold = {(d.pmid, c, x, "CID") for rtype, a, b in d.relations if rtype == "CID"
-                for c in gold_ids(a) for x in gold_ids(b)}
-        s.add(gold, {(*p, "CID") for p in predicted.get(d.pmid, set())})
-    return s
 
 
 @dataclass

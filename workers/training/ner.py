@@ -25,8 +25,10 @@ from pipeline.parse.pubtator import read_pubtator
 from workers.inference.decoding import PER_TYPE, bio_labels, per_type_labels, word_spans
 from workers.inference.ner import NerTagger
 from workers.training.artifacts import write_artifact
-from workers.training.corpora import IobSentence, doc_sentences, read_iob
-from workers.training.evaluate import iob_text, predict_documents, predict_iob, score, score_iob
+from pipeline.parse.pubtator import doc_sentences
+from pipeline.scores import score
+from workers.training.corpora import IobSentence, read_iob
+from workers.training.evaluate import iob_text, predict_documents, predict_iob, score_iob
 from workers.training.loop import (MINILM, EpochEnd, Hyperparams, base_model_label, clear_checkpoint, fit,
                                    length_batches, load_base_model, load_base_tokenizer, prepare)
 
@@ -223,7 +225,7 @@ def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allow: torch.
 
 
 def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None = None,
-              progress: bool = True, log=print) -> dict:
+              progress: bool | str = True, log=print) -> dict:
     """Train, select on dev, write the artifact to ``output``; returns its manifest."""
     from transformers.utils import logging as hf_logging
 

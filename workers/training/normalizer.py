@@ -111,7 +111,7 @@ def default_dictionary(data_dir: Path | None = None) -> Dictionary:
     return d
 
 
-def embedding_index(dictionary: Dictionary, encoder: str = "minilm", progress: bool = False,
+def embedding_index(dictionary: Dictionary, encoder: str = "minilm", progress: bool | str = False,
                     tokenizer=None, model=None, label: str | None = None) -> EmbeddingIndex:
     """The dictionary's names embedded with a base encoder (a folder or hub name; ``minilm`` the
     offline stand-in) or with ``tokenizer``/``model`` already in memory (``label`` then names them);
@@ -125,7 +125,7 @@ def embedding_index(dictionary: Dictionary, encoder: str = "minilm", progress: b
 
 
 def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DEFAULT_THRESHOLD,
-                     data_dir: Path | None = None, storage_options: dict | None = None, progress: bool = True,
+                     data_dir: Path | None = None, storage_options: dict | None = None, progress: bool | str = True,
                      log=print, dictionary: Dictionary | None = None, finetune_pairs: int = 0) -> dict:
     """Build the dictionaries once into a normalizer artifact at ``output`` (any fsspec URL): the
     encoder's weights and tokenizer, ``dictionary.parquet`` (every entry, so loading replays the same
@@ -183,7 +183,7 @@ def synonym_pairs(dictionary: Dictionary, n_pairs: int, seed: int = 13) -> list[
 
 
 def finetune_encoder(dictionary: Dictionary, encoder: str = "minilm", pairs: int = 40000,
-                     temperature: float = 0.05, cfg: Hyperparams = FINETUNE, progress: bool = True, log=print):
+                     temperature: float = 0.05, cfg: Hyperparams = FINETUNE, progress: bool | str = True, log=print):
     """Fine-tune the sentence encoder so that synonyms of one concept embed close together (SapBERT's
     idea with its simplest loss: InfoNCE over in-batch negatives, both directions; other pairs of
     the same concept in a batch are masked, not counted as negatives), through the one training loop

@@ -75,7 +75,7 @@ def negative_label(dataset: str) -> str | None:
 
 
 def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | None = None,
-                   progress: bool = True, log=print) -> dict:
+                   progress: bool | str = True, log=print) -> dict:
     """Fine-tune, score on the test split (the paper's protocol: no dev set for GAD/EU-ADR), write the
     artifact; returns its manifest."""
     from transformers.utils import logging as hf_logging
