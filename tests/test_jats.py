@@ -1,6 +1,7 @@
 """PMC JATS full text on every real file in ../shared/data/pmc_jats, with concrete field values."""
 
 import io
+import re
 import tarfile
 from pathlib import Path
 
@@ -202,3 +203,22 @@ def test_beam_parse_of_a_package_and_an_articleset(tmp_path):
             assert docs[0]["source_member"] == "PMC001/pone.0046493.nxml"
             assert docs[0]["authors"][0]["last_name"] == "Delorme"
     assert counts["pmc.xml.gz"][0] == 5 and counts[pkg.name][1] > 200
+
+
+def test_untrusted_a_malformed_article_in_an_articleset_is_rejected_alone():
+    import gzip
+
+    data = gzip.decompress((JATS / "ncbiutils_efetch_pmc/pmc_author.xml.gz").read_bytes())
+    starts = [m.start() for m in re.finditer(rb"<article[\s>]", data)]
+    assert len(starts) == 3
+    second = data[starts[1]:starts[2]]
+    broken = second.replace(b"</article-title>", b"</i></article-title>", 1)  # mismatched inline markup
+    assert broken != second
+    events = list(iter_records(io.BytesIO(data[:starts[1]] + broken + data[starts[2]:]), "pmc_author.xml"))
+    docs = [p for k, p in events if k == "document"]
+    rejects = [p for k, p in events if k == "reject"]
+    assert [d.pmcid for d in docs] == ["PMC7857436", "PMC6756846"] and [d.position for d in docs] == [0, 2]
+    assert [(r["position"], r["reason"]) for r in rejects] == [(1, "malformed article XML")]
+    assert "not well-formed" in rejects[0]["detail"]
+    with pytest.raises(ShardError, match=r"cut short\?\): 2 records seen"):
+        list(iter_records(io.BytesIO(data[:starts[2] - 1]), "pmc_cut.xml"))

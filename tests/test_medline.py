@@ -213,10 +213,10 @@ def test_bad_records_go_to_rejects_and_the_rest_is_parsed():
     assert [p for k, p in events if k == "deletion"] == [{"pmid": 7}, {"pmid": 8}]
 
 
-def test_malformed_file_raises_shard_error_after_good_records():
+def test_a_file_cut_short_fails_whole_after_its_complete_records_saying_how_many_it_saw():
     truncated = BAD_RECORD[: BAD_RECORD.index(b"<PubmedArticle><MedlineCitation><PMID>103")] + b"<PubmedArticle><Medl"
     events = []
-    with pytest.raises(ShardError, match="not well-formed"):
+    with pytest.raises(ShardError, match=r"file ends inside <PubmedArticle> at byte \d+ \(cut short\?\): 4 records seen"):
         for e in iter_medline(io.BytesIO(truncated), "broken.xml"):
             events.append(e)
     assert [p.pmid for k, p in events if k == "document"] == [101]
@@ -241,3 +241,102 @@ def test_sequence_from_nlm_names():
     assert sequence_from_name("s3://b/updatefiles/pubmed25n1375.xml.gz") == 251375
     assert sequence_from_name("medline16n0902.xml.gz") == 160902
     assert sequence_from_name("efetch.xml") is None
+
+
+# -- record isolation: one bad record costs that record, never the file
+
+def _set(*records: bytes, head: bytes = b'<?xml version="1.0"?>\n', tail: bytes = b"</PubmedArticleSet>\n") -> bytes:
+    return head + b"<PubmedArticleSet>\n" + b"\n".join(records) + b"\n" + tail
+
+
+def _rec(pmid: int, title: bytes = b"A title.", abstract: bytes = b"An abstract.") -> bytes:
+    return (b"<PubmedArticle><MedlineCitation><PMID Version=\"1\">%d</PMID><Article><ArticleTitle>%s</ArticleTitle>"
+            b"<Abstract><AbstractText>%s</AbstractText></Abstract></Article></MedlineCitation></PubmedArticle>"
+            % (pmid, title, abstract))
+
+
+def _outcome(data: bytes, **kw):
+    events = list(iter_medline(io.BytesIO(data), "isolation.xml", **kw))
+    docs = [p.pmid for k, p in events if k == "document"]
+    rejects = [(r["position"], r["pmid"], r["reason"], r["detail"]) for k, r in events if k == "reject"]
+    return docs, rejects
+
+
+@pytest.mark.parametrize("bad, says", [
+    (_rec(2, b"Mismatched <i>inline</b> tags."), "not well-formed"),
+    (_rec(2, b"An invalid character reference &#1; here."), "not well-formed"),
+    (_rec(2, b"A surrogate reference &#xD800; here."), "not well-formed"),
+    (_rec(2, b"Invalid UTF-8 \xff\xfe here."), "not well-formed"),
+    (_rec(2, b"An undefined entity &nbsp; here."), "not well-formed"),
+    (_rec(2, b"A bare & ampersand."), "not well-formed"),
+    (_rec(2, b"Unclosed <sup>tag.").replace(b"</PubmedArticle>", b""), "has no closing tag before the next record"),
+])
+def test_untrusted_a_malformed_record_is_rejected_alone(bad, says):
+    docs, rejects = _outcome(_set(_rec(1), bad, _rec(3)))
+    assert docs == [1, 3]
+    assert len(rejects) == 1
+    position, pmid, reason, detail = rejects[0]
+    assert (position, pmid, reason) == (1, 2, "malformed record") and says in detail and "byte" in detail
+
+
+def test_untrusted_an_entity_bomb_in_the_prolog_is_never_expanded():
+    bomb = (b'<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet [\n <!ENTITY lol "lol">\n'
+            + b"".join(b' <!ENTITY lol%d "%s">\n' % (i, b"&lol%d;" % (i - 1) * 10 if i > 1 else b"&lol;" * 10)
+                       for i in range(1, 10)) + b"]>\n")
+    docs, rejects = _outcome(_set(_rec(1, b"&lol9;"), _rec(2), head=bomb))
+    assert docs == [2] and rejects[0][2] == "malformed record" and "lol9" in rejects[0][3]
+
+
+def test_untrusted_an_external_entity_is_never_read_or_fetched(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    head = (b'<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet [ <!ENTITY xxe SYSTEM "file://%s">'
+            b' <!ENTITY web SYSTEM "http://203.0.113.9/x"> ]>\n' % str(secret).encode())
+    events = list(iter_medline(io.BytesIO(_set(_rec(1, b"&xxe;"), _rec(2, b"&web;"), _rec(3), head=head)), "xxe.xml"))
+    assert [p.pmid for k, p in events if k == "document"] == [3]
+    assert "TOP-SECRET" not in repr(events)
+
+
+def test_untrusted_a_record_over_the_size_limit_is_skipped_unread_and_the_rest_parsed():
+    huge = _rec(2, abstract=b"word " * 300_000)  # 1.5 MB
+    docs, rejects = _outcome(_set(_rec(1), huge, _rec(3)), max_record_bytes=1 << 20)
+    assert docs == [1, 3] and rejects[0][:3] == (1, None, "malformed record") and "larger than 1 MB" in rejects[0][3]
+    big, _ = _outcome(_set(_rec(1), huge, _rec(3)))  # under the default limit it is an ordinary record
+    assert big == [1, 2, 3]
+
+
+def test_untrusted_other_content_under_the_root_and_comments_between_records():
+    data = _set(_rec(1), b"<!-- a comment </PubmedArticle> -->", b"<?pi x?>", b"<Surprise>x</Surprise>", b"<Empty/>",
+                b"stray text", _rec(2))
+    docs, rejects = _outcome(data)
+    assert docs == [1, 2]
+    assert [(r[2], r[3].split(" under")[0]) for r in rejects] == [
+        ("unknown record", "unexpected element <Surprise>"), ("unknown record", "unexpected element <Empty>"),
+        ("unknown record", "unexpected text b'stray text'")]
+
+
+def test_untrusted_the_declared_encoding_is_honoured_record_by_record():
+    data = _set(_rec(1, "Caf\u00e9 au lait.".encode("latin-1")), _rec(2),
+                head=b'<?xml version="1.0" encoding="ISO-8859-1"?>\n')
+    events = list(iter_medline(io.BytesIO(data), "latin1.xml"))
+    docs = [p for k, p in events if k == "document"]
+    assert [d.title for d in docs] == ["Caf\u00e9 au lait.", "A title."]
+
+
+def test_untrusted_a_missing_closing_root_tag_fails_the_file_whole():
+    with pytest.raises(ShardError, match=r"ends before </PubmedArticleSet> \(cut short\?\): 2 records seen"):
+        list(iter_medline(io.BytesIO(_set(_rec(1), _rec(2), tail=b"")), "cut.xml"))
+
+
+def test_untrusted_records_cut_across_read_boundaries_are_whole():
+    from pipeline.parse import records
+
+    many = [_rec(i, b"T" * (i % 97), b"x" * (i * 37 % 5000)) for i in range(1, 400)]
+    data = _set(*many)
+    old = records.READ
+    try:
+        records.READ = 1000  # every record straddles reads
+        docs, rejects = _outcome(data)
+    finally:
+        records.READ = old
+    assert docs == list(range(1, 400)) and rejects == []

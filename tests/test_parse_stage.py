@@ -62,7 +62,7 @@ def test_unparseable_file_fails_alone(tmp_path):
     bad.write_text("<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID>")
     store = Store(str(tmp_path / "store"))
     shard = plan_shards(list_inputs([str(bad)]))[0]
-    with pytest.raises(ShardError, match="not well-formed"):
+    with pytest.raises(ShardError, match=r"file ends inside <PubmedArticle> .*cut short\?\): 1 records seen"):
         parse_shard(shard, store)
     assert not store.exists("state", "parsed", shard.fingerprint, "_SUCCESS")
 
@@ -140,7 +140,7 @@ def test_one_beam_run_parses_a_group_and_a_bad_file_fails_alone(tmp_path):
     results = parse_shards(shards, store)
     by_file = {r["source_file"]: r for r in results}
     assert [r["source_file"] for r in results] == [s.source_file for s in shards]
-    assert not by_file["pubmed25n0102.xml"]["ok"] and "not well-formed" in by_file["pubmed25n0102.xml"]["detail"]
+    assert not by_file["pubmed25n0102.xml"]["ok"] and "cut short" in by_file["pubmed25n0102.xml"]["detail"]
     assert by_file["pubmed25n0101.xml"]["rows"]["documents"] == 2
     assert by_file["pubmed25n0103.xml"]["rows"] == {"documents": 1, "passages": 2, "sentences": 3,
                                                     "deletions": 1, "rejects": 0}
@@ -150,6 +150,23 @@ def test_one_beam_run_parses_a_group_and_a_bad_file_fails_alone(tmp_path):
     assert not store.parquet_files("state", "parsed", bad_fp)  # nothing half-written is left
     again = parse_shards(shards, store)  # the good ones are reused, the bad one is tried again
     assert [r.get("reused", False) for r in again if r["ok"]] == [True, True, True]
+
+
+def test_a_malformed_record_is_rejected_alone_and_the_file_publishes_the_rest(tmp_path):
+    from pipeline.beam.run import parse_shards
+
+    good = [article(p, f"Record {p}.") for p in (11, 12, 14, 15)]
+    broken = "<PubmedArticle><MedlineCitation><PMID>13</PMID><Article><ArticleTitle>Mismatched <i>inline</b> tags.</ArticleTitle></Article></MedlineCitation></PubmedArticle>"
+    f = medline_file(tmp_path / "pubmed25n0201.xml", good[:2] + [broken] + good[2:])
+    store = Store(str(tmp_path / "store"))
+    shards = plan_shards(list_inputs([str(f)]))
+    result = parse_shards(shards, store)[0]
+    assert result["ok"] and result["rows"]["documents"] == 4 and result["rows"]["rejects"] == 1
+    rejects = store.read_table("state", "parsed", shards[0].fingerprint, "rejects.parquet").to_pylist()
+    assert [(r["position"], r["pmid"], r["reason"]) for r in rejects] == [(2, 13, "malformed record")]
+    assert "not well-formed" in rejects[0]["detail"] and "byte" in rejects[0]["detail"]
+    docs = store.read_table("state", "parsed", shards[0].fingerprint, "documents.parquet")
+    assert sorted(docs.column("pmid").to_pylist()) == [11, 12, 14, 15]
 
 
 def test_small_files_are_packed_into_groups():

@@ -31,6 +31,7 @@ from typing import IO, Iterator
 from lxml import etree
 
 from pipeline.errors import RecordError, ShardError
+from pipeline.parse import records
 from pipeline.parse.document import Author, Document, Passage, layout_passages
 
 MML = "{http://www.w3.org/1998/Math/MathML}"
@@ -309,9 +310,50 @@ def parse_article(article, position: int) -> Document:
     )
 
 
+def _article(el, position: int, member: str | None) -> tuple[str, object]:
+    try:
+        if el.tag != "article":
+            raise RecordError("unknown record", f"unexpected element <{el.tag}> under <pmc-articleset>")
+        doc = parse_article(el, position)
+        doc.source_member = member
+        return "document", doc
+    except RecordError as err:
+        return "reject", {"position": position, "pmid": err.pmid, "reason": err.reason, "detail": err.detail}
+    except Exception as exc:  # a parser bug must not take the file down
+        return "reject", {"position": position, "pmid": None, "reason": "parser error", "detail": f"{type(exc).__name__}: {exc}"}
+
+
+def iter_articleset(stream: IO[bytes], source_file: str,
+                    max_record_bytes: int = records.MAX_RECORD_BYTES) -> Iterator[tuple[str, object]]:
+    """An efetch <pmc-articleset>, cut into its articles (``pipeline.parse.records``) and each parsed
+    alone: an article that is not well-formed is one reject, the others are parsed; a file cut short
+    fails whole."""
+    position, encoding = 0, None
+    for kind, piece in records.split(stream, source_file, {"pmc-articleset": ("article",)}, max_record_bytes):
+        if kind == "root":
+            encoding = piece[1]
+            continue
+        if piece.tag is None:
+            yield "reject", {"position": position, "pmid": None, "reason": "unknown record",
+                             "detail": f"unexpected text {piece.data[:60]!r} under <pmc-articleset> at byte {piece.offset}"}
+        elif piece.problem:
+            yield "reject", {"position": position, "pmid": None, "reason": "malformed article XML",
+                             "detail": f"{piece.problem} (byte {piece.offset})"}
+        else:
+            try:
+                el = records.parse_piece(piece, encoding)
+            except (etree.XMLSyntaxError, ValueError) as exc:
+                yield "reject", {"position": position, "pmid": None, "reason": "malformed article XML",
+                                 "detail": f"<{piece.tag}> at byte {piece.offset} is not well-formed XML: {exc}"}
+            else:
+                yield _article(el, position, None)
+        position += 1
+
+
 def iter_jats(stream: IO[bytes], source_file: str, member: str | None = None,
               start_position: int = 0) -> Iterator[tuple[str, object]]:
-    """Stream documents out of one JATS file: a single <article> or a <pmc-articleset> of them."""
+    """Stream documents out of one JATS file: a single <article> or a <pmc-articleset> of them (the
+    pipeline sends a sniffed <pmc-articleset> to ``iter_articleset``, which isolates its records)."""
     position = start_position
     depth = 0
     root = None
@@ -331,17 +373,7 @@ def iter_jats(stream: IO[bytes], source_file: str, member: str | None = None,
             is_record = (depth == 0 and el.tag == "article") or (depth == 1 and root.tag == "pmc-articleset")
             if not is_record:
                 continue
-            try:
-                if el.tag != "article":
-                    raise RecordError("unknown record", f"unexpected element <{el.tag}> under <{root.tag}>")
-                doc = parse_article(el, position)
-                doc.source_member = member
-                yield "document", doc
-            except RecordError as err:
-                yield "reject", {"position": position, "pmid": err.pmid, "reason": err.reason, "detail": err.detail}
-            except Exception as exc:  # a parser bug must not take the file down
-                yield "reject", {"position": position, "pmid": None, "reason": "parser error",
-                                 "detail": f"{type(exc).__name__}: {exc}"}
+            yield _article(el, position, member)
             position += 1
             if depth == 1:
                 el.clear(keep_tail=False)

@@ -1,14 +1,15 @@
-"""Streaming MEDLINE/PubMed XML parser.
+"""Streaming MEDLINE/PubMed XML parser, record by record.
 
 Handles PubmedArticleSet files (baseline and daily updates, 2019-2025 DTDs) and the pre-2017
-MedlineCitationSet format, plain or gzip-compressed. The file is read with ``iterparse`` and each
-record (a direct child of the root element) is parsed and then cleared, so memory does not grow with
-the file.
+MedlineCitationSet format, plain or gzip-compressed; memory holds one record at a time, whatever the
+file.
 
 Output of :func:`iter_medline`: a stream of ``("document", Document)``, ``("deletion", row)`` and
-``("reject", row)`` events. A bad record becomes a reject with a reason; the rest of the file is still
-parsed. A file that is not well-formed XML raises :class:`ShardError` after the records before the
-damage were yielded (the caller decides whether a partial file may be used; the pipeline does not).
+``("reject", row)`` events. The file is cut into records before any XML parsing
+(``pipeline.parse.records``), so a bad record — not well-formed, an invalid character reference,
+invalid UTF-8, too large, or failing the checks below — becomes one reject with a reason and the
+rest of the file is still parsed. A file cut short raises :class:`ShardError` after its complete
+records were yielded (the caller decides whether a partial file may be used; the pipeline does not).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import IO, Iterator
 
 from lxml import etree
 
-from pipeline.errors import RecordError, ShardError
+from pipeline.errors import RecordError
+from pipeline.parse import records
 from pipeline.parse.document import (Author, Document, MeshHeading, MeshQualifier, Passage, document_text,
                                      layout_passages)
 
@@ -389,69 +391,65 @@ def parse_book(record, position: int) -> Document:
 RECORD_TAGS = ("PubmedArticle", "MedlineCitation", "PubmedBookArticle", "DeleteCitation", "DeleteDocument")
 
 
-ROOTS = ("PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet")
+# the records of each MEDLINE set root (pipeline.parse.records cuts the file at them)
+SET_RECORDS = {"PubmedArticleSet": ("PubmedArticle", "PubmedBookArticle", "DeleteCitation", "DeleteDocument"),
+               "MedlineCitationSet": ("MedlineCitation", "DeleteCitation"),
+               "PubmedBookArticleSet": ("PubmedBookArticle", "DeleteDocument")}
 
 
-def _check_root(root, source_file: str) -> None:
-    if root.tag not in ROOTS:
-        raise ShardError(source_file, f"root element is <{root.tag}>; expected <PubmedArticleSet> or <MedlineCitationSet>")
-
-
-def iter_medline(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, object]]:
+def iter_medline(stream: IO[bytes], source_file: str,
+                 max_record_bytes: int = records.MAX_RECORD_BYTES) -> Iterator[tuple[str, object]]:
     """Stream events out of one MEDLINE XML file (already decompressed).
 
-    lxml filters the record elements in C (``tag=``), so Python sees one event per record rather than
-    one per element; each record is cleared and dropped from the root once handled. Direct children
-    of the root that are not records are reported as rejects when they are dropped.
+    The file is cut into its records (``pipeline.parse.records``) and each is parsed alone: a record
+    that is not well-formed (or has an invalid character reference, invalid UTF-8, or is too large) is
+    one reject with its position, byte offset and the parser's reason, and the other records are
+    parsed. Elements under the root that are not records are rejects too. A file cut short raises
+    ShardError after its complete records were yielded (the pipeline then fails the file whole).
     """
     position = 0
-    root = None
-    context = etree.iterparse(stream, events=("end",), tag=RECORD_TAGS, huge_tree=True, resolve_entities=False,
-                              no_network=True, load_dtd=False)
-    try:
-        for _, el in context:
-            parent = el.getparent()
-            if root is None:
-                root = el
-                while root.getparent() is not None:
-                    root = root.getparent()
-                _check_root(root, source_file)
-            if parent is not root:  # a MedlineCitation inside its PubmedArticle: the article comes next
-                continue
-            while root[0] is not el:  # what came before this record and was not a record
-                other = root[0]
-                if isinstance(other.tag, str) and other.tag not in RECORD_TAGS:  # not an earlier record
-                    yield "reject", {"position": position, "pmid": None, "reason": "unknown record",
-                                     "detail": f"unexpected element <{other.tag}> under <{root.tag}>"}
-                    position += 1
-                del root[0]
-            tag = el.tag
-            try:
-                if tag == "PubmedArticle" or tag == "MedlineCitation":
-                    yield "document", parse_citation(el, position)
-                elif tag == "PubmedBookArticle":
-                    yield "document", parse_book(el, position)
-                else:  # DeleteCitation / DeleteDocument
-                    for p in el.iterfind("PMID"):
-                        if p.text and p.text.strip().isdigit():
-                            yield "deletion", {"pmid": int(p.text.strip())}
-            except RecordError as err:
-                yield "reject", {"position": position, "pmid": err.pmid, "reason": err.reason, "detail": err.detail}
-            except Exception as exc:  # a parser bug must not take the file down: record it, keep going
-                yield "reject", {"position": position, "pmid": None, "reason": "parser error",
-                                 "detail": f"{type(exc).__name__}: {exc}"}
-            if tag not in ("DeleteCitation", "DeleteDocument"):
-                position += 1
-            el.clear(keep_tail=False)
-    except etree.XMLSyntaxError as exc:
-        raise ShardError(source_file, f"XML is not well-formed ({exc}); {position} records came before the damage") from exc
-    if root is None:
-        root = getattr(context, "root", None)
-        if root is None:
-            raise ShardError(source_file, "file is empty; expected a PubmedArticleSet XML document")
-        _check_root(root, source_file)
-    for other in root:
-        if isinstance(other.tag, str) and other.tag not in RECORD_TAGS:
+    encoding = None
+    for kind, piece in records.split(stream, source_file, SET_RECORDS, max_record_bytes):
+        if kind == "root":
+            encoding = piece[1]
+            continue
+        tag = piece.tag
+        if tag not in RECORD_TAGS:
+            what = f"unexpected element <{tag}>" if tag else f"unexpected text {piece.data[:60]!r}"
             yield "reject", {"position": position, "pmid": None, "reason": "unknown record",
-                             "detail": f"unexpected element <{other.tag}> under <{root.tag}>"}
+                             "detail": f"{what} under the root at byte {piece.offset}"}
             position += 1
+            continue
+        deletion = tag in ("DeleteCitation", "DeleteDocument")
+        try:
+            if piece.problem:
+                raise RecordError("malformed record", f"{piece.problem} (byte {piece.offset})", _pmid_hint(piece.data))
+            try:
+                el = records.parse_piece(piece, encoding)
+            except (etree.XMLSyntaxError, ValueError) as exc:
+                raise RecordError("malformed record", f"<{tag}> at byte {piece.offset} is not well-formed XML: {exc}",
+                                  _pmid_hint(piece.data)) from None
+            if tag == "PubmedArticle" or tag == "MedlineCitation":
+                yield "document", parse_citation(el, position)
+            elif tag == "PubmedBookArticle":
+                yield "document", parse_book(el, position)
+            else:  # DeleteCitation / DeleteDocument
+                for p in el.iterfind("PMID"):
+                    if p.text and p.text.strip().isdigit():
+                        yield "deletion", {"pmid": int(p.text.strip())}
+        except RecordError as err:
+            yield "reject", {"position": position, "pmid": err.pmid, "reason": err.reason, "detail": err.detail}
+        except Exception as exc:  # a parser bug must not take the file down: record it, keep going
+            yield "reject", {"position": position, "pmid": None, "reason": "parser error",
+                             "detail": f"{type(exc).__name__}: {exc}"}
+        if not deletion:
+            position += 1
+
+
+_PMID_HINT = re.compile(rb"<PMID[^>]*>\s*(\d{1,9})\s*</PMID>")
+
+
+def _pmid_hint(data: bytes | None) -> int | None:
+    """The PMID a broken record names, when its bytes still show one (for the reject row)."""
+    m = _PMID_HINT.search(data or b"")
+    return int(m.group(1)) if m else None

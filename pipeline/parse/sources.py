@@ -15,7 +15,7 @@ import re
 from typing import IO, Iterator
 
 from pipeline.errors import ShardError
-from pipeline.parse.jats import PACKAGE_SUFFIXES, iter_jats, iter_package
+from pipeline.parse.jats import PACKAGE_SUFFIXES, iter_articleset, iter_jats, iter_package
 from pipeline.parse.medline import iter_medline
 
 MEDLINE_ROOTS = {"PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet"}
@@ -32,6 +32,8 @@ def iter_records(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, obj
     root, stream = sniff_root(stream)
     if root in MEDLINE_ROOTS:
         yield from iter_medline(stream, source_file)
+    elif root == "pmc-articleset":
+        yield from iter_articleset(stream, source_file)
     elif root in JATS_ROOTS:
         yield from iter_jats(stream, source_file)
     elif root is None:
