@@ -182,6 +182,8 @@ def connect_ray(config: RunConfig) -> bool:
     reaped = reap_orphaned_ray()
     if reaped:
         log.warning("stopped %d Ray processes left by a killed pubmine run: %s", len(reaped), reaped)
+    # the in-process Ray sends no usage report home (RAY_USAGE_STATS_ENABLED=1 to allow it)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(address="local", num_cpus=config.ray.num_cpus, include_dashboard=False,
              log_to_driver=True, configure_logging=False)
     _mark_session()

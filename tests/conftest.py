@@ -7,16 +7,34 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import shared_data_dir
+from tests import netguard
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = shared_data_dir()
+
+# The network guard (tests/netguard): this process and every Python process the session starts (Ray
+# workers, CLIs, servers' clients) may connect to loopback and this machine's own addresses only.
+_GUARD_DIR = Path(__file__).resolve().parent / "netguard"
+os.environ["PUBMINE_NETWORK_GUARD"] = "1"
+os.environ.setdefault("PUBMINE_NETWORK_GUARD_LOG", os.path.join(tempfile.mkdtemp(prefix="pubmine-netguard-"), "attempts"))
+os.environ["PYTHONPATH"] = os.pathsep.join([str(_GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
+netguard.install()
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage reports home from the session's Ray
 S3_ENV = {"AWS_ACCESS_KEY_ID": "pubmine", "AWS_SECRET_ACCESS_KEY": "pubmine-secret", "AWS_DEFAULT_REGION": "us-east-1",
           "S3_BUCKET": "pubmine"}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    refused = netguard.attempts()
+    if refused:  # a connection beyond this machine was tried somewhere, even if its error was swallowed
+        print(f"\nnetwork guard: {len(refused)} connection(s) beyond this machine were attempted: {refused[:10]}")
+        session.exitstatus = 1
 
 
 def pytest_sessionstart(session):
