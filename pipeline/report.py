@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.driver import RunSummary
+if TYPE_CHECKING:  # the summary's type only: `pubmine query` must not import the driver (Beam, Ray, torch)
+    from pipeline.driver import RunSummary
 
 console = Console(stderr=False, highlight=False)
 
