@@ -236,21 +236,6 @@ def _no_sentences(store, run_id):
     return len(docs - with_sentences)
 
 
-def _actor_pids(name: str) -> list[int]:
-    """Worker processes of a Ray actor class (Ray titles an actor's process ray::<Class>...)."""
-    import os
-
-    out = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = open(f"/proc/{entry}/cmdline", "rb").read()
-        except OSError:
-            continue
-        if cmd.startswith(b"ray::") and name.encode() in cmd:
-            out.append(int(entry))
-    return out
-
-
 def test_a_document_actor_killed_after_writing_part_of_its_output(ray_local, tiny_model, tmp_path):
     """SIGKILL of a document-stage actor once the first part is written: Ray restarts it and retries the
     block, the retried block rewrites its own part, and the run publishes what a clean run publishes."""
@@ -260,6 +245,7 @@ def test_a_document_actor_killed_after_writing_part_of_its_output(ray_local, tin
     import time
 
     from tests.conftest import DATA
+    from tests.faults.cluster import actor_pids
 
     inputs = [DATA / "pubmed_xml/nlm_medsamp2006/medsamp2006.xml.gz", DATA / "pubmed_xml/ncbiutils/pubmed22n1313_excerpt.xml"]
     store, killed = tmp_path / "store", []
@@ -269,7 +255,7 @@ def test_a_document_actor_killed_after_writing_part_of_its_output(ray_local, tin
         deadline = time.time() + 300
         while time.time() < deadline and not killed:
             if s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"):
-                for pid in _actor_pids("DocumentStage")[:1]:
+                for pid in actor_pids("DocumentStage")[:1]:
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
             time.sleep(0.02)
