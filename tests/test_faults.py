@@ -34,7 +34,7 @@ def test_faults_on_a_multi_node_cluster_writing_to_seaweedfs(ray_local, tiny_mod
                           str(tiny_model), *map(str, inputs)], cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "RAY_ADDRESS": ""})
     assert out.returncode == 0, out.stderr[-4000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("FAULT-RESULT "))[13:])
     assert result["happened"] and result["failed_files"] == [] and result["documents"] == 1500
     if fault == "node":
         assert "node it was running on is dead" in out.stdout + out.stderr  # a parse task really was lost, and retried

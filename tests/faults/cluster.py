@@ -3,7 +3,7 @@ SeaweedFS server): ``ray.cluster_utils.Cluster``, a head that runs only the driv
 worker nodes. Run by tests/test_faults.py in its own process: a second Ray cannot start beside the
 test session's. Nodes are only removed from the helper thread (Ray adds nodes from the main thread only).
 
-    python -m tests.faults.cluster FAULT STORE STORAGE_OPTIONS_JSON MODEL INPUT...   -> one JSON line
+    python -m tests.faults.cluster FAULT STORE STORAGE_OPTIONS_JSON MODEL INPUT...   -> FAULT-RESULT {json}
 
 FAULT is ``node``: a worker node removed once parsing has started (each node runs one of the two
 1-CPU parse tasks, so one is lost and retried on the other, which then also runs extraction alone);
@@ -72,8 +72,9 @@ def main(fault: str, store: str, storage_options: str, model: str, inputs: list[
     threading.Thread(target=remove_a_worker_mid_parse if fault == "node" else kill_an_actor_mid_extraction,
                      daemon=True).start()
     summary = run(cfg)
-    print(json.dumps({"fault": fault, "happened": bool(done), "documents": summary.documents,
-                      "failed_files": summary.failed_files}), flush=True)
+    # one marked line: Ray's own messages (log_to_driver) may still arrive on stdout after it
+    print("FAULT-RESULT " + json.dumps({"fault": fault, "happened": bool(done), "documents": summary.documents,
+                                        "failed_files": summary.failed_files}), flush=True)
     ray.shutdown()
     cluster.shutdown()
 
