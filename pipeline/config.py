@@ -153,7 +153,8 @@ class ReportConfig:
             raise ConfigError("report.gold_documents, report.top_concepts and report.history must be >= 1")
 
     def gold_url(self) -> str | None:
-        return None if self.gold in ("none", "") else self.gold
+        """The gold set to spot-check, None when there is none or no report to show it in."""
+        return None if not self.enabled or self.gold in ("none", "") else self.gold
 
 
 @dataclass(frozen=True)

@@ -496,7 +496,7 @@ def carry(config: RunConfig, run_id: str, xfp: str, resolved: Resolved, new_part
     carried = Counter()
     for result in gather([task.remote(url, so, run_id, xfp, whole[k : k + 64], []) for k in range(0, len(whole), 64)] +
                          [task.remote(url, so, run_id, xfp, [], filtered[k : k + 256]) for k in range(0, len(filtered), 256)],
-                         "publish entities", run_id, "task", lambda r: dict(r)):
+                         "publish entities", run_id, "task", dict):
         carried.update(result)
     parts = sorted(whole + filtered)
     store.write_table(pa.table({"part": pa.array(parts, pa.string())}), *run_state(run_id, PARTS))
@@ -518,7 +518,7 @@ def start_spotcheck(config: RunConfig, run_id: str, models: Models):
     import ray
 
     gold = config.report.gold_url()
-    if not (gold and config.report.enabled):
+    if not gold:
         return None
     ex = config.extract
     task = ray.remote(spotcheck.run).options(max_retries=config.parse.max_retries, num_cpus=1)
@@ -527,13 +527,13 @@ def start_spotcheck(config: RunConfig, run_id: str, models: Models):
                        ex.max_tokens_per_batch, ex.precision)
 
 
-def finish_spotcheck(ref) -> dict | None:
+def finish_spotcheck(ref, run_id: str) -> dict | None:
     """The spot-check's scores; a spot-check that failed is reported in the report and the log, and
     never costs the night its snapshot (the gold set is a monitor, not data)."""
     if ref is None:
         return None
     try:
-        return gather([ref], "spot-check", None, "task")[0]
+        return gather([ref], "spot-check", run_id, "task")[0]
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         if is_store_outage(exc):
             raise
@@ -700,7 +700,7 @@ def run(config: RunConfig) -> RunSummary:
     run_id = config.run_id or new_run_id()
     store = Store(config.store, config.storage_options)
     models = check_models(config)
-    if config.report.enabled and config.report.gold_url():
+    if config.report.gold_url():
         spotcheck.check_gold(config.report.gold_url(), config.storage_options)
     xfp, xkey = extraction_fingerprint(config, models)
     with _timed(timings, "plan"):
@@ -734,7 +734,7 @@ def run(config: RunConfig) -> RunSummary:
         with _timed(timings, "knowledge"):
             lists = knowledge_tables(config, run_id, models, previous_id)
         with _timed(timings, "spotcheck"):
-            spot = finish_spotcheck(spot_ref)
+            spot = finish_spotcheck(spot_ref, run_id)
         with _timed(timings, "commit"):
             held = snapshot_counts(config, run_id)
             night = night_changes(previous_id, resolution)

@@ -21,9 +21,9 @@ from collections import Counter
 log = logging.getLogger("pubmine.progress")
 
 
-def default_mode(quiet: bool = False) -> str:
-    """A bar on a terminal unless ``quiet``; log lines otherwise."""
-    return "bar" if sys.stderr.isatty() and not quiet else "log"
+def default_mode() -> str:
+    """A bar on a terminal, log lines otherwise."""
+    return "bar" if sys.stderr.isatty() else "log"
 
 
 def mode_of(progress: bool | str | None) -> str:

@@ -17,17 +17,17 @@ import tempfile
 import time
 from collections import defaultdict
 
-import fsspec
 import pyarrow as pa
 
 from pipeline.errors import ConfigError
 from pipeline.parse.pubtator import PubtatorDoc, doc_sentences, read_pubtator
 from pipeline.scores import Scores, score, score_cid, score_concepts
+from pipeline.storage import open_url, url_to_fs
 
 
 def check_gold(url: str, storage_options: dict | None = None) -> None:
     """Fail before any work when the configured gold set cannot be found."""
-    fs, path = fsspec.core.url_to_fs(url, **((storage_options or {}).get(url.split("://")[0], {}) if "://" in url else {}))
+    fs, path = url_to_fs(url, storage_options)
     if not fs.exists(path):
         raise ConfigError(f"report.gold: no gold PubTator file at {url}. Point it at BC5CDR's CDR_TestSet.PubTator.txt "
                           "(or any PubTator file with gold mentions), or set report.gold=none to run without the "
@@ -37,9 +37,7 @@ def check_gold(url: str, storage_options: dict | None = None) -> None:
 def load_gold(url: str, n: int, storage_options: dict | None = None) -> list[PubtatorDoc]:
     """The first ``n`` documents of a PubTator file at any fsspec URL (``.gz`` read as gzip; a
     ``zip://member::https://...`` chain reads a file inside a published archive)."""
-    protocol = url.split("://")[0] if "://" in url else "file"
-    opts = (storage_options or {}).get(protocol, {})
-    with fsspec.open(url, "rb", compression="infer", **opts) as f:
+    with open_url(url, storage_options) as f:
         data = f.read()
     with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as tmp:
         tmp.write(data)

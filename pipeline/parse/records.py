@@ -30,7 +30,7 @@ from pipeline.errors import ShardError
 READ = 1 << 20
 MAX_RECORD_BYTES = 64 << 20   # a record this large is not an article: rejected (the largest real ones are a few MB)
 _PROLOG = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(\[.*?\])?\s*>)", re.S)
-_START = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+START_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 _ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -84,6 +84,25 @@ def parser(encoding: str | None = None) -> etree.XMLParser:
     return cache[encoding]
 
 
+def prolog_end(head: bytes) -> int:
+    """Where the root element may start in ``head``: after the XML declaration, comments, processing
+    instructions, a DOCTYPE (with any internal subset) and blanks."""
+    pos = 0
+    while True:
+        m = _PROLOG.match(head, pos)
+        if not m or m.end() == pos:
+            break
+        pos = m.end()
+    while head[pos:pos + 1].isspace():
+        pos += 1
+    return pos
+
+
+def _cut_short(source_file: str, where: str, seen: int) -> ShardError:
+    return ShardError(source_file, f"file ends {where} (cut short?): {seen} records seen; a partial file is never "
+                                   "published, fetch it again")
+
+
 def declared_encoding(head: bytes) -> str | None:
     m = _ENCODING.match(head)
     enc = m.group(1).decode().lower() if m else None
@@ -98,15 +117,8 @@ def split(stream: IO[bytes], source_file: str, roots: dict[str, tuple[str, ...]]
     b = _Buffer(stream)
     # the prolog and the root's start tag
     while True:
-        pos = 0
-        while True:
-            m = _PROLOG.match(b.buf, pos)
-            if not m or m.end() == pos:
-                break
-            pos = m.end()
-        while b.buf[pos:pos + 1].isspace():
-            pos += 1
-        m = _START.match(b.buf, pos) if b.buf[pos:pos + 1] == b"<" else None
+        pos = prolog_end(b.buf)
+        m = START_TAG.match(b.buf, pos) if b.buf[pos:pos + 1] == b"<" else None
         close = b.buf.find(b">", m.end()) if m else -1
         if close >= 0 or not b.more():
             break
@@ -132,8 +144,7 @@ def split(stream: IO[bytes], source_file: str, roots: dict[str, tuple[str, ...]]
             if not b.more():
                 break
         if lt < 0 or len(b.buf) - lt < 2:
-            raise ShardError(source_file, f"file ends before </{root}> (cut short?): {seen} records seen; "
-                                          "a partial file is never published, fetch it again")
+            raise _cut_short(source_file, f"before </{root}>", seen)
         if lt > b.pos:
             stray = b.buf[b.pos:lt].strip()
             if stray:
@@ -144,18 +155,18 @@ def split(stream: IO[bytes], source_file: str, roots: dict[str, tuple[str, ...]]
             closer = b"-->" if b.buf.startswith(b"<!--", lt) else b"?>"
             while (e := b.buf.find(closer, lt)) < 0:
                 if not b.more():
-                    raise ShardError(source_file, f"file ends inside a comment (cut short?): {seen} records seen")
+                    raise _cut_short(source_file, "inside a comment", seen)
             b.drop(e + len(closer))
             continue
-        while not (m := _START.match(b.buf, lt)) or m.end() >= len(b.buf):
+        while not (m := START_TAG.match(b.buf, lt)) or m.end() >= len(b.buf):
             if not b.more():
-                raise ShardError(source_file, f"file ends before </{root}> (cut short?): {seen} records seen")
+                raise _cut_short(source_file, f"before </{root}>", seen)
         tag = m.group(1).decode()
         offset = b.base + lt
         seen += 1
         while (gt := b.buf.find(b">", m.end())) < 0:
             if not b.more():
-                raise ShardError(source_file, f"file ends inside <{tag}> at byte {offset} (cut short?): {seen} records seen")
+                raise _cut_short(source_file, f"inside <{tag}> at byte {offset}", seen)
         if b.buf[gt - 1:gt] == b"/":  # an empty element: <Tag ... />
             yield "piece", Piece(tag, offset, b.buf[lt:gt + 1])
             b.drop(gt + 1)
@@ -182,8 +193,7 @@ def split(stream: IO[bytes], source_file: str, roots: dict[str, tuple[str, ...]]
                 break
             scan = max(m.end(), len(b.buf) - len(end_tag))
             if not b.more():
-                raise ShardError(source_file, f"file ends inside <{tag}> at byte {offset} (cut short?): "
-                                              f"{seen} records seen; a partial file is never published, fetch it again")
+                raise _cut_short(source_file, f"inside <{tag}> at byte {offset}", seen)
 
 
 def _skip(b: _Buffer, tag: str, offset: int, end_tag: bytes, starts, limit: int, source_file: str,
@@ -201,7 +211,7 @@ def _skip(b: _Buffer, tag: str, offset: int, end_tag: bytes, starts, limit: int,
             break
         b.drop(max(b.pos, len(b.buf) - len(end_tag)))
         if not b.more():
-            raise ShardError(source_file, f"file ends inside <{tag}> at byte {offset} (cut short?): {seen} records seen")
+            raise _cut_short(source_file, f"inside <{tag}> at byte {offset}", seen)
     yield "piece", Piece(tag, offset, None, f"<{tag}> is larger than {limit >> 20} MB")
 
 

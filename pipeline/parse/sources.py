@@ -11,12 +11,12 @@ file that is neither gets a clear error naming what was expected.
 from __future__ import annotations
 
 import io
-import re
 from typing import IO, Iterator
 
 from pipeline.errors import ShardError
 from pipeline.parse.jats import PACKAGE_SUFFIXES, iter_articleset, iter_jats, iter_package
 from pipeline.parse.medline import iter_medline
+from pipeline.parse.records import START_TAG, prolog_end
 
 MEDLINE_ROOTS = {"PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet"}
 JATS_ROOTS = {"article", "pmc-articleset"}
@@ -44,8 +44,6 @@ def iter_records(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, obj
                                       "<MedlineCitationSet> or PMC JATS <article> / <pmc-articleset>")
 
 
-_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
-_SKIP = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(\[.*?\])?\s*>)", re.S)
 
 
 class _Prefixed(io.RawIOBase):
@@ -80,14 +78,8 @@ def sniff_root(stream: IO[bytes]) -> tuple[str | None, IO[bytes]]:
         if not chunk:
             break
         head += chunk
-        pos = 0
-        while True:
-            m = _SKIP.match(head, pos)
-            if not m or m.end() == pos:
-                break
-            pos = m.end()
-        m = _ROOT.search(head, pos)
+        m = START_TAG.search(head, prolog_end(head))
         if m and m.end() < len(head):
             return m.group(1).decode(), _Prefixed(head, stream)
-    m = _ROOT.search(head)
+    m = START_TAG.search(head)
     return (m.group(1).decode() if m else None), _Prefixed(head, stream)
