@@ -4,6 +4,7 @@ the network beyond loopback."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +23,9 @@ DATA = shared_data_dir()
 # workers, CLIs, servers' clients) may connect to loopback and this machine's own addresses only.
 _GUARD_DIR = Path(__file__).resolve().parent / "netguard"
 os.environ["PUBMINE_NETWORK_GUARD"] = "1"
-os.environ.setdefault("PUBMINE_NETWORK_GUARD_LOG", os.path.join(tempfile.mkdtemp(prefix="pubmine-netguard-"), "attempts"))
+_GUARD_LOG_DIR = None if os.environ.get("PUBMINE_NETWORK_GUARD_LOG") else tempfile.mkdtemp(prefix="pubmine-netguard-")
+if _GUARD_LOG_DIR:  # ours: removed when the session ends
+    os.environ["PUBMINE_NETWORK_GUARD_LOG"] = os.path.join(_GUARD_LOG_DIR, "attempts")
 os.environ["PYTHONPATH"] = os.pathsep.join([str(_GUARD_DIR), *filter(None, [os.environ.get("PYTHONPATH")])])
 netguard.install()
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage reports home from the session's Ray
@@ -35,6 +38,8 @@ def pytest_sessionfinish(session, exitstatus):
     if refused:  # a connection beyond this machine was tried somewhere, even if its error was swallowed
         print(f"\nnetwork guard: {len(refused)} connection(s) beyond this machine were attempted: {refused[:10]}")
         session.exitstatus = 1
+    if _GUARD_LOG_DIR:
+        shutil.rmtree(_GUARD_LOG_DIR, ignore_errors=True)
 
 
 def pytest_sessionstart(session):
