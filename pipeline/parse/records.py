@@ -127,7 +127,13 @@ def split(stream: IO[bytes], source_file: str, roots: dict[str, tuple[str, ...]]
     root = m.group(1).decode()
     if root not in roots:
         raise ShardError(source_file, f"root element is <{root}>; expected " + " or ".join(f"<{r}>" for r in roots))
-    yield "root", (root, declared_encoding(b.buf[:pos]))
+    encoding = declared_encoding(b.buf[:pos])
+    try:
+        parser(encoding)
+    except LookupError:
+        raise ShardError(source_file, f"its XML declaration names the encoding {encoding!r}, which is not one; "
+                                      "expected UTF-8 (or another real encoding)") from None
+    yield "root", (root, encoding)
     if b.buf[close - 1:close] == b"/":  # <PubmedArticleSet/>: no records, and closed
         return
     tags = roots[root]
@@ -136,19 +142,27 @@ def split(stream: IO[bytes], source_file: str, roots: dict[str, tuple[str, ...]]
     b.drop(close + 1)
     seen = 0
     while True:
-        # the next markup
+        # the next markup; text before it is let go as it is read (a run of blanks may be huge), and the
+        # first 200 bytes of any that is not blank are kept for its reject
+        stray: tuple[int, bytes] | None = None
         while True:
             lt = b.buf.find(b"<", b.pos)
             if lt >= 0 and len(b.buf) - lt >= 2 + len(end_root):
                 break
+            if lt < 0:
+                text = b.buf[b.pos:].strip()
+                if text and stray is None:
+                    stray = (b.base + b.pos, text[:200])
+                b.drop(len(b.buf))
             if not b.more():
                 break
         if lt < 0 or len(b.buf) - lt < 2:
             raise _cut_short(source_file, f"before </{root}>", seen)
-        if lt > b.pos:
-            stray = b.buf[b.pos:lt].strip()
-            if stray:
-                yield "piece", Piece(None, b.base + b.pos, stray[:200], "text outside any record")
+        if lt > b.pos and stray is None:
+            text = b.buf[b.pos:lt].strip()
+            stray = (b.base + b.pos, text[:200]) if text else None
+        if stray:
+            yield "piece", Piece(None, stray[0], stray[1], "text outside any record")
         if b.buf.startswith(end_root, lt):
             return
         if b.buf.startswith(b"<!--", lt) or b.buf.startswith(b"<?", lt):
