@@ -64,6 +64,9 @@ class ParseConfig:
     max_retries: int = 2         # Ray retries of a parse task lost to a dead worker or node
     reuse: bool = True           # reuse parsed shards in state/ whose input fingerprint is unchanged
     group_mb: float = 64.0       # small input files are packed into one parse task up to this much input
+    # a gzip input that inflates to more than this many times its compressed size (past its first
+    # 64 MB) is refused as a decompression bomb; MEDLINE and PMC files inflate 5-10x
+    max_inflate_ratio: float = 100.0
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0:
@@ -72,6 +75,8 @@ class ParseConfig:
             raise ConfigError(f"parse.max_retries must be >= 0 (got {self.max_retries})")
         if self.group_mb <= 0:
             raise ConfigError(f"parse.group_mb must be > 0 (got {self.group_mb})")
+        if self.max_inflate_ratio < 1:
+            raise ConfigError(f"parse.max_inflate_ratio must be >= 1 (got {self.max_inflate_ratio})")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from pipeline import knowledge, publish, resolve, reuse, runpage, schemas, spotc
 from pipeline.beam.run import PARSER_VERSION, group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
-from pipeline.errors import ConfigError, ModelError, PublishError, StoreUnavailable, is_store_outage
+from pipeline.errors import (AccessDenied, ConfigError, ModelError, PublishError, PubmineError, StoreUnavailable,
+                             is_access_denied, is_store_outage)
 from pipeline.layout import MANIFEST, PARTS, new_run_id, part_name, partition_groups, run_state, snapshot_key
 from pipeline.plan import InputFile, list_inputs, plan_shards
 from pipeline.progress import Progress
@@ -250,7 +251,7 @@ def check_models(config: RunConfig) -> Models:
 def plan(config: RunConfig) -> tuple[list[InputFile], list[ShardSpec]]:
     """The input files (globs expanded) and one shard per file, in file order."""
     files = list_inputs(config.inputs, config.storage_options)
-    return files, plan_shards(files, config.storage_options)
+    return files, plan_shards(files, config.storage_options, config.parse.max_inflate_ratio)
 
 
 def _parse_task(shards: list[ShardSpec], store_url: str, storage_options: dict, reuse: bool) -> list[dict]:
@@ -692,9 +693,35 @@ def _timed(timings: dict[str, float], stage: str):
         timings[stage] = time.time() - mark
 
 
+def access_denied(config: RunConfig, exc: BaseException) -> AccessDenied:
+    """The one message of a run whose credentials were refused: where it reads and writes, where
+    credentials come from, never the credentials themselves."""
+    first = (str(exc).splitlines() or [type(exc).__name__])[0].strip()[:200] or type(exc).__name__
+    models = [u for u in (config.extract.model, config.extract.normalizer) if u and "://" in u]
+    return AccessDenied(
+        f"access was refused ({type(exc).__name__}: {first}) while the run read its inputs "
+        f"({', '.join(config.inputs)[:200]}){', its models (' + ', '.join(models) + ')' if models else ''} or wrote "
+        f"the store {config.store}. Check the credentials pubmine finds for them and that they may read and write "
+        "there: for S3 the standard chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE and "
+        "~/.aws/credentials, an instance or pod role) or storage_options.s3.key / secret. Nothing was published; "
+        "LATEST is untouched.")
+
+
 def run(config: RunConfig) -> RunSummary:
     """Every stage, in order; on any failure the partial snapshot folder is removed and LATEST still
-    names the previous snapshot. Documents extracted before under the same fingerprint are reused."""
+    names the previous snapshot. Documents extracted before under the same fingerprint are reused. A
+    refused credential stops the run with ``AccessDenied``."""
+    try:
+        return _run(config)
+    except PubmineError:
+        raise
+    except BaseException as exc:
+        if is_access_denied(exc):
+            raise access_denied(config, exc) from exc
+        raise
+
+
+def _run(config: RunConfig) -> RunSummary:
     t0 = time.time()
     timings: dict[str, float] = {}
     run_id = config.run_id or new_run_id()

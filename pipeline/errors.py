@@ -55,6 +55,27 @@ class StoreUnavailable(PublishError):
     """The object store did not answer through every retry (``pipeline.storage``): not a bad input."""
 
 
+class AccessDenied(PublishError):
+    """A store, input or model location refused the credentials pubmine found: not a bad input."""
+
+
+# what a refused credential raises (s3fs maps 403s to PermissionError; botocore's codes otherwise)
+_DENIED_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+                 "Forbidden")
+
+
+def is_access_denied(exc: BaseException | None) -> bool:
+    """True when ``exc`` or its cause chain (a Ray task error carries the remote one) is a refused
+    credential or permission: the run stops, no file is rejected for it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, PermissionError) or any(c in str(exc)[:300] for c in _DENIED_CODES[:5]):
+            return True
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+    return False
+
+
 # what a store that is down, restarting or unreachable raises, by class name along the cause chain
 # (botocore, aiohttp and the OS each wrap the one below; a Ray task error carries the remote one)
 _OUTAGE_TYPES = {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ClientConnectorError",

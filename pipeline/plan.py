@@ -69,7 +69,8 @@ def fingerprint(f: InputFile) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
-def plan_shards(files: list[InputFile], storage_options: dict | None = None) -> list[ShardSpec]:
+def plan_shards(files: list[InputFile], storage_options: dict | None = None,
+                max_inflate_ratio: float = 100.0) -> list[ShardSpec]:
     """Files -> shards with their file order.
 
     Files named like NLM's (pubmed25n0001.xml.gz) take their sequence from the name, so an update
@@ -79,5 +80,6 @@ def plan_shards(files: list[InputFile], storage_options: dict | None = None) -> 
     for i, f in enumerate(files, start=1):
         seq = sequence_from_name(f.name)
         shards.append(ShardSpec(url=f.url, source_file=f.name, source_seq=seq if seq is not None else i,
-                                fingerprint=fingerprint(f), storage_options=dict(storage_options or {})))
+                                fingerprint=fingerprint(f), storage_options=dict(storage_options or {}),
+                                max_inflate_ratio=max_inflate_ratio))
     return shards

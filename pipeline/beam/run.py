@@ -33,7 +33,7 @@ from pipeline.errors import ShardError
 from pipeline.layout import SUCCESS, parsed_prefix
 from pipeline.storage import Store, options_for
 
-PARSER_VERSION = "parse-v2"  # bump when parsed output changes: cached shards are keyed by it
+PARSER_VERSION = "parse-v3"  # bump when parsed output changes: cached shards are keyed by it
 
 
 def build_parse_pipeline(p: beam.Pipeline, shards: list[ShardSpec], out_dirs: dict[str, str],

@@ -24,10 +24,10 @@ from apache_beam.metrics import Metrics
 
 from pipeline import schemas
 from pipeline.parse.document import Document
-from pipeline.parse.sources import iter_records
-from pipeline.errors import ShardError, is_store_outage
+from pipeline.parse.sources import iter_records, open_input
+from pipeline.errors import ShardError, is_access_denied, is_store_outage
 from pipeline.parse.sentences import split_spans
-from pipeline.storage import open_url, options_for
+from pipeline.storage import options_for
 
 REJECTS = "rejects"
 DELETIONS = "deletions"
@@ -44,6 +44,7 @@ class ShardSpec:
     source_seq: int          # file order for last-file-wins (pubmedYYnNNNN -> YYNNNN)
     fingerprint: str         # identity of this exact input (name, size, etag/mtime, parser version)
     storage_options: dict = field(default_factory=dict)  # per protocol, as in RunConfig
+    max_inflate_ratio: float = 100.0  # parse.max_inflate_ratio: the gzip bomb limit
 
 
 @contextlib.contextmanager
@@ -146,7 +147,8 @@ class ParseArticles(beam.DoFn):
         parsed_at = dt.datetime.now(dt.timezone.utc)
         batch: list[Document] = []
         try:
-            with no_gc(), open_url(shard.url, shard.storage_options) as stream:
+            with no_gc(), open_input(shard.url, shard.storage_options, shard.source_file,
+                                     shard.max_inflate_ratio) as stream:
                 for kind, payload in iter_records(stream, shard.source_file):
                     if kind == "document":
                         if payload.record_type == "book":
@@ -165,8 +167,8 @@ class ParseArticles(beam.DoFn):
                         yield beam.pvalue.TaggedOutput(REJECTS, TablePart(shard, "rejects", row={
                             "source_file": shard.source_file, **payload}))
         except (ShardError, OSError, EOFError) as err:  # this file fails alone; the others in the run go on
-            if is_store_outage(err):  # the store is down, the file may be fine: the run stops, nothing rejected
-                raise
+            if is_store_outage(err) or is_access_denied(err):  # the store is down or refuses us, the file
+                raise                                             # may be fine: the run stops, nothing rejected
             detail = err.detail if isinstance(err, ShardError) else f"{type(err).__name__}: {err}"
             self.failed.inc()
             yield beam.pvalue.TaggedOutput(FAILED, TablePart(shard, "failed", row={"detail": detail}))

@@ -387,21 +387,45 @@ def iter_jats(stream: IO[bytes], source_file: str, member: str | None = None,
 
 
 PACKAGE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_MEMBER_KINDS = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a character device",
+                 tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO"}
+
+
+def _unsafe_member(member: tarfile.TarInfo) -> str | None:
+    """Why a package member must not be used (None when it is a regular file with a relative name)."""
+    if not member.isfile():
+        kind = _MEMBER_KINDS.get(member.type, f"tar entry type {member.type!r}")
+        to = f" to {member.linkname}" if member.linkname else ""
+        return f"{kind}{to}, not a regular file"
+    parts = member.name.replace("\\", "/").split("/")
+    if member.name.startswith(("/", "\\")) or (len(parts[0]) == 2 and parts[0][1] == ":"):
+        return "an absolute path"
+    if ".." in parts:
+        return "a path that climbs out of the package with .."
+    return None
 MEMBER_SUFFIXES = (".nxml", ".xml")
 
 
 def iter_package(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, object]]:
     """A PMC OA bulk package (.tar.gz of PMCxxxx.xml / .nxml) streamed member by member.
 
-    ``stream`` is the tar stream (already gunzipped for .tar.gz; .tgz is gunzipped here). A member that
-    is not well-formed XML is one reject; the other members are still parsed.
+    ``stream`` is the tar stream (already gunzipped: ``sources.open_input``). Members are read from the
+    stream, never extracted to disk. A member that is not well-formed XML is one reject; so is an
+    article member that is not a regular file (a link, a device, a FIFO: never followed or opened) or
+    whose name is absolute or climbs out with ``..``; the other members are still parsed. Directories
+    and non-article members (figures, PDFs, supplements) are skipped, as in every real package.
     """
-    mode = "r|gz" if source_file.endswith(".tgz") else "r|"
     position = 0
     try:
-        with tarfile.open(fileobj=stream, mode=mode) as tar:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
-                if not member.isfile() or not member.name.endswith(MEMBER_SUFFIXES):
+                if member.isdir() or not member.name.endswith(MEMBER_SUFFIXES):
+                    continue
+                unsafe = _unsafe_member(member)
+                if unsafe:
+                    yield "reject", {"position": position, "pmid": None, "reason": "unsafe package member",
+                                     "detail": f"{member.name}: {unsafe}; it is neither read nor extracted"}
+                    position += 1
                     continue
                 data = tar.extractfile(member)
                 if data is None:

@@ -429,6 +429,10 @@ def iter_medline(stream: IO[bytes], source_file: str,
             except (etree.XMLSyntaxError, ValueError) as exc:
                 raise RecordError("malformed record", f"<{tag}> at byte {piece.offset} is not well-formed XML: {exc}",
                                   _pmid_hint(piece.data)) from None
+            if el.tag != tag:  # <PubmedArticle xmlns="..."> is not MEDLINE's element, whatever it holds
+                raise RecordError("unknown record", f"<{tag}> at byte {piece.offset} is in namespace "
+                                  f"{etree.QName(el).namespace!r}; MEDLINE elements are in no namespace",
+                                  _pmid_hint(piece.data))
             if tag == "PubmedArticle" or tag == "MedlineCitation":
                 yield "document", parse_citation(el, position)
             elif tag == "PubmedBookArticle":
