@@ -6,7 +6,9 @@ one way every model kind is loaded.
   ``pubmine.json``, and returns the local folder.
 - ``load_artifact(folder, task)`` loads tokenizer + model + manifest for every task (``ner``, ``re``,
   ``normalizer``): safetensors weights only, ``local_files_only``, never remote code. A pickle-only
-  checkpoint or a config that asks for code from the folder is refused with the reason.
+  checkpoint, a config that asks for code from the folder, a tokenizer or config file over
+  ``MAX_TEXT_FILE_BYTES`` and weights that no longer hash to the manifest's ``model_id`` (local
+  folders too) are refused with the reason.
 - ``load_tokenizer`` is the same checks for stages that only tokenize.
 
 Writing artifacts is the training side's (``workers.training.artifacts``).
@@ -34,6 +36,9 @@ REQUIRED = ("config.json", WEIGHTS, MANIFEST)
 UNSAFE = ("pytorch_model.bin", "model.pt", "model.pkl", "model.ckpt", "pytorch_model.bin.index.json")
 # data files some artifacts carry beside the weights (a normalizer's dictionary and embedded names)
 DATA_FILES = ("dictionary.parquet", "names.npz")
+# the tokenizer and config files are parsed whole in memory: one over this is refused unread (BERT's
+# tokenizer.json is 0.7 MB; the largest multilingual ones are under 20 MB)
+MAX_TEXT_FILE_BYTES = 64 << 20
 # what each task's model is, as a transformers auto class
 TASK_MODELS = {"ner": "AutoModelForTokenClassification", "re": "AutoModelForSequenceClassification",
                "normalizer": "AutoModel"}
@@ -78,6 +83,15 @@ def check_files(folder: str | os.PathLike, url: str | None = None) -> None:
         raise ModelError(
             f"model artifact {url} is incomplete: missing {', '.join(missing)}. pubmine loads "
             "safetensors weights only; re-export with save_pretrained(safe_serialization=True).")
+    for path in sorted(folder.iterdir()):
+        if path.name in (WEIGHTS, *DATA_FILES) or not path.is_file():
+            continue
+        size = path.stat().st_size
+        if size > MAX_TEXT_FILE_BYTES:
+            raise ModelError(
+                f"model artifact {url}: {path.name} is {size / 2**20:.0f} MB, larger than the "
+                f"{MAX_TEXT_FILE_BYTES >> 20} MB pubmine reads for a tokenizer or config file (a BERT tokenizer.json "
+                "is under 1 MB); it is refused unread. Re-export the tokenizer with save_pretrained.")
     for name in ("config.json", "tokenizer_config.json"):
         path = folder / name
         if not path.exists():
@@ -95,6 +109,15 @@ def check_files(folder: str | os.PathLike, url: str | None = None) -> None:
                 f"remove {', '.join(asks)} from {name}.")
 
 
+def verify_hash(folder: str | os.PathLike, manifest: dict, url: str) -> None:
+    """The weights, config and data files still hash to the ``model_id`` pubmine.json names."""
+    digest = content_hash(folder)
+    if not str(manifest.get("model_id", "")).endswith(digest):
+        raise ModelError(
+            f"model artifact {url} is corrupt or was changed after it was written: its weights hash to "
+            f"{digest} but pubmine.json names {manifest.get('model_id')!r}. Re-upload (or retrain) the artifact.")
+
+
 def stage_artifact(url: str, storage_options: dict | None = None, cache_dir: str | os.PathLike | None = None) -> Path:
     """Return a local folder holding the artifact at ``url``; remote ones are copied once per node."""
     fs, path = url_to_fs(url, storage_options)
@@ -104,6 +127,7 @@ def stage_artifact(url: str, storage_options: dict | None = None, cache_dir: str
         if not folder.is_dir():
             raise ModelError(f"model folder {url} does not exist; train it with `pubmine train` or fix extract.model")
         check_files(folder, url)
+        verify_hash(folder, read_manifest(folder), url)
         return folder
     try:
         manifest = json.loads(fs.cat_file(posixpath.join(path, MANIFEST)))
@@ -124,14 +148,12 @@ def stage_artifact(url: str, storage_options: dict | None = None, cache_dir: str
                     continue
                 if fs.isfile(entry):
                     fs.get_file(entry, str(tmp / name))
-            check_files(tmp, url)
-            digest = content_hash(tmp)
-            if not manifest["model_id"].endswith(digest):
+            try:
+                check_files(tmp, url)
+                verify_hash(tmp, manifest, url)
+            except ModelError:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise ModelError(
-                    f"model artifact {url} is corrupt or was changed after it was written: its weights hash to "
-                    f"{digest} but pubmine.json names {manifest['model_id']}. Re-upload the artifact."
-                )
+                raise
             shutil.rmtree(target, ignore_errors=True)
             os.replace(tmp, target)
     return target
