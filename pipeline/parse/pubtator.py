@@ -12,6 +12,7 @@ abstracts) so the whole pipeline can be run and scored on abstracts with gold an
 from __future__ import annotations
 
 import gzip
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -80,6 +81,9 @@ def gold_ids(ids: str) -> set[str]:
     return out
 
 
+_TITLE_LINE = re.compile(r"(\d+)\|t\|")
+
+
 def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> Iterator[PubtatorDoc]:
     """Documents of a PubTator file (.txt or .txt.gz), mentions checked against the text."""
     tmap = TYPE_MAP if type_map is None else type_map
@@ -92,14 +96,14 @@ def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> I
                     yield doc
                     doc = None
                 continue
-            if "|t|" in line[:20] and line.split("|", 1)[0].isdigit():
+            title = _TITLE_LINE.match(line)
+            if title:
                 if doc is not None:
                     yield doc
-                pmid, _, title = line.split("|", 2)
-                doc = PubtatorDoc(int(pmid), title, "")
+                doc = PubtatorDoc(int(title.group(1)), line[title.end():], "")
                 continue
-            if "|a|" in line[:20] and doc is not None:
-                doc.abstract = line.split("|", 2)[2]
+            if doc is not None and line.startswith(f"{doc.pmid}|a|"):  # (a mention's text may hold "|a|")
+                doc.abstract = line[len(f"{doc.pmid}|a|"):]
                 continue
             cols = line.split("\t")
             if doc is None:
