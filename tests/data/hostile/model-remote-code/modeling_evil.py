@@ -1,0 +1,1 @@
+open("/tmp/pubmine-hostile-remote-code-ran", "w").close()
