@@ -42,6 +42,7 @@ bench: model
 	$(BIN)/python -m benchmarks.normalization
 	$(BIN)/python -m benchmarks.ner_speed
 	$(BIN)/python -m benchmarks.e2e_throughput
+	$(BIN)/python -m benchmarks.fuzz
 
 s3-start: $(BIN)/.installed
 	PATH=$(BIN):$$PATH infra/local/s3.sh start .cache/s3
