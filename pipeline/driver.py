@@ -383,7 +383,8 @@ def extraction_fingerprint(config: RunConfig, models: Models) -> tuple[str, dict
          {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold")},
          "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
                         "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
-        {"precision": ner_precision(config), "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION})  # sentences are its input
+        {"precision": ner_precision(config), "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION,
+         "entities": "letter-or-digit"})  # sentences are its input
 
 
 # -- publish the text tables, 4 extract

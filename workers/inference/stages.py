@@ -28,6 +28,7 @@ from pipeline import schemas
 from pipeline.layout import extracted_prefix, run_state
 from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
+from workers.inference.decoding import has_letter_or_digit
 
 # one tagged sentence: the sentence and its entity spans (document offsets)
 SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("type", pa.string()), ("score", pa.float32())])
@@ -208,8 +209,10 @@ class DocumentStage:
             if not out or out[-1].doc_id != doc_id:
                 out.append(_Doc(doc_id, sha, [], []))
             out[-1].sents.append((s_idx, start, text))
-            out[-1].ents.extend({**sp, "sent_idx": s_idx, "text": text[sp["start"] - start:sp["end"] - start]}
-                                for sp in spans)
+            for sp in spans:
+                mention = text[sp["start"] - start:sp["end"] - start]
+                if has_letter_or_digit(mention):
+                    out[-1].ents.append({**sp, "sent_idx": s_idx, "text": mention})
         for doc in out:
             doc.sents.sort(key=lambda s: s[1])
             doc.text = cls.document_text(doc.sents)
