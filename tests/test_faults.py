@@ -19,28 +19,41 @@ from tests.conftest import DATA, ROOT, S3Server
 from tests.test_nightly import _cfg, table
 
 
-@pytest.mark.parametrize("fault", ["node", "NerPredictor", "DocumentStage"])
-def test_faults_on_a_multi_node_cluster_writing_to_seaweedfs(ray_local, tiny_model, tmp_path, s3_server, fault):
-    """Head + two worker nodes (tests/faults/cluster.py) writing to the real SeaweedFS server: a worker
-    node removed mid-parse, the NER actor or the document-stage actor SIGKILLed mid-extraction. Each
-    run publishes, row for row, what a clean run publishes."""
-    first = build_file(1500, tmp_path / "in" / "pubmed26n0001.xml.gz")
-    second = tmp_path / "in" / "pubmed26n0002.xml.gz"
+FAULTS = ["NerPredictor", "DocumentStage", "node"]
+
+
+@pytest.fixture(scope="module")
+def faulted(ray_local, tiny_model, tmp_path_factory, s3_server):
+    """The three faulted runs, one after the other on one simulated cluster (tests/faults/cluster.py:
+    a head running only the driver and two 1-CPU workers) writing to the real SeaweedFS server, and
+    the clean run they must each equal."""
+    tmp = tmp_path_factory.mktemp("faults")
+    first = build_file(1500, tmp / "in" / "pubmed26n0001.xml.gz")
+    second = tmp / "in" / "pubmed26n0002.xml.gz"
     second.write_bytes(first.read_bytes())  # the same records again: the later file supersedes them
     inputs = [first, second]
     so = s3_server["storage_options"]
-    prefix, run_id = f"fault-{fault.lower()}", f"fault-{fault.lower()}"
-    out = subprocess.run([sys.executable, "-m", "tests.faults.cluster", fault, f"s3://pubmine/{prefix}", json.dumps(so),
-                          str(tiny_model), *map(str, inputs)], cwd=ROOT, capture_output=True, text=True, timeout=600,
+    out = subprocess.run([sys.executable, "-m", "tests.faults.cluster", ",".join(FAULTS), "s3://pubmine", json.dumps(so),
+                          str(tiny_model), *map(str, inputs)], cwd=ROOT, capture_output=True, text=True, timeout=900,
                          env={**os.environ, "RAY_ADDRESS": ""})
     assert out.returncode == 0, out.stderr[-4000:]
-    result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("FAULT-RESULT "))[13:])
+    results = {r["fault"]: r for r in (json.loads(line[13:]) for line in out.stdout.splitlines()
+                                       if line.startswith("FAULT-RESULT "))}
+    run(_cfg(tmp / "clean", inputs, tiny_model, "fault", "extract.batch_size=512"))
+    return {"results": results, "log": out.stdout + out.stderr, "clean": tmp / "clean", "storage_options": so}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_faults_on_a_multi_node_cluster_writing_to_seaweedfs(faulted, fault):
+    """A worker node removed mid-parse, the NER actor or the document-stage actor SIGKILLed
+    mid-extraction: each run publishes, row for row, what a clean run publishes."""
+    result = faulted["results"][fault]
     assert result["happened"] and result["failed_files"] == [] and result["documents"] == 1500
     if fault == "node":
-        assert "node it was running on is dead" in out.stdout + out.stderr  # a parse task really was lost, and retried
-    run(_cfg(tmp_path / "clean", inputs, tiny_model, run_id, "extract.batch_size=512"))
+        assert "node it was running on is dead" in faulted["log"]  # a parse task really was lost, and retried
     for name in ("documents", "sentences", "entities", "relations", "rejects"):
-        assert _s3_table(so, prefix, run_id, name) == table(tmp_path / "clean", run_id, name, ("run_id", "parsed_at")), name
+        assert (_s3_table(faulted["storage_options"], f"fault-{fault.lower()}", "fault", name)
+                == table(faulted["clean"], "fault", name, ("run_id", "parsed_at"))), name
 
 
 # -- the store goes away: SeaweedFS stopped (and restarted) while a run writes into it

@@ -19,7 +19,10 @@ import time
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import ModelError, ShardError
@@ -235,6 +238,24 @@ class MemoryLimit:
         self._thread.join()
 
 
+def _holds(table: pa.Table, needles) -> list[str]:
+    """The needles found in any string value of the table (nested columns included)."""
+    found = []
+
+    def walk(arr):
+        if pa.types.is_struct(arr.type):
+            for i in range(arr.type.num_fields):
+                walk(pc.struct_field(arr, i))
+        elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+            walk(pc.list_flatten(arr))
+        elif pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            found.extend(n for n in needles if pc.any(pc.match_substring(arr, n)).as_py())
+
+    for column in table.columns:
+        walk(column.combine_chunks() if column.num_chunks else pa.array([], column.type))
+    return found
+
+
 def _written_outside(since: float, allowed: list[Path]) -> list[str]:
     """Files modified since ``since`` anywhere on this file system, except the allowed folders and
     the kernel's and temp folders."""
@@ -285,17 +306,16 @@ def test_hostile_one_run_over_the_whole_corpus(tiny_model, tmp_path, secret, lis
             assert any(row["says"] in (r["detail"] or "") for r in rejects[name]), name
     assert set(published) | set(rejects) <= {r["file"] for r in INPUTS}
     big = pads.dataset(snap / "sentences", format="parquet").to_table(columns=["doc_id"]).num_rows
-    assert big > 10_000  # the 5 MB abstract was split and published, not dropped
+    assert big > 2_500  # the 5 MB abstract (~2,000-character sentences) was split and published, not dropped
 
     # nothing leaked into any output, nothing was fetched, nothing left the machine
+    needles = (secret, "root:x:0:0", "FETCHED")
     for path in store.rglob("*"):
-        if not path.is_file():
-            continue
-        blob = path.read_bytes()
-        if path.suffix == ".parquet":
-            blob = repr(pads.dataset(path, format="parquet").to_table().to_pylist()).encode()
-        for needle in (secret.encode(), b"root:x:0:0", b"FETCHED"):
-            assert needle not in blob, (path, needle)
+        if path.is_file():
+            blob = path.read_bytes()
+            assert not [n for n in needles if n.encode() in blob], path
+            if path.suffix == ".parquet":  # compressed pages hide strings from a byte scan: the values too
+                assert not _holds(pq.read_table(path), needles), path
     assert secret not in out.stdout + out.stderr
     assert listener == [], listener
     assert netguard.attempts() == refused_before  # the 203.0.113.9 entity was never even tried

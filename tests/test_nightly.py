@@ -62,9 +62,10 @@ def _night(store, run_id):
     return Store(str(store)).read_json("snapshots", run_id, "_manifest.json")
 
 
-@pytest.mark.parametrize("groups", ["resolve.group_documents=2000000", "resolve.group_documents=2"],
-                         ids=["one-resolution-group", "several-resolution-groups"])
-def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_local, tiny_model, tmp_path, groups):
+def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_local, tiny_model, tmp_path):
+    """Resolved in several groups (two documents each), each night compared with a clean run resolved
+    in one: the one-group path is every other run's in the suite."""
+    groups = "resolve.group_documents=2"
     d = tmp_path / "in"
     f1 = write_medline(d / "pubmed26n1001.xml", [(p, f"Title {p} on clonidine.", ABSTRACT) for p in (1, 2, 3, 4)])
     f2 = write_medline(d / "pubmed26n1002.xml", [(2, "Title 2 on famotidine, revised.", ABSTRACT),
@@ -139,31 +140,50 @@ def test_a_changed_model_re_extracts_and_drops_the_old_models_state(ray_local, t
     _same_as_clean(tmp_path, store, "m2", [f], other)
 
 
+KILL_INPUTS = ["pubmed_xml/nlm_medsamp2006/medsamp2006.xml.gz", "pubmed_xml/ncbiutils/pubmed22n1313_excerpt.xml"]
+
+
+def _pubmine(model, store, run_id, *files):
+    """`pubmine run` in its own process (its own in-process Ray), as the nightly job runs it."""
+    import os
+    import subprocess
+    import sys
+
+    sets = [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
+            "extract.precision=fp32", "extract.batch_size=24", "ray.num_cpus=2"]
+    argv = [sys.executable, "-m", "pipeline.cli", "run", "-c", str(ROOT / "configs" / "local.yaml"),
+            "--store", str(store), "--set", f"run_id={run_id}", *(x for s in sets for x in ("--set", s)), *files]
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+
+
+@pytest.fixture(scope="module")
+def clean_rerun(tiny_model, tmp_path_factory):
+    """The clean run every killed-and-resumed run is compared with (one for the three stages)."""
+    from tests.conftest import DATA
+
+    store = tmp_path_factory.mktemp("clean-rerun")
+    clean = _pubmine(tiny_model, store, "rerun", *(str(DATA / f) for f in KILL_INPUTS))
+    assert clean.wait(timeout=600) == 0, clean.stderr.read()[-3000:]
+    return store
+
+
 @pytest.mark.parametrize("stage", ["parse", "extract", "publish"])
-def test_a_killed_driver_resumes_and_publishes_what_a_clean_run_publishes(tiny_model, tmp_path, stage):
+def test_a_killed_driver_resumes_and_publishes_what_a_clean_run_publishes(tiny_model, tmp_path, stage, clean_rerun):
     """SIGKILL of `pubmine run` during the parse (the new file's parse has begun), the extraction
     (the first new part exists) or the publish (the snapshot's entity files are being carried); a
     reader opening LATEST meanwhile reads the earlier complete snapshot; the rerun reuses what was
     finished, removes the killed run's folder and publishes what a clean run publishes."""
-    import os
     import signal
-    import subprocess
-    import sys
     import time
 
     from tests.conftest import DATA
 
-    inputs = [str(DATA / "pubmed_xml/nlm_medsamp2006/medsamp2006.xml.gz"),
-              str(DATA / "pubmed_xml/ncbiutils/pubmed22n1313_excerpt.xml")]
+    inputs = [str(DATA / f) for f in KILL_INPUTS]
     store = tmp_path / "store"
-    sets = [f"extract.model={tiny_model}", "extract.normalizer=none", "extract.relations=[]",
-            "extract.precision=fp32", "extract.batch_size=24", "ray.num_cpus=2"]
 
-    def pubmine(run_id, *files, store=store):
-        argv = [sys.executable, "-m", "pipeline.cli", "run", "-c", str(ROOT / "configs" / "local.yaml"),
-                "--store", str(store), "--set", f"run_id={run_id}", *(x for s in sets for x in ("--set", s)), *files]
-        return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "RAY_ADDRESS": ""})
+    def pubmine(run_id, *files):
+        return _pubmine(tiny_model, store, run_id, *files)
 
     first = pubmine("base", inputs[1])
     assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
@@ -197,10 +217,8 @@ def test_a_killed_driver_resumes_and_publishes_what_a_clean_run_publishes(tiny_m
         assert finished_parts >= 1  # parts the killed run finished: the rerun reused them, not re-extracted
     assert m["night"]["documents_extracted"] + m["night"]["documents_reused"] == m["counts"]["documents"] - _no_sentences(store, "rerun")
     assert not s.exists("snapshots", "killed")  # the unfinished folder is gone
-    clean = pubmine("rerun", *inputs, store=tmp_path / "clean")
-    assert clean.wait(timeout=600) == 0, clean.stderr.read()[-3000:]
     for name in ("documents", "sentences", "entities", "relations", "rejects"):
-        assert table(store, "rerun", name, ("run_id", "parsed_at")) == table(tmp_path / "clean", "rerun", name,
+        assert table(store, "rerun", name, ("run_id", "parsed_at")) == table(clean_rerun, "rerun", name,
                                                                               ("run_id", "parsed_at")), name
 
 

@@ -3,7 +3,8 @@ SeaweedFS server): ``ray.cluster_utils.Cluster``, a head that runs only the driv
 worker nodes. Run by tests/test_faults.py in its own process: a second Ray cannot start beside the
 test session's. Nodes are only removed from the helper thread (Ray adds nodes from the main thread only).
 
-    python -m tests.faults.cluster FAULT STORE STORAGE_OPTIONS_JSON MODEL INPUT...   -> FAULT-RESULT {json}
+    python -m tests.faults.cluster FAULT[,FAULT...] STORE_BASE STORAGE_OPTIONS_JSON MODEL INPUT...
+        -> a FAULT-RESULT {json} line per fault, each run into STORE_BASE/fault-<fault>
 
 FAULT is ``node``: a worker node removed once parsing has started (each node runs one of the two
 1-CPU parse tasks, so one is lost and retried on the other, which then also runs extraction alone);
@@ -40,13 +41,11 @@ def actor_pids(name: str) -> list[int]:
     return out
 
 
-def main(fault: str, store: str, storage_options: str, model: str, inputs: list[str]) -> None:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    workers = [cluster.add_node(num_cpus=1, memory=6 * 2**30) for _ in range(2)]
-    ray.init(address=cluster.address, log_to_driver=True)  # the retry of the lost parse task shows on stderr
+def run_with_fault(cluster: Cluster, workers: list, fault: str, store: str, storage_options: str, model: str,
+                   inputs: list[str]) -> dict:
     cfg = load_config(ROOT / "configs" / "local.yaml",
                       [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
-                       "extract.precision=fp32", f"run_id=fault-{fault.lower()}", "parse.group_mb=0.001",
+                       "extract.precision=fp32", "run_id=fault", "parse.group_mb=0.001",
                        "extract.doc_actors=1", "extract.doc_memory_gb=1", "report.gold=none",
                        f"storage_options={storage_options}"],
                       inputs=inputs, store=store)
@@ -69,12 +68,28 @@ def main(fault: str, store: str, storage_options: str, model: str, inputs: list[
                     done.append(pid)
             time.sleep(0.02)
 
-    threading.Thread(target=remove_a_worker_mid_parse if fault == "node" else kill_an_actor_mid_extraction,
-                     daemon=True).start()
+    watcher = threading.Thread(target=remove_a_worker_mid_parse if fault == "node" else kill_an_actor_mid_extraction,
+                               daemon=True)
+    watcher.start()
     summary = run(cfg)
-    # one marked line: Ray's own messages (log_to_driver) may still arrive on stdout after it
-    print("FAULT-RESULT " + json.dumps({"fault": fault, "happened": bool(done), "documents": summary.documents,
-                                        "failed_files": summary.failed_files}), flush=True)
+    happened = bool(done)
+    done.append("run over")  # the watcher stops
+    return {"fault": fault, "happened": happened, "documents": summary.documents,
+            "failed_files": summary.failed_files}
+
+
+def main(faults: str, store_base: str, storage_options: str, model: str, inputs: list[str]) -> None:
+    """Each fault in turn on one cluster (the node fault last: it takes a worker away), each run into
+    ``<store_base>/fault-<fault>``."""
+    order = sorted(faults.split(","), key=lambda f: f == "node")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1, memory=6 * 2**30) for _ in range(2)]
+    ray.init(address=cluster.address, log_to_driver=True)  # the retry of the lost parse task shows on stderr
+    for fault in order:
+        result = run_with_fault(cluster, workers, fault, f"{store_base}/fault-{fault.lower()}", storage_options,
+                                model, inputs)
+        # one marked line each: Ray's own messages (log_to_driver) may still arrive on stdout after it
+        print("FAULT-RESULT " + json.dumps(result), flush=True)
     ray.shutdown()
     cluster.shutdown()
 

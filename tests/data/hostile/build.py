@@ -124,8 +124,8 @@ def cases() -> dict[str, bytes]:
     c["empty-title-and-abstract.xml"] = medline(rec(9000135, b"", b""), *good(13))
     c["abstract-5mb.xml.gz"] = _stable_gzip(medline(rec(
         9000145, b"A record with a five-megabyte abstract",
-        b" ".join(b"Sentence %d reports that cisplatin caused nephrotoxicity in rats." % i
-                  for i in range(80_000))[: 5 << 20]), *good(14)))
+        b" ".join(b"In " + b"; ".join(b"arm %d cisplatin caused nephrotoxicity in rats" % (i * 40 + k) for k in range(40)) + b"."
+                  for i in range(3_000))[: 5 << 20]), *good(14)))  # ~2,000-character sentences
     c["nesting-10000.xml"] = medline(rec(9000155, b"Deep " + b"<i>" * 10_000 + b"x" + b"</i>" * 10_000), *good(15))
     c["namespace-tricks.xml"] = medline(
         rec(9000165).replace(b"<PubmedArticle>", b'<PubmedArticle xmlns="urn:evil">'),
