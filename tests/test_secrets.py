@@ -86,7 +86,7 @@ def _scan_tree(root: Path, found: list) -> int:
 
 def test_untrusted_s3_credentials_never_appear_in_outputs_logs_or_errors(sentinel_s3, tiny_model, tmp_path):
     fs = _fs(sentinel_s3)
-    fs.mkdir("pubmine")
+    fs.makedirs("pubmine", exist_ok=True)  # infra/local/s3.sh may have made the bucket already
     fs.put(str(tiny_model), "pubmine/models/tiny", recursive=True)
     for p in INPUTS:
         fs.put_file(str(p), f"pubmine/inputs/{p.name}")
