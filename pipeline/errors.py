@@ -12,6 +12,8 @@ Every message says what was expected, where, and what to do.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 
 class PubmineError(Exception):
     """Base class of every error pubmine raises on purpose."""
@@ -59,21 +61,24 @@ class AccessDenied(PublishError):
     """A store, input or model location refused the credentials pubmine found: not a bad input."""
 
 
-# what a refused credential raises (s3fs maps 403s to PermissionError; botocore's codes otherwise)
-_DENIED_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
-                 "Forbidden")
-
-
-def is_access_denied(exc: BaseException | None) -> bool:
-    """True when ``exc`` or its cause chain (a Ray task error carries the remote one) is a refused
-    credential or permission: the run stops, no file is rejected for it."""
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and everything that caused it, each once: here, or in a Ray worker (a task error
+    carries the remote exception as ``cause`` and subclasses its type)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, PermissionError) or any(c in str(exc)[:300] for c in _DENIED_CODES[:5]):
-            return True
+        yield exc
         exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
-    return False
+
+
+# what a refused credential raises: s3fs maps a 403 to PermissionError; botocore names the others
+_DENIED_CODES = ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken")
+
+
+def is_access_denied(exc: BaseException | None) -> bool:
+    """True when ``exc`` or its cause chain is a refused credential or permission: the run stops, no
+    file is rejected for it."""
+    return any(isinstance(e, PermissionError) or any(c in str(e)[:300] for c in _DENIED_CODES) for e in _chain(exc))
 
 
 # what a store that is down, restarting or unreachable raises, by class name along the cause chain
@@ -84,13 +89,7 @@ _OUTAGE_TEXT = ("Could not connect to the endpoint URL", "Cannot connect to host
 
 
 def is_store_outage(exc: BaseException | None) -> bool:
-    """True when ``exc`` or anything that caused it (here, or in a Ray worker: a task error carries
-    the remote exception as ``cause`` and subclasses its type) is a failed connection to a server,
+    """True when ``exc`` or anything that caused it (``_chain``) is a failed connection to a server,
     not an answer from it: an outage to retry or report, never a reason to reject a file."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if any(t.__name__ in _OUTAGE_TYPES for t in type(exc).__mro__) or any(t in str(exc) for t in _OUTAGE_TEXT):
-            return True
-        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
-    return False
+    return any(any(t.__name__ in _OUTAGE_TYPES for t in type(e).__mro__) or any(t in str(e) for t in _OUTAGE_TEXT)
+               for e in _chain(exc))
