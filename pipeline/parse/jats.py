@@ -387,6 +387,7 @@ def iter_jats(stream: IO[bytes], source_file: str, member: str | None = None,
 
 
 PACKAGE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+MEMBER_SUFFIXES = (".nxml", ".xml")
 _MEMBER_KINDS = {tarfile.SYMTYPE: "a symbolic link", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a character device",
                  tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO"}
 
@@ -403,7 +404,6 @@ def _unsafe_member(member: tarfile.TarInfo) -> str | None:
     if ".." in parts:
         return "a path that climbs out of the package with .."
     return None
-MEMBER_SUFFIXES = (".nxml", ".xml")
 
 
 def iter_package(stream: IO[bytes], source_file: str) -> Iterator[tuple[str, object]]:
