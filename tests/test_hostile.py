@@ -29,6 +29,7 @@ from pipeline.errors import ModelError, ShardError
 from pipeline.parse.sources import iter_records, open_input
 from tests import netguard
 from tests.conftest import ROOT
+from tests.faults.cluster import actor_pids
 
 HOSTILE = ROOT / "tests" / "data" / "hostile"
 sys.path.insert(0, str(HOSTILE))
@@ -197,14 +198,12 @@ def test_hostile_model_artifact_is_refused_and_runs_nothing(row, tiny_model, tmp
 def _parse_workers() -> dict[int, int]:
     """pid -> RSS MB of every process now running a parse task (Ray titles it ray::_parse_task)."""
     out = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
+    for pid in actor_pids("_parse_task"):
         try:
-            if not open(f"/proc/{entry}/cmdline", "rb").read().startswith(b"ray::_parse_task"):
-                continue
-            rss = next(ln for ln in open(f"/proc/{entry}/status") if ln.startswith("VmRSS:"))
+            rss = next(ln for ln in open(f"/proc/{pid}/status") if ln.startswith("VmRSS:"))
         except (OSError, StopIteration):
             continue
-        out[int(entry)] = int(rss.split()[1]) // 1024
+        out[pid] = int(rss.split()[1]) // 1024
     return out
 
 
