@@ -86,27 +86,17 @@ def child(target: str, libfuzzer_args: list[str]) -> None:
 # -- seeds and the driver (the parent process)
 
 def _medline_seeds(out: Path) -> int:
-    from lxml import etree
-
-    from pipeline.config import shared_data_dir
+    from benchmarks.parse import _records, real_files
 
     n = 0
-    for path in sorted((shared_data_dir() / "pubmed_xml").rglob("*.xml*")):
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as f:
-            for _, el in etree.iterparse(f, events=("end",), tag=("PubmedArticle", "MedlineCitation", "DeleteCitation",
-                                                                  "PubmedBookArticle")):
-                if el.getparent() is not None and el.getparent().tag == "PubmedArticle":
-                    continue  # the MedlineCitation inside a PubmedArticle
-                record = etree.tostring(el)
-                el.clear()
-                root = b"MedlineCitationSet" if el.tag == "MedlineCitation" else b"PubmedArticleSet"
-                if len(record) < 16000:
-                    (out / f"medline-{n:05d}.xml").write_bytes(
-                        b'<?xml version="1.0"?>\n<%s>%s</%s>\n' % (root, record, root))
-                    n += 1
-                if n >= 400:
-                    return n
+    for path in real_files():
+        for record in _records(path, ("PubmedArticle", "MedlineCitation", "DeleteCitation", "PubmedBookArticle")):
+            root = b"MedlineCitationSet" if record.startswith(b"<MedlineCitation") else b"PubmedArticleSet"
+            if len(record) < 16000:
+                (out / f"medline-{n:05d}.xml").write_bytes(b'<?xml version="1.0"?>\n<%s>%s</%s>\n' % (root, record, root))
+                n += 1
+            if n >= 400:
+                return n
     return n
 
 

@@ -47,10 +47,11 @@ def real_files() -> list[Path]:
     return sorted(p for p in base.rglob("*") if p.name.endswith((".xml", ".xml.gz")))
 
 
-def _records(path: Path):
+def _records(path: Path, tags: tuple[str, ...] = ("PubmedArticle", "MedlineCitation")):
+    """The serialized records of a MEDLINE file (a MedlineCitation inside a PubmedArticle is not one)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as f:
-        for _, el in etree.iterparse(f, events=("end",), tag=("PubmedArticle", "MedlineCitation")):
+        for _, el in etree.iterparse(f, events=("end",), tag=tags):
             if el.tag == "MedlineCitation" and el.getparent() is not None and el.getparent().tag == "PubmedArticle":
                 continue
             yield etree.tostring(el)
