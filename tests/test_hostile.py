@@ -255,17 +255,67 @@ def _holds(table: pa.Table, needles) -> list[str]:
     return found
 
 
-def _written_outside(since: float, allowed: list[Path]) -> list[str]:
-    """Files modified since ``since`` anywhere on this file system, except the allowed folders and
-    the kernel's and temp folders."""
+def _written_outside(since: float, allowed: list[Path], roots=("/",)) -> list[str]:
+    """Files modified since ``since`` anywhere on this file system (below ``roots``), except the
+    allowed folders, the kernel's and temp folders, and files an outside process holds open."""
     prune = ["/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", *map(str, allowed)]
     expr = [x for p in prune for x in ("-path", p, "-o")][:-1]
     marker = Path(allowed[0]) / ".since"
     marker.touch()
     os.utime(marker, (since, since))
-    out = subprocess.run(["find", "/", "-xdev", "(", *expr, ")", "-prune", "-o", "-type", "f", "-newer", str(marker),
+    out = subprocess.run(["find", *map(str, roots), "-xdev", "(", *expr, ")", "-prune", "-o", "-type", "f", "-newer", str(marker),
                           "-print"], capture_output=True, text=True)
-    return [p for p in out.stdout.splitlines() if p]
+    held = _held_open_outside_this_test()
+    return [p for p in out.stdout.splitlines() if p and p not in held]
+
+
+def _held_open_outside_this_test() -> set[str]:
+    """Files that processes other than this test and its children hold open: whatever runs the test
+    suite (a CI job appending to its log, an editor) writes while the run runs; pubmine's run has
+    ended by now, so a file it wrote is held by none of them and is still reported."""
+    parent = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    ours = {os.getpid()}
+    while grown := {pid for pid, pp in parent.items() if pp in ours and pid not in ours}:
+        ours |= grown
+    held = set()
+    for pid in parent.keys() - ours:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                held.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                continue
+    return held
+
+
+def test_written_outside_sees_a_file_this_test_writes_and_not_one_another_process_holds(tmp_path):
+    """The scan the one-run test ends with: a file written (and closed) by this test's own tree is
+    reported; one that an outside process keeps open (the CI job's log) is not."""
+    scan, allowed = tmp_path / "scan", tmp_path / "allowed"
+    scan.mkdir()
+    allowed.mkdir()
+    since = time.time() - 1
+    ours, theirs = scan / "written-by-a-child", scan / "held-by-an-outsider"
+    subprocess.run([sys.executable, "-c", f"open({str(ours)!r}, 'w').write('x')"], check=True)
+    # the outsider: a grandchild whose parent exits at once, so it belongs to init, not to this test
+    pid = int(subprocess.run(["sh", "-c", f'(exec >/dev/null 2>&1 3>>"{theirs}"; echo x >&3; exec sleep 60) & echo $!'],
+                             capture_output=True, text=True, check=True).stdout)
+    try:
+        deadline = time.time() + 10
+        while not (theirs.exists() and theirs.stat().st_size) and time.time() < deadline:
+            time.sleep(0.05)
+        found = _written_outside(since, [allowed], roots=[scan])
+        assert str(ours) in found and str(theirs) not in found, found
+    finally:
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_hostile_one_run_over_the_whole_corpus(tiny_model, tmp_path, secret, listener, request):
