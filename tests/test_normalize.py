@@ -172,3 +172,32 @@ def test_encoder_tuning_runs_through_the_one_training_loop_and_builds_a_loadable
     assert manifest["encoder"].startswith(f"{tiny_model}+synonyms(6 pairs")
     tuned = Normalizer.load(tmp_path / "tuned")
     assert tuned.link_document("x", [("hypertension", "Disease")])[0].concept_id == "MESH:D006973"
+
+
+def test_per_type_thresholds_come_from_dev_with_the_dev_strings_held_out(tmp_path):
+    """The least cosine whose accepted links are >= 85% right (and >= MIN_DEV_LINKS of them); a type
+    where no cosine gets there links nothing by embedding; the held-out view drops a dictionary's
+    extra names without re-embedding, and keeps each remaining key's best concept there."""
+    from workers.training.normalizer import embedding_index, least_precise_threshold
+
+    ranked = [(0.99, True)] * 9 + [(0.9, False)] + [(0.8, True)] * 10 + [(0.7, False)] * 5
+    assert least_precise_threshold(ranked, 0.85, 10) == 0.8      # 19 of 20 at >= 0.8; 19 of 25 below
+    assert least_precise_threshold(ranked, 0.96, 10) is None     # 19 of 20 (0.95) is the best there is
+    assert least_precise_threshold([(0.9, True)] * 5, 0.85, 10) is None  # too few links to choose from
+    assert least_precise_threshold([(0.9, True), (0.9, False)] * 10 + [(0.95, True)] * 20, 0.7, 10) == 0.9  # ties go together
+
+    full, held = Dictionary(), Dictionary()
+    for d in (full, held):
+        d.add("Disease", "MESH:D009203", "myocardial infarction", rank=1)
+        d.add("Chemical", "MESH:D000068877", "imatinib mesylate", rank=1)
+    full.add("Disease", "MESH:D001943", "breast neoplasms", rank=1)
+    full.add("Disease", "MESH:D000001", "myocardial infarction", rank=-3)  # a dev string's vote: wins in full
+    index = embedding_index(full)
+    view = index.restricted_to(held)
+    assert view.names["Disease"] == ["myocardial infarction"] and view.ids["Disease"] == ["MESH:D009203"]
+    assert index.ids["Disease"][index.names["Disease"].index("myocardial infarction")] == "MESH:D000001"
+    assert (view.vectors["Disease"][0] == index.vectors["Disease"][index.names["Disease"].index("myocardial infarction")]).all()
+
+    n = Normalizer(full, index, threshold=0.5, thresholds={"Disease": None, "Chemical": 0.5})
+    links = n.link_document("x", [("heart attack", "Disease"), ("imatinib", "Chemical")])
+    assert [l.method for l in links] == ["nil", "embed"]  # Disease: no embedding links at all

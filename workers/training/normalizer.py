@@ -5,6 +5,12 @@
 Dictionary sources, in rank order (lower wins for a name): the strings annotators linked in the
 BC5CDR / NCBI-disease *train and dev* sets (majority concept), MeSH 2024 preferred names, MeSH entry
 terms, MEDIC preferred names, MEDIC synonyms. MeSH trees C and F03 are diseases, tree D chemicals.
+
+Embedding-link thresholds are chosen per type on the dev sets' gold mentions, linked through the
+same index restricted to a dictionary *without the dev strings* (else nearly every dev mention is a
+memorized exact match and nothing reaches the embedding step): the least cosine at which the
+accepted links are at least ``embed_precision`` correct, with at least ``MIN_DEV_LINKS`` of them;
+none: that type gets no embedding links.
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from pathlib import Path
 import torch
 
 from pipeline.config import pubmine_home, shared_data_dir
-from pipeline.parse.pubtator import read_pubtator
+from pipeline.parse.pubtator import gold_ids, read_pubtator
 from pipeline.storage import open_text
 from workers.inference.normalize import (DEFAULT_THRESHOLD, DICTIONARY_FILE, NAMES_FILE, Dictionary, EmbeddingIndex,
-                                         NormalizationError, mean_pooled, norm_key)
+                                         NormalizationError, Normalizer, mean_pooled, norm_key)
 from workers.training.artifacts import write_artifact
 from workers.training.loop import Hyperparams, clear_checkpoint, fit, load_base_model, load_base_tokenizer, prepare, resolve_base_model
 
@@ -33,6 +39,12 @@ CORPUS_NAMES = (("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz", "BC5CDR-trai
                 ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz", "BC5CDR-dev"),
                 ("ncbi_disease/pubtator/NCBItrainset_corpus.txt.gz", "NCBI-train"),
                 ("ncbi_disease/pubtator/NCBIdevelopset_corpus.txt", "NCBI-dev"))
+# the dev gold mentions embedding-link thresholds are chosen on, per type
+DEV_MENTIONS = {"Chemical": ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",),
+                "Disease": ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",
+                            "ncbi_disease/pubtator/NCBIdevelopset_corpus.txt")}
+EMBED_PRECISION = 0.85   # the least share of accepted embedding links that must be correct on dev
+MIN_DEV_LINKS = 10       # a threshold is chosen from at least this many accepted dev links
 # SapBERT-style fine-tuning of the name encoder: one pass over the pairs, no warmup
 FINETUNE = Hyperparams(learning_rate=2e-5, batch_size=128, warmup_ratio=0.0, epochs=1, seed=13)
 
@@ -95,8 +107,10 @@ def add_corpus(d: Dictionary, path: Path, label: str) -> None:
     d.sources.append(label)
 
 
-def default_dictionary(data_dir: Path | None = None) -> Dictionary:
-    """MeSH 2024 + CTD MEDIC + the training corpora's linked mentions: the dictionary of the default normalizer."""
+def default_dictionary(data_dir: Path | None = None, corpora=CORPUS_NAMES) -> Dictionary:
+    """MeSH 2024 + CTD MEDIC + the training corpora's linked mentions: the dictionary of the default
+    normalizer (``corpora``: which annotated sets give their strings; without the dev ones it is the
+    held-out view thresholds are chosen through)."""
     root = data_dir or shared_data_dir()
     d = Dictionary()
     for rel in (MESH_TERMS, MESH_TREES, MEDIC):
@@ -105,7 +119,7 @@ def default_dictionary(data_dir: Path | None = None) -> Dictionary:
                                      "that holds normalization_dicts/")
     add_mesh(d, root / MESH_TERMS, root / MESH_TREES)
     add_medic(d, root / MEDIC)
-    for rel, label in CORPUS_NAMES:
+    for rel, label in corpora:
         if (root / rel).exists():
             add_corpus(d, root / rel, label)
     return d
@@ -117,21 +131,28 @@ def embedding_index(dictionary: Dictionary, encoder: str = "minilm", progress: b
     offline stand-in) or with ``tokenizer``/``model`` already in memory (``label`` then names them);
     cached per dictionary version and encoder under PUBMINE_HOME, since it takes minutes on a CPU."""
     label = label or encoder
-    tag = hashlib.sha256(f"{dictionary.version}|{label}|{resolve_base_model(encoder)}".encode()).hexdigest()[:16]
+    from workers.inference.device import describe_precision
+
     if model is None:
         tokenizer, model = load_base_tokenizer(encoder), load_base_model(encoder, "AutoModel")
+    precision = describe_precision("auto", next(model.parameters()).device.type)
+    tag = hashlib.sha256(f"{dictionary.version}|{label}|{resolve_base_model(encoder)}|{precision}".encode()).hexdigest()[:16]
     return EmbeddingIndex.from_dictionary(dictionary, tokenizer, model, progress=progress,
                                           cache=pubmine_home() / "normalization" / f"names2-{tag}.npz")
 
 
 def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DEFAULT_THRESHOLD,
                      data_dir: Path | None = None, storage_options: dict | None = None, progress: bool | str = True,
-                     log=print, dictionary: Dictionary | None = None, finetune_pairs: int = 0) -> dict:
+                     log=print, dictionary: Dictionary | None = None, finetune_pairs: int = 0,
+                     embed_precision: float | None = EMBED_PRECISION) -> dict:
     """Build the dictionaries once into a normalizer artifact at ``output`` (any fsspec URL): the
     encoder's weights and tokenizer, ``dictionary.parquet`` (every entry, so loading replays the same
-    version), ``names.npz`` (the embedded names) and ``pubmine.json`` (version, threshold, sources)."""
+    version), ``names.npz`` (the embedded names) and ``pubmine.json`` (version, thresholds, sources).
+    ``embed_precision``: choose per-type thresholds on dev (see the module); None (or a dictionary
+    given by the caller): ``threshold`` for every type."""
     import pyarrow.parquet as pq
 
+    choose = embed_precision is not None and dictionary is None
     dictionary = dictionary or default_dictionary(data_dir)
     log(f"dictionary {dictionary.version}: {len(dictionary.entries):,} names of {len(dictionary.names):,} concepts")
     model = tokenizer = None
@@ -145,10 +166,69 @@ def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DE
         pq.write_table(dictionary.to_table(), folder / DICTIONARY_FILE)
         index.write_names(folder / NAMES_FILE)
 
-    meta = {"task": "normalizer", "version": dictionary.version, "threshold": threshold,
+    thresholds, dev = {}, {}
+    if choose:
+        held_out = default_dictionary(data_dir, [c for c in CORPUS_NAMES if not c[1].endswith("-dev")])
+        thresholds, dev = choose_thresholds(Normalizer(held_out, index.restricted_to(held_out), threshold=-1.0),
+                                            data_dir, embed_precision)
+        for kind in dev.keys() - thresholds.keys():
+            log(f"{kind}: dev files {dev[kind]['missing']} not found; embedding links from cosine {threshold}")
+        for kind, t in thresholds.items():
+            n, p = dev[kind]["accepted"], dev[kind]["precision"]
+            log(f"{kind}: embedding links from cosine {t:.3f} ({n} dev links, {100 * p:.1f}% correct)" if t is not None
+                else f"{kind}: no embedding links (no cosine gives {100 * embed_precision:.0f}% correct on "
+                     f"{dev[kind]['reached']} dev mentions that reach the embedding step)")
+    meta = {"task": "normalizer", "version": dictionary.version, "threshold": threshold, "thresholds": thresholds,
+            "threshold_choice": {"embed_precision": embed_precision, "min_links": MIN_DEV_LINKS, "dev": dev},
             "encoder": label, "sources": dictionary.sources,
             "entity_types": sorted(index.names), "names": {k: len(v) for k, v in index.names.items()}}
     return write_artifact(index.model, index.tokenizer, output, "normalizer", meta, storage_options, extra=extra)
+
+
+def dev_links(normalizer: Normalizer, kind: str, data_dir: Path | None = None,
+              files: tuple[str, ...] | None = None) -> list[tuple[str, str | None, float, bool]]:
+    """(method, concept, score, correct) of every linkable gold mention of ``kind`` in the dev files
+    (default ``DEV_MENTIONS``), as ``normalizer`` links it in its document."""
+    root = data_dir or shared_data_dir()
+    out = []
+    for rel in files or DEV_MENTIONS[kind]:
+        docs = list(read_pubtator(root / rel))
+        mentions = [[m for m in d.mentions if m.type == kind and gold_ids(m.ids)] for d in docs]
+        for ms, ls in zip(mentions, normalizer.link_documents([(d.text, [(m.text, kind) for m in ms])
+                                                               for d, ms in zip(docs, mentions)])):
+            out.extend((link.method, link.concept_id, link.score, link.concept_id in gold_ids(m.ids))
+                       for m, link in zip(ms, ls))
+    return out
+
+
+def least_precise_threshold(scored: list[tuple[float, bool]], precision: float, min_links: int = MIN_DEV_LINKS):
+    """The least score s such that the links scoring >= s are at least ``precision`` correct and at
+    least ``min_links`` many; None when no s gives that."""
+    best = None
+    ranked = sorted(scored, key=lambda x: -x[0])
+    correct = 0
+    for k, (s, ok) in enumerate(ranked, start=1):
+        correct += ok
+        if k >= min_links and correct / k >= precision and (k == len(ranked) or ranked[k][0] < s):
+            best = s
+    return best
+
+
+def choose_thresholds(held_out: Normalizer, data_dir: Path | None, precision: float):
+    """Per type, the embedding-link threshold from dev (see the module) and what dev said of it."""
+    thresholds, report = {}, {}
+    root = data_dir or shared_data_dir()
+    for kind, files in DEV_MENTIONS.items():
+        if not all((root / f).exists() for f in files):  # no dev data here: the single threshold stays
+            report[kind] = {"reached": 0, "accepted": 0, "precision": None, "missing": [f for f in files if not (root / f).exists()]}
+            continue
+        rows = [(score, ok) for method, _, score, ok in dev_links(held_out, kind, data_dir) if method == "embed"]
+        t = least_precise_threshold(rows, precision)
+        accepted = [ok for score, ok in rows if t is not None and score >= t]
+        thresholds[kind] = None if t is None else round(t, 4)
+        report[kind] = {"reached": len(rows), "accepted": len(accepted),
+                        "precision": round(sum(accepted) / len(accepted), 4) if accepted else None}
+    return thresholds, report
 
 
 def synonym_pairs(dictionary: Dictionary, n_pairs: int, seed: int = 13) -> list[tuple[str, str, str]]:
