@@ -87,7 +87,8 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    tagger.tag_encoded(type(enc)(enc.ids[:256], enc.word_first[:256], enc.word_spans[:256]))  # warm-up
+    tagger.tag_encoded(type(enc)(enc.ids[:256], enc.word_first[:256], enc.word_spans[:256],
+                                  enc.shapes[:256] if enc.shapes is not None else None))  # warm-up
     best = float("inf")
     for _ in range(args.repeat):
         sync()

@@ -48,11 +48,15 @@ def test_iob_sentences_become_char_spans_and_labels_align_to_words(tiny_model):
     assert text == "Germline BRCA1 mutations cause breast cancer ." and spans == [(31, 44, "Disease")]
     assert text[31:44] == "breast cancer"
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    [(ids, labels, _)] = encode_examples([(text, spans)], tok, {"O": 0, "B-Disease": 1, "I-Disease": 2}, 64)
+    [(ids, labels, _, shapes)] = encode_examples([(text, spans)], tok, {"O": 0, "B-Disease": 1, "I-Disease": 2}, 64)
     words = [tok.convert_ids_to_tokens(i) for i, y in zip(ids, labels) if y != -100]
     tags = [y for y in labels if y != -100]
     assert tags[words.index("breast")] == 1 and tags[words.index("cancer")] == 2
     assert sum(t != 0 for t in tags) == 2  # word pieces past the first stay -100, other words O
+    # every piece of "BRCA1" carries ALL CAPS, of "Germline" Capitalized; [CLS], [SEP] and lower words 0
+    brca = [shapes[t] for t, piece in enumerate(tok.convert_ids_to_tokens(ids)) if piece.lstrip("#") in ("brca", "br", "ca", "1")]
+    assert brca and set(brca) == {2} and shapes[1] == 1 and shapes[0] == shapes[-1] == 0
+    assert set(shapes[len(shapes) - 4:]) == {0}  # "breast cancer ." [SEP]
 
 
 def test_char_spans_map_back_to_token_ranges():
@@ -72,9 +76,10 @@ def test_partial_labels_never_teach_not_a_gene():
     from workers.training.ner import _collate, partial_label_loss
 
     # labels: 0 O, 1 B-Disease, 2 I-Disease, 3 B-Gene, 4 I-Gene
-    examples = [([101, 7, 8, 102], [-100, 0, 1, -100], (3, 4)),   # from a Disease-only corpus
-                ([101, 9, 102], [-100, 0, -100], ())]             # from a corpus annotating both
-    ids, mask, labels, allow = _collate(examples, [0, 1], 0, 5)
+    examples = [([101, 7, 8, 102], [-100, 0, 1, -100], (3, 4), [0, 0, 0, 0]),   # from a Disease-only corpus
+                ([101, 9, 102], [-100, 0, -100], (), [0, 2, 0])]                # from a corpus annotating both
+    ids, mask, labels, types, allow = _collate(examples, [0, 1], 0, 5)
+    assert types.tolist() == [[0, 0, 0, 0], [0, 2, 0, 0]]
     assert allow[0, 1].tolist() == [True, False, False, True, True]    # O word of the Disease corpus
     assert allow[0, 2].tolist() == [False, True, False, False, False]  # a gold disease stays exact
     assert allow[1, 1].tolist() == [True, False, False, False, False]  # O of a fully annotated corpus
@@ -118,13 +123,13 @@ def test_per_type_heads_let_types_overlap_and_leave_unannotated_types_without_lo
     text = "insulin resistance in rats"
     mentions = [(0, 7, "Chemical"), (0, 7, "Gene"), (8, 18, "Disease")]
     types = ("Chemical", "Disease", "Gene")
-    [(ids, labels, _)] = encode_examples_per_type([(text, mentions)], tok, types, types, 64)
+    [(ids, labels, _, sh)] = encode_examples_per_type([(text, mentions)], tok, types, types, 64)
     words = {tok.convert_ids_to_tokens(i): y for i, y in zip(ids, labels) if y[0] != -100}
     assert words["insulin"] == [1, 0, 1] and words["resistance"] == [0, 1, 0] and words["rats"] == [0, 0, 0]
     assert labels[0] == [-100, -100, -100]  # [CLS]
-    [(ids2, labels2, _)] = encode_examples_per_type([(text, [(0, 7, "Chemical")])], tok, types, ("Chemical",), 64)
+    [(ids2, labels2, _, sh2)] = encode_examples_per_type([(text, [(0, 7, "Chemical")])], tok, types, ("Chemical",), 64)
     assert all(y[1] == -100 and y[2] == -100 for y in labels2)  # Disease and Gene heads: no loss
-    ids_t, mask, y, allow = _collate([(ids, labels, ()), (ids2, labels2, ())], [0, 1], 0)
+    ids_t, mask, y, _, allow = _collate([(ids, labels, (), sh), (ids2, labels2, (), sh2)], [0, 1], 0)
     assert y.shape == (2, len(ids), 3) and allow is None
 
     class Head(torch.nn.Module):  # logits for 3 types x (O, B, I) that the loss must reshape per type
@@ -210,3 +215,89 @@ def test_every_model_config_loads_and_names_data_that_exists(path):
             assert docs and set(annotated) <= set(cfg.types)
     else:
         assert load_split(cfg.dataset, "test", cfg.fold, cfg.window)[0]
+
+
+def test_case_features_give_an_uncased_encoder_each_words_case_on_every_path(tmp_path):
+    """case_features: the token-type embedding grows to the four case shapes (new rows start as type
+    0), the artifact says so, and the tagger feeds each word's shape to every one of its pieces —
+    through NerTagger.tag and through the pipeline's Tokenize -> NerPredictor stages alike."""
+    import pyarrow as pa
+    import torch
+
+    from workers.inference.decoding import word_shape
+    from workers.inference.stages import NerPredictor, Tokenize
+    from workers.training.tiny import tiny_bert
+
+    assert [word_shape(w) for w in ("insulin", "Insulin", "A", "BRCA1", "mRNA", "NaCl", "5-HT", "--")] == [0, 1, 1, 2, 3, 3, 2, 0]
+    tiny = tmp_path / "tiny"
+    tiny_bert(tiny, types=("Chemical", "Disease", "Gene"), label_scheme="BIO-per-type")
+    cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/multitask-ner.yaml", [
+        f"base_model={tiny}", "name=tiny-case", "limit_docs=20", "epochs=1", "max_length=64",
+        "case_features=true", "dev=[ncbi_disease/iob/devel.tsv#Disease]"])
+    manifest = train_ner(cfg, str(tmp_path / "m"), progress=False, log=lambda *_: None)
+    assert manifest["case_features"] == "word-shape-4"
+    tagger = NerTagger.load(tmp_path / "m", precision="fp32")
+    assert tagger.model.config.type_vocab_size == 4 and tagger.case == "word-shape-4"
+    seen = []
+    tagger.model.base_model.embeddings.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(kwargs["token_type_ids"].clone()), with_kwargs=True)
+    text = "BRCA1 binds NaCl in Rats"
+    direct = tagger.tag([text])[0]
+    pieces = tagger.tokenizer.convert_ids_to_tokens(tagger.encode([text]).ids[0])
+    shapes = seen[-1][0, 1 : 1 + len(pieces)].tolist()
+    want = {"brca": 2, "##1": 2, "binds": 0, "na": 3, "##cl": 3, "in": 0, "rats": 1}
+    assert [want.get(p, shapes[i]) for i, p in enumerate(pieces)] == shapes and set(shapes) == {0, 1, 2, 3}
+    assert seen[-1][0, 0] == 0 and seen[-1][0, len(pieces) + 1] == 0  # [CLS], [SEP]
+    batch = pa.table({"doc_id": ["d"], "sent_idx": [0], "start": [0], "text": [text]})
+    staged = NerPredictor(str(tmp_path / "m"), precision="fp32")
+    staged.tagger.model.base_model.embeddings.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(kwargs["token_type_ids"].clone()), with_kwargs=True)
+    out = staged(Tokenize(str(tmp_path / "m"))(batch)).column("entities").to_pylist()[0]
+    assert torch.equal(seen[-1][0, : len(pieces) + 2], seen[-2][0, : len(pieces) + 2])
+    assert [(e["start"], e["end"], e["type"]) for e in out] == [(s.start, s.end, s.type) for s in direct]
+    from pipeline.errors import ModelError
+    with pytest.raises(ModelError, match="case_features"):
+        NerTagger(tagger.tokenizer, tagger.model, {**tagger.manifest, "case_features": "word-shape-9"})
+
+
+def test_span_scores_are_calibrated_per_type_by_what_dev_said(tmp_path):
+    """fit_calibration: Platt scaling per type on (type, raw score, correct) dev spans recovers a
+    known miscalibration; a type with too few spans keeps its raw score; the tagger applies the map
+    to every span of that type."""
+    import random
+
+    from workers.inference.decoding import calibrated
+    from workers.training.ner import fit_calibration
+    from workers.training.tiny import tiny_bert
+
+    rng = random.Random(3)
+    spans = []
+    for _ in range(4000):  # chemicals: right half as often as the raw score says
+        s = rng.uniform(0.3, 1.0)
+        spans.append(("Chemical", s, rng.random() < s / (s + 2 * (1 - s)) ))
+    spans += [("Gene", 0.9, True)] * 30  # too few to fit
+    cal = fit_calibration(spans)
+    assert cal["method"] == "platt-logit" and set(cal["params"]) == {"Chemical"} and cal["spans"] == {"Chemical": 4000}
+    ab = cal["params"]["Chemical"]
+    for s in (0.4, 0.6, 0.8, 0.95):
+        truth = s / (s + 2 * (1 - s))  # = sigmoid(logit(s) - log 2)
+        assert abs(calibrated(s, ab) - truth) < 0.03, (s, calibrated(s, ab), truth)
+    assert calibrated(0.7, None) == 0.7
+
+    tiny = tmp_path / "tiny"
+    tiny_bert(tiny, types=("Chemical", "Gene"))
+    raw = NerTagger.load(tiny, precision="fp32")
+    text = "aspirin and BRCA1 and insulin with p53 in rats given cisplatin or tamoxifen for HER2 cancer"
+    raw_spans = raw.tag([text])[0]
+    assert raw_spans and {s.type for s in raw_spans} == {"Chemical"}  # this random model's choice
+    for params, moved in (({"Chemical": [1.0, -5.0]}, True), ({"Gene": [1.0, -5.0]}, False)):
+        cooked = NerTagger(raw.tokenizer, raw.model, {**raw.manifest, "calibration": {**cal, "params": params}},
+                           precision="fp32")
+        got = cooked.tag([text])[0]
+        assert [(s.start, s.end, s.type) for s in got] == [(s.start, s.end, s.type) for s in raw_spans]
+        for a, b in zip(raw_spans, got):
+            assert b.score == (pytest.approx(calibrated(a.score, [1.0, -5.0])) if moved else a.score)
+            assert (b.score < a.score) == moved
+    from pipeline.errors import ModelError
+    with pytest.raises(ModelError, match="calibration method"):
+        NerTagger(raw.tokenizer, raw.model, {**raw.manifest, "calibration": {"method": "isotonic-v9", "params": {}}})

@@ -8,6 +8,7 @@ new ``X`` entity instead of being dropped.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -23,6 +24,48 @@ def per_type_labels(types) -> list[str]:
     """Label scheme "BIO-per-type": the head's outputs, three per type (O/T, B-T, I-T), each triple
     its own softmax; a word may be inside entities of several types at once."""
     return [lab for t in types for lab in (f"O/{t}", f"B-{t}", f"I-{t}")]
+
+
+# case features: an uncased encoder (BERT uncased, MiniLM) lowercases before it sees a word, so "BRCA1",
+# "NaCl" and "Hg" look like "brca1", "nacl" and "hg". A model trained with ``case_features`` gets
+# each word's case shape as its token type id (BERT's token-type embedding, resized to the shapes;
+# a standard config, loaded by any BERT-family class): every piece of a word carries the word's shape.
+CASE_FEATURES = "word-shape-4"
+CASE_SHAPES = 4  # 0 no capital, 1 Capitalized (or one capital letter), 2 ALL CAPS, 3 MiXed (mRNA, NaCl, IgG)
+
+
+def word_shape(word: str) -> int:
+    """The case shape of a word (see CASE_SHAPES)."""
+    upper = [ch.isupper() for ch in word if ch.isalpha()]
+    if not any(upper):
+        return 0
+    if all(upper):
+        return 2 if len(upper) > 1 else 1
+    return 1 if upper[0] and not any(upper[1:]) else 3
+
+
+def piece_shapes(text: str, first: list[int], spans: list[tuple[int, int]], n_pieces: int) -> list[int]:
+    """Per word piece, the case shape of the word it belongs to (pieces before the first word: 0)."""
+    out = [0] * n_pieces
+    bounds = [*first, n_pieces]
+    for k, (a, b) in enumerate(spans):
+        shape = word_shape(text[a:b])
+        if shape:
+            out[bounds[k]:bounds[k + 1]] = [shape] * (bounds[k + 1] - bounds[k])
+    return out
+
+
+# span-score calibration (NER manifest "calibration"): per type, Platt scaling fitted on dev at training
+CALIBRATION = "platt-logit"
+
+
+def calibrated(score: float, ab: list[float] | None) -> float:
+    """P(correct) of a span from its raw score (the mean of its words' label probabilities):
+    sigmoid(a * logit(score) + b); the raw score when the type has no parameters."""
+    if not ab:
+        return score
+    s = min(max(score, 1e-6), 1 - 1e-6)
+    return 1.0 / (1.0 + math.exp(-(ab[0] * math.log(s / (1 - s)) + ab[1])))
 
 
 def has_letter_or_digit(text: str) -> bool:

@@ -19,7 +19,8 @@ import torch
 
 from pipeline.errors import ModelError
 from workers.inference.artifacts import load_artifact
-from workers.inference.decoding import PER_TYPE, Span, decode_bio, word_spans
+from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, PER_TYPE, Span, calibrated, decode_bio,
+                                       piece_shapes, word_spans)
 from workers.inference.device import autocast, pick_device, precision_name, resolve_precision
 
 
@@ -44,6 +45,17 @@ class NerTagger:
         self.model_id = self.manifest["model_id"]
         # "BIO": one softmax over O + B/I x types. "BIO-per-type": one O/B/I softmax per type over
         # the same encoder pass (types may overlap: "insulin" can be a chemical and a gene).
+        # case features: each word's case shape as its token type (see decoding.CASE_FEATURES)
+        self.case = self.manifest.get("case_features")
+        if self.case not in (None, CASE_FEATURES):
+            raise ModelError(f"model {self.model_id}: case_features {self.case!r} is not one this pubmine reads "
+                             f"({CASE_FEATURES!r}); upgrade pubmine or retrain the model")
+        # span scores as P(correct), per type, from the calibration fitted on dev at training
+        calibration = self.manifest.get("calibration") or {}
+        if calibration and calibration.get("method") != CALIBRATION:
+            raise ModelError(f"model {self.model_id}: calibration method {calibration.get('method')!r} is not one "
+                             f"this pubmine reads ({CALIBRATION!r}); upgrade pubmine or retrain the model")
+        self.calibration = calibration.get("params", {})
         per_type = self.manifest.get("label_scheme") == PER_TYPE
         self.per_type = tuple(self.manifest.get("entity_types", ())) if per_type else ()
         if per_type and 3 * len(self.per_type) != len(self.id2label):
@@ -95,19 +107,24 @@ class NerTagger:
         return batches
 
     @torch.inference_mode()
-    def _forward(self, ids: list[list[int]], windows: list[_Window]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _forward(self, ids: list[list[int]], windows: list[_Window],
+                 shapes: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         pad_id = self.tokenizer.pad_token_id or 0
         width = max(w.end - w.start for w in windows) + 2
         input_ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(windows), width), dtype=torch.long)
+        types = torch.zeros((len(windows), width), dtype=torch.long) if shapes is not None else None
         for r, w in enumerate(windows):
             seq = [cls_id, *ids[w.sent][w.start:w.end], sep_id]
             input_ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(seq)] = 1
+            if types is not None:
+                types[r, 1 : len(seq) - 1] = torch.as_tensor(shapes[w.sent][w.start:w.end])
+        extra = {"token_type_ids": types.to(self.device)} if types is not None else {}
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         with autocast(self.device, self.autocast):
-            logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
+            logits = self.model(input_ids=input_ids, attention_mask=mask, **extra).logits.float()
         if self.per_type:  # [batch, width, types, (O, B, I)]
             logits = logits.view(*logits.shape[:2], len(self.per_type), 3)
         best, label = torch.softmax(logits, dim=-1).max(dim=-1)
@@ -115,7 +132,7 @@ class NerTagger:
         return [(label[r, 1 : 1 + w.end - w.start], best[r, 1 : 1 + w.end - w.start]) for r, w in enumerate(windows)]
 
     def encode(self, texts: list[str]) -> "Encoded":
-        return encode(self.tokenizer, texts)
+        return encode(self.tokenizer, texts, shapes=self.case is not None)
 
     def tag(self, texts: list[str]) -> list[list[Span]]:
         if not texts:
@@ -130,8 +147,12 @@ class NerTagger:
         labels = [np.zeros((n, *tail), dtype=np.int64) for n in n_tokens]
         probs = [np.zeros((n, *tail), dtype=np.float32) for n in n_tokens]
         margin = [np.full(n, -1, dtype=np.int64) for n in n_tokens]  # distance to nearest cut edge
+        if self.case and enc.shapes is None:
+            raise ModelError(f"model {self.model_id} reads case features; encode the texts with shapes=True "
+                             "(NerTagger.encode does)")
+        shapes = enc.shapes if self.case else None
         for batch in self._batches(self._windows(n_tokens)):
-            for w, (lab, pr) in zip(batch, self._forward(ids, batch)):
+            for w, (lab, pr) in zip(batch, self._forward(ids, batch, shapes)):
                 n = n_tokens[w.sent]
                 pos = np.arange(w.start, w.end)
                 left = np.where(w.start == 0, n, pos - w.start)
@@ -153,6 +174,9 @@ class NerTagger:
                 names = ("O", f"B-{typ}", f"I-{typ}")
                 found.extend(decode_bio([names[t] for t in labels[i][first, k]], probs[i][first, k].tolist(), spans))
             out.append(sorted(found, key=lambda sp: (sp.start, sp.end, sp.type)))
+        if self.calibration:
+            out = [[Span(sp.start, sp.end, sp.type, calibrated(sp.score, self.calibration.get(sp.type))) for sp in sent]
+                   for sent in out]
         return out
 
 
@@ -161,14 +185,15 @@ class Encoded:
     ids: list                  # word-piece ids per text (no [CLS]/[SEP])
     word_first: list           # per text: the index of each word's first piece
     word_spans: list           # per text: each word's (start, end) characters
+    shapes: list | None = None  # per text, per piece: its word's case shape (models with case features)
 
 
-def encode(tokenizer, texts: list[str]) -> Encoded:
+def encode(tokenizer, texts: list[str], shapes: bool = False) -> Encoded:
     """Word pieces of every text and, per word, its first piece and character span. This is the CPU
     half of tagging: the pipeline runs it as its own stage (workers.inference.stages.Tokenize) so the model
     never waits on it."""
     if not texts:
-        return Encoded([], [], [])
+        return Encoded([], [], [], [] if shapes else None)
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
                     return_attention_mask=False)
     firsts, spans = [], []
@@ -176,4 +201,6 @@ def encode(tokenizer, texts: list[str]) -> Encoded:
         first, sp = word_spans(enc.word_ids(i), enc["offset_mapping"][i])
         firsts.append(first)
         spans.append(sp)
-    return Encoded(enc["input_ids"], firsts, spans)
+    ids = enc["input_ids"]
+    cases = [piece_shapes(t, f, sp, len(x)) for t, f, sp, x in zip(texts, firsts, spans, ids)] if shapes else None
+    return Encoded(ids, firsts, spans, cases)

@@ -121,12 +121,16 @@ class NerPredictor:
                                      max_tokens_per_batch=max_tokens_per_batch, precision=precision)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        from workers.inference.decoding import piece_shapes
         from workers.inference.ner import Encoded
 
         if "input_ids" in batch.column_names:
             enc = Encoded(_split_lists(batch.column("input_ids")), _split_lists(batch.column("word_first")),
                           [list(zip(s.tolist(), e.tolist())) for s, e in
                            zip(_split_lists(batch.column("word_start")), _split_lists(batch.column("word_end")))])
+            if self.tagger.case:
+                enc.shapes = [piece_shapes(t, f.tolist(), sp, len(x)) for t, f, sp, x in
+                              zip(batch.column("text").to_pylist(), enc.word_first, enc.word_spans, enc.ids)]
         else:
             enc = self.tagger.encode(batch.column("text").to_pylist())
         bases = batch.column("start").to_pylist()

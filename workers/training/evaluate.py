@@ -37,15 +37,19 @@ IOB_EVAL = {
 }
 
 
-def predict_documents(tagger, docs: list[PubtatorDoc], batch_sentences: int = 512) -> dict[int, set[tuple]]:
-    """pmid -> {(pmid, start, end, type)} predicted."""
+def predict_documents(tagger, docs: list[PubtatorDoc], batch_sentences: int = 512,
+                      scores: dict | None = None) -> dict[int, set[tuple]]:
+    """pmid -> {(pmid, start, end, type)} predicted (``scores``, if given, gets each one's score)."""
     items = [(d.pmid, off, text) for d in docs for off, text in doc_sentences(d)]
     out: dict[int, set[tuple]] = {d.pmid: set() for d in docs}
     for i in range(0, len(items), batch_sentences):
         chunk = items[i : i + batch_sentences]
         for (pmid, off, _), spans in zip(chunk, tagger.tag([t for _, _, t in chunk])):
             for sp in spans:
-                out[pmid].add((pmid, off + sp.start, off + sp.end, sp.type))
+                key = (pmid, off + sp.start, off + sp.end, sp.type)
+                out[pmid].add(key)
+                if scores is not None:
+                    scores[key] = sp.score
     return out
 
 
@@ -69,8 +73,9 @@ def char_to_token_span(offsets: list[tuple[int, int]], start: int, end: int) -> 
     return first, last + 1
 
 
-def predict_iob(tagger, sentences, batch_sentences: int = 512) -> list[set[tuple]]:
-    """Per IOB sentence, the predicted entities as {(first token, last token + 1, type)}."""
+def predict_iob(tagger, sentences, batch_sentences: int = 512, scores: dict | None = None) -> list[set[tuple]]:
+    """Per IOB sentence, the predicted entities as {(first token, last token + 1, type)}
+    (``scores``, if given, gets {(sentence, first, last + 1, type): score})."""
     out: list[set[tuple]] = []
     for i in range(0, len(sentences), batch_sentences):
         chunk = [iob_text(s.tokens) for s in sentences[i : i + batch_sentences]]
@@ -80,6 +85,8 @@ def predict_iob(tagger, sentences, batch_sentences: int = 512) -> list[set[tuple
                 tok = char_to_token_span(offsets, sp.start, sp.end)
                 if tok:
                     found.add((*tok, sp.type))
+                    if scores is not None:
+                        scores[(len(out), *tok, sp.type)] = sp.score
             out.append(found)
     return out
 

@@ -22,7 +22,8 @@ import torch
 from pipeline.config import shared_data_dir
 from pipeline.errors import ConfigError
 from pipeline.parse.pubtator import read_pubtator
-from workers.inference.decoding import PER_TYPE, bio_labels, per_type_labels, word_spans
+from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, bio_labels, per_type_labels,
+                                       piece_shapes, word_spans)
 from workers.inference.ner import NerTagger
 from workers.training.artifacts import write_artifact
 from pipeline.parse.pubtator import doc_sentences
@@ -49,6 +50,9 @@ class NerTrainConfig(Hyperparams):
     patience: int = 2                  # epochs without dev improvement before stopping
     freeze_word_embeddings: bool = False  # skip the vocab x hidden matrix in backward and the optimizer
     limit_docs: int = 0                # >0: use only the first n training documents / IOB sentences (smoke runs)
+    # each word's case shape as its token type id (decoding.CASE_FEATURES): what an uncased encoder
+    # cannot see ("BRCA1" vs "brca1"); needs an encoder with token-type embeddings (the BERT family)
+    case_features: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -111,11 +115,15 @@ def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, li
 
 
 def _tokenized(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, max_length: int):
-    """Per sentence: its word-piece ids, each word's first piece and character span, and its mentions."""
+    """Per sentence: its word-piece ids, each word's first piece and character span, its mentions,
+    and each piece's case shape (0 on [CLS]/[SEP])."""
     for text, mentions in sentences:
         enc = tokenizer(text, return_offsets_mapping=True, truncation=True, max_length=max_length)
         first, spans = word_spans(enc.word_ids(), enc["offset_mapping"])
-        yield enc["input_ids"], first, spans, mentions
+        shapes = piece_shapes(text, first, spans, len(enc["input_ids"]))
+        if enc["input_ids"] and enc["input_ids"][-1] == tokenizer.sep_token_id:
+            shapes[-1] = 0
+        yield enc["input_ids"], first, spans, mentions, shapes
 
 
 def _word_tag(mentions: list[tuple[int, int, str]], start: int, end: int, opened: set[int],
@@ -137,13 +145,13 @@ def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tok
     B-/I- labels of types this sentence's corpus does not annotate — its O words may be any of those
     (partial-label loss), so a corpus without genes never teaches "not a gene"."""
     examples = []
-    for ids, first, spans, mentions in _tokenized(sentences, tokenizer, max_length):
+    for ids, first, spans, mentions, shapes in _tokenized(sentences, tokenizer, max_length):
         labels = [-100] * len(ids)
         opened: set[int] = set()
         for t, (ws, we) in zip(first, spans):
             tag = _word_tag(mentions, ws, we, opened)
             labels[t] = label2id[f"{tag[0]}-{tag[1]}" if tag else "O"]
-        examples.append((ids, labels, unannotated))
+        examples.append((ids, labels, unannotated, shapes))
     return examples
 
 
@@ -154,7 +162,7 @@ def encode_examples_per_type(sentences: list[tuple[str, list[tuple[int, int, str
     a word can be in a chemical and a gene at once; a type the corpus does not annotate is -100 on
     every word: that head learns nothing from this corpus, neither "gene" nor "not a gene"."""
     examples = []
-    for ids, first, spans, mentions in _tokenized(sentences, tokenizer, max_length):
+    for ids, first, spans, mentions, shapes in _tokenized(sentences, tokenizer, max_length):
         labels = [[-100] * len(types) for _ in ids]
         opened: set[int] = set()
         for t, (ws, we) in zip(first, spans):
@@ -162,39 +170,53 @@ def encode_examples_per_type(sentences: list[tuple[str, list[tuple[int, int, str
                 if typ in annotated:
                     tag = _word_tag(mentions, ws, we, opened, typ)
                     labels[t][k] = 0 if tag is None else 1 if tag[0] == "B" else 2
-        examples.append((ids, labels, ()))
+        examples.append((ids, labels, (), shapes))
     return examples
 
 
-def dev_scores(tagger, dev: list, types: tuple[str, ...]):
-    """Dev-set scores in the dev set's own form (IOB sentences or PubTator documents)."""
+def dev_scores(tagger, dev: list, types: tuple[str, ...], spans: list | None = None):
+    """Dev-set scores in the dev set's own form (IOB sentences or PubTator documents); ``spans``, if
+    given, gets (type, span score, correct) of every predicted span of the annotated ``types``."""
+    found: dict = {}
     if dev and isinstance(dev[0], IobSentence):
-        return score_iob(dev, predict_iob(tagger, dev), types)
-    return score(dev, predict_documents(tagger, dev), types)
+        predicted = predict_iob(tagger, dev, scores=found)
+        gold = {(i, a, b, t) for i, sent in enumerate(dev) for a, b, t in sent.spans()}
+        result = score_iob(dev, predicted, types)
+    else:
+        predicted = predict_documents(tagger, dev, scores=found)
+        gold = {(d.pmid, m.start, m.end, m.type) for d in dev for m in d.mentions}
+        result = score(dev, predicted, types)
+    if spans is not None:
+        spans.extend((key[-1], sc, key in gold) for key, sc in found.items() if key[-1] in types)
+    return result
 
 
-def dev_prf(tagger, dev_sets: list[tuple[list, tuple[str, ...]]]) -> tuple[tuple[float, float, float], list[float]]:
+def dev_prf(tagger, dev_sets: list[tuple[list, tuple[str, ...]]],
+            spans: list | None = None) -> tuple[tuple[float, float, float], list[float]]:
     """Model-selection score: each dev source scored on the types it annotates (a gene predicted in
     a corpus without gene annotation is not an error), then P/R/F1 averaged over the sources, so a
     small corpus counts as much as a big one. Also each source's F1."""
-    scores = [dev_scores(tagger, docs, annotated).overall() for docs, annotated in dev_sets]
+    scores = [dev_scores(tagger, docs, annotated, spans).overall() for docs, annotated in dev_sets]
     return tuple(sum(s[i] for s in scores) / len(scores) for i in range(3)), [s[2] for s in scores]
 
 
 def _collate(examples, batch: list[int], pad_id: int, num_labels: int = 0):
-    """Padded ids, attention mask, labels; and, when a sentence of the batch comes from a corpus that
-    leaves some types unannotated, the allowed-label mask [batch, width, labels] (else None)."""
+    """Padded ids, attention mask, labels, token types (each piece's case shape); and, when a
+    sentence of the batch comes from a corpus that leaves some types unannotated, the allowed-label
+    mask [batch, width, labels] (else None)."""
     width = max(len(examples[j][0]) for j in batch)
     per_type = examples[batch[0]][1] and isinstance(examples[batch[0]][1][0], list)
     tail = (len(examples[batch[0]][1][0]),) if per_type else ()
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width, *tail), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
+    types = torch.zeros((len(batch), width), dtype=torch.long)
     for r, j in enumerate(batch):
         x, y = examples[j][0], examples[j][1]
         ids[r, : len(x)] = torch.tensor(x)
         labels[r, : len(y)] = torch.tensor(y)
         mask[r, : len(x)] = 1
+        types[r, : len(x)] = torch.tensor(examples[j][3])
     allow = None
     if num_labels and any(examples[j][2] for j in batch):
         allow = torch.nn.functional.one_hot(labels.clamp(min=0), num_labels).bool()
@@ -203,16 +225,31 @@ def _collate(examples, batch: list[int], pad_id: int, num_labels: int = 0):
                 outside = labels[r] == 0  # O words: O, or an entity of a type the corpus does not annotate
                 for label in examples[j][2]:
                     allow[r, outside, label] = True
-    return ids, mask, labels, allow
+    return ids, mask, labels, types, allow
 
 
-def _loss(model, ids, mask, y, allow):
+def _loss(model, ids, mask, y, allow, types=None):
+    extra = {"token_type_ids": types} if types is not None else {}
     if y.dim() == 3:  # per-type heads: [batch, width, types] targets, one (O, B, I) softmax per type
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logits = model(input_ids=ids, attention_mask=mask, **extra).logits.float()
         return torch.nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1), ignore_index=-100)
     if allow is None:
-        return model(input_ids=ids, attention_mask=mask, labels=y).loss
-    return partial_label_loss(model(input_ids=ids, attention_mask=mask).logits, y, allow.to(ids.device))
+        return model(input_ids=ids, attention_mask=mask, labels=y, **extra).loss
+    return partial_label_loss(model(input_ids=ids, attention_mask=mask, **extra).logits, y, allow.to(ids.device))
+
+
+def add_case_shapes(model) -> None:
+    """Resize the encoder's token-type embedding to the CASE_SHAPES case shapes, every new row a copy
+    of type 0: the model starts exactly where the pretrained one is and learns what case adds."""
+    emb = getattr(getattr(model.base_model, "embeddings", None), "token_type_embeddings", None)
+    if emb is None:
+        raise ConfigError(f"case_features needs an encoder with token-type embeddings (BERT family); "
+                          f"{type(model.base_model).__name__} has none: set case_features: false")
+    grown = torch.nn.Embedding(CASE_SHAPES, emb.embedding_dim)
+    with torch.no_grad():
+        grown.weight.copy_(emb.weight[:1].expand(CASE_SHAPES, -1))
+    model.base_model.embeddings.token_type_embeddings = grown
+    model.config.type_vocab_size = CASE_SHAPES
 
 
 def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allow: torch.Tensor) -> torch.Tensor:
@@ -222,6 +259,34 @@ def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allow: torch.
     tok = -torch.logsumexp(logp.masked_fill(~allow, float("-inf")), dim=-1)
     valid = labels != -100
     return tok[valid].mean()
+
+
+def fit_calibration(spans: list[tuple[str, float, bool]]) -> dict:
+    """Per entity type, Platt scaling of the span score on the dev spans of the selected epoch:
+    P(correct) = sigmoid(a * logit(score) + b), (a, b) by maximum likelihood; types with fewer than
+    50 dev spans, or all right or all wrong, keep the raw score. Read by decoding.calibrated."""
+    import numpy as np
+
+    params = {}
+    for kind in sorted({k for k, _, _ in spans}):
+        x = np.array([s for k, s, _ in spans if k == kind], dtype=np.float64)
+        y = np.array([ok for k, _, ok in spans if k == kind], dtype=np.float64)
+        if len(x) < 50 or y.min() == y.max():
+            continue
+        z = np.log(np.clip(x, 1e-6, 1 - 1e-6) / np.clip(1 - x, 1e-6, 1))
+        ab = np.array([1.0, 0.0])
+        for _ in range(50):  # Newton on the logistic log-likelihood (two parameters, a small ridge)
+            feats = np.stack([z, np.ones_like(z)], 1)
+            p = 1 / (1 + np.exp(-(feats @ ab)))
+            grad = feats.T @ (p - y) + 1e-3 * ab
+            hess = (feats * (p * (1 - p))[:, None]).T @ feats + 1e-3 * np.eye(2)
+            step = np.linalg.solve(hess, grad)
+            ab -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        params[kind] = [round(float(ab[0]), 6), round(float(ab[1]), 6)]
+    return {"method": CALIBRATION, "params": params, "fitted_on": "dev",
+            "spans": {k: sum(1 for t, _, _ in spans if t == k) for k in params}}
 
 
 def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None = None,
@@ -240,6 +305,8 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     model.to(device)
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.case_features:
+        add_case_shapes(model)
 
     examples, train_docs = [], []
     for docs, annotated in load_sources(cfg.train, cfg.types):
@@ -254,17 +321,20 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         examples.extend(encode_examples(sentences, tokenizer, label2id, cfg.max_length, unannotated))
     dev_sets = load_sources(cfg.dev, cfg.types)
     pad = tokenizer.pad_token_id or 0
+    case = {"case_features": CASE_FEATURES} if cfg.case_features else {}
 
     def batch_loss(batch):
-        ids, mask, y, allow = _collate(examples, batch, pad, len(labels))
-        return _loss(model, ids.to(device), mask.to(device), y.to(device), allow)
+        ids, mask, y, types, allow = _collate(examples, batch, pad, len(labels))
+        return _loss(model, ids.to(device), mask.to(device), y.to(device), allow,
+                     types.to(device) if cfg.case_features else None)
 
     def after_epoch(end: EpochEnd) -> bool:
         """Score on dev, keep the best weights, stop after ``patience`` epochs without a better F1."""
         model.eval()
         tagger = NerTagger(tokenizer, model, {"model_id": cfg.name, "label_scheme": cfg.label_scheme,
-                                              "entity_types": list(cfg.types)}, precision=cfg.precision, device=device)
-        (p, r, f), per_source = dev_prf(tagger, dev_sets)
+                                              "entity_types": list(cfg.types), **case}, precision=cfg.precision, device=device)
+        spans: list = []
+        (p, r, f), per_source = dev_prf(tagger, dev_sets, spans)
         state = end.state
         state["history"].append({"epoch": end.epoch, "train_loss": end.train_loss, "dev_precision": p,
                                  "dev_recall": r, "dev_f1": f, "seconds": end.seconds,
@@ -274,6 +344,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         if f > state.get("best_f1", -1.0):
             state["best_f1"], state["bad_epochs"] = f, 0
             state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            state["best_spans"] = spans  # what the score calibration is fitted on
         else:
             state["bad_epochs"] = state.get("bad_epochs", 0) + 1
         if state["bad_epochs"] >= cfg.patience:
@@ -292,6 +363,8 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         "label_scheme": cfg.label_scheme,
         "labels": labels,
         "entity_types": list(cfg.types),
+        **case,
+        **({"calibration": fit_calibration(state["best_spans"])} if state.get("best_spans") else {}),
         "base_model": base_model_label(cfg.base_model),
         "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
                      "train_sentences": len(examples), "train_documents": len(train_docs),
