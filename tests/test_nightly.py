@@ -168,8 +168,21 @@ def clean_rerun(tiny_model, tmp_path_factory):
     return store
 
 
+@pytest.fixture(scope="module")
+def base_store(tiny_model, tmp_path_factory):
+    """The store after the base night (the second input alone), which every killed run starts from:
+    run once, copied per test (the store is a plain folder of relative keys)."""
+    from tests.conftest import DATA
+
+    store = tmp_path_factory.mktemp("killed-base") / "store"
+    first = _pubmine(tiny_model, store, "base", str(DATA / KILL_INPUTS[1]))
+    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    return store
+
+
 @pytest.mark.parametrize("stage", ["parse", "extract", "publish"])
-def test_a_killed_driver_resumes_and_publishes_what_a_clean_run_publishes(tiny_model, tmp_path, stage, clean_rerun):
+def test_a_killed_driver_resumes_and_publishes_what_a_clean_run_publishes(tiny_model, tmp_path, stage, clean_rerun,
+                                                                          base_store):
     """SIGKILL of `pubmine run` during the parse (the new file's parse has begun), the extraction
     (the first new part exists) or the publish (the snapshot's entity files are being carried); a
     reader opening LATEST meanwhile reads the earlier complete snapshot; the rerun reuses what was
@@ -185,8 +198,9 @@ def test_a_killed_driver_resumes_and_publishes_what_a_clean_run_publishes(tiny_m
     def pubmine(run_id, *files):
         return _pubmine(tiny_model, store, run_id, *files)
 
-    first = pubmine("base", inputs[1])
-    assert first.wait(timeout=600) == 0, first.stderr.read()[-3000:]
+    import shutil
+
+    shutil.copytree(base_store, store)
     s = Store(str(store))
     parts = lambda: len(s.glob("state", "extracted", "*", "parts", "*", "docs.parquet"))
     before = parts()  # the base run's: the killed run reuses them
