@@ -149,7 +149,8 @@ def train(
             result = f"dev F1 {manifest['metrics']['dev']['f1']:.4f}"
         else:
             manifest = train_relation(cfg, out, progress="log" if quiet else True, log=typer.echo)
-            result = f"test F1 {manifest['metrics']['test']['f1']:.4f}"
+            test = manifest["metrics"].get("test")
+            result = f"test F1 {test['f1']:.4f}" if test else f"test not scored: pubmine evaluate -m {out} -d {cfg.dataset}"
     except PubmineError as err:
         _fail(err)
     typer.echo(f"wrote {manifest['model_id']} to {out} ({result}, {manifest['training']['seconds']} s)")

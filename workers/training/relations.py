@@ -50,6 +50,8 @@ class ReTrainConfig(Hyperparams):
     window: int = 2                    # document-level corpora: a candidate pair's mentions at most this many sentences apart - 1
     negative_ratio: float = 1.0        # document-level corpora: the share of negative candidates kept for training
     limit_examples: int = 0            # >0: the first n training examples (smoke runs)
+    score_test: bool = True            # score the test split after training (the papers' protocol); false: leave
+                                       # it to `pubmine evaluate` (make demo saves the minute and a half)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -89,7 +91,7 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
         train = [x for x in train if x.label != negative or keep.random() < cfg.negative_ratio]
     if cfg.limit_examples:
         train = train[: cfg.limit_examples]
-    test, missed = load_split(cfg.dataset, "test", cfg.fold, cfg.window)
+    test, missed = load_split(cfg.dataset, "test", cfg.fold, cfg.window) if cfg.score_test else ([], 0)
     labels = sorted({x.label for x in train} | {x.label for x in test})
     label2id = {l: i for i, l in enumerate(labels)}
     tokenizer = load_base_tokenizer(cfg.base_model)
@@ -114,18 +116,20 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
                 make_batches=lambda rng: length_batches([len(x) for x in enc], cfg.batch_size, rng),
                 batch_loss=batch_loss, progress=progress, log=log)
     model.to("cpu")
-    clf = RelationClassifier(tokenizer, model, {}, cfg.max_length)
-    s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative, missed)
-    log(f"test P {s.precision:.4f} R {s.recall:.4f} F1 {s.f1:.4f} ({s.n} examples"
-        + (f", {missed} gold relations without a candidate" if missed else "") + ")")
+    metrics = {}
+    if cfg.score_test:
+        clf = RelationClassifier(tokenizer, model, {}, cfg.max_length)
+        s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative, missed)
+        log(f"test P {s.precision:.4f} R {s.recall:.4f} F1 {s.f1:.4f} ({s.n} examples"
+            + (f", {missed} gold relations without a candidate" if missed else "") + ")")
+        metrics["test"] = {"precision": s.precision, "recall": s.recall, "f1": s.f1, "n": s.n}
     meta = {
         "task": "re", "labels": labels, "negative_label": negative, "dataset": cfg.dataset,
         "type_pairs": ([list(p) for p in (DOC_RE_CORPORA[cfg.dataset][3] or related_type_pairs(cfg.dataset))]
                        if cfg.dataset in DOC_RE_CORPORA else None),
         "base_model": base_model_label(cfg.base_model),
         "training": {**cfg.__dict__, "train_examples": len(train), "device": device, "seconds": state["seconds"]},
-        "metrics": {"test": {"precision": s.precision, "recall": s.recall, "f1": s.f1, "n": s.n},
-                    "history": state["history"]},
+        "metrics": {**metrics, "history": state["history"]},
     }
     manifest = write_artifact(model, tokenizer, output, cfg.name, meta, storage_options)
     clear_checkpoint(cfg.name)
