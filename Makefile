@@ -43,6 +43,8 @@ bench: model
 	$(BIN)/python -m benchmarks.ner_speed
 	$(BIN)/python -m benchmarks.e2e_throughput
 	$(BIN)/python -m benchmarks.fuzz
+	$(BIN)/python -m benchmarks.link_precision
+	$(BIN)/python -m benchmarks.calibration
 
 s3-start: $(BIN)/.installed
 	PATH=$(BIN):$$PATH infra/local/s3.sh start .cache/s3

@@ -1,18 +1,20 @@
-"""Is an entity's score a probability? The reliability of the default NER model's span scores on dev.
+"""Is an entity's score a probability? Reliability of the NER model's span scores, raw and calibrated.
 
-The default NER model tags the sentences of the BC5CDR and NCBI-disease *dev* abstracts as the
-pipeline splits them; a predicted span is correct when a gold mention has the same offsets and type.
-The table bins the spans by score (a span's score is the mean probability of its words' labels,
-as the pipeline writes it) and gives, per bin, how many spans fall there, their mean score and the
-fraction correct; then the fraction correct among spans with score ≥ s. Calibrated means the two
-columns agree. ECE (expected calibration error, span-weighted over the bins) is the summary; the
-baseline beside it, measured in the same run, is an isotonic map fitted on BC5CDR dev and applied to
-NCBI-disease dev (and the other way round): what a calibration step would buy.
+The model tags the dev and the test sentences of BC5CDR (Chemical, Disease), NCBI-disease (Disease)
+and BC2GM (Gene) — BioBERT's IOB splits, the sentences training selects and calibrates on — and a
+predicted span is correct when a gold mention has the same tokens and type; each corpus is judged
+only on the types it annotates. The tables bin the spans by score and give, per bin, how many spans
+fall there, their mean score and the fraction correct, then the fraction correct among spans with
+score >= s; calibrated means the columns agree. ECE (expected calibration error, span-weighted over
+ten bins) sums it up. The baseline, measured in the same run, is the raw score (the mean of the
+span's word-label probabilities, what entity rows carried before); the calibrated score is what the
+artifact's Platt maps (fitted per type on dev at training) make of it, what the pipeline writes.
+Dev is where the maps were fitted; test is held out from them.
 
     python -m benchmarks.calibration [--model URL]
 
 Writes benchmarks/results/calibration.md. Last line:
-RESULT calibration ece=<raw> ece_isotonic=<cross-fitted> spans=<n>
+RESULT calibration ece_test=<calibrated> ece_raw_test=<raw> ece_dev=<calibrated> ece_raw_dev=<raw> spans_test=<n>
 """
 
 from __future__ import annotations
@@ -22,53 +24,34 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import default_model_dir, shared_data_dir
-from pipeline.parse.pubtator import doc_sentences, read_pubtator
+from pipeline.config import default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV = {"bc5cdr": "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",
-       "ncbi-disease": "ncbi_disease/pubtator/NCBIdevelopset_corpus.txt"}
+CORPORA = {"bc5cdr": ("bc5cdr/iob/chem_disease", ("Chemical", "Disease")),
+           "ncbi-disease": ("ncbi_disease/iob", ("Disease",)),
+           "bc2gm": ("bc2gm/iob", ("Gene",))}
+SPLITS = {"dev": "devel", "test": "test"}
 BINS = np.linspace(0.0, 1.0, 11)
 
 
-def spans(tagger, corpus: str) -> tuple[np.ndarray, np.ndarray]:
-    """(score, correct) of every span the model predicts on a dev set, for the types the corpus annotates."""
-    docs = list(read_pubtator(shared_data_dir() / DEV[corpus]))
-    types = {m.type for d in docs for m in d.mentions}
-    scores, correct = [], []
-    for doc in docs:
-        gold = {(m.start, m.end, m.type) for m in doc.mentions}
-        sents = doc_sentences(doc)
-        for (offset, _), found in zip(sents, tagger.tag([t for _, t in sents])):
-            for sp in found:
-                if sp.type in types:
-                    scores.append(sp.score)
-                    correct.append((offset + sp.start, offset + sp.end, sp.type) in gold)
-    return np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=np.float64)
+def spans(tagger, corpus: str, split: str) -> list[tuple[str, float, bool]]:
+    """(type, score, correct) of every span the model predicts on a corpus's split, for the types
+    the corpus annotates."""
+    from workers.training.corpora import data_file, read_iob
+    from workers.training.evaluate import predict_iob
+
+    folder, types = CORPORA[corpus]
+    sentences = read_iob(data_file(f"{folder}/{SPLITS[split]}.tsv"))
+    found: dict = {}
+    predict_iob(tagger, sentences, scores=found)
+    gold = {(i, a, b, t) for i, sent in enumerate(sentences) for a, b, t in sent.spans()}
+    return [(key[-1], score, key in gold) for key, score in found.items() if key[-1] in types]
 
 
 def ece(scores: np.ndarray, correct: np.ndarray) -> float:
     idx = np.clip(np.digitize(scores, BINS) - 1, 0, len(BINS) - 2)
     return float(sum(abs(scores[idx == b].mean() - correct[idx == b].mean()) * (idx == b).sum()
                      for b in range(len(BINS) - 1) if (idx == b).any()) / max(len(scores), 1))
-
-
-def isotonic(scores: np.ndarray, correct: np.ndarray):
-    """Pool-adjacent-violators: a non-decreasing map score -> P(correct), as (thresholds, values)."""
-    order = np.argsort(scores)
-    x, y = scores[order], correct[order]
-    blocks = [[v, 1.0, xv] for v, xv in zip(y, x)]  # (sum, weight, right edge)
-    merged: list[list[float]] = []
-    for b in blocks:
-        merged.append(b)
-        while len(merged) > 1 and merged[-2][0] / merged[-2][1] > merged[-1][0] / merged[-1][1]:
-            s, w, edge = merged.pop()
-            merged[-1][0] += s
-            merged[-1][1] += w
-            merged[-1][2] = edge
-    edges = np.array([m[2] for m in merged])
-    values = np.array([m[0] / m[1] for m in merged])
-    return lambda s: values[np.clip(np.searchsorted(edges, s, side="left"), 0, len(values) - 1)]
 
 
 def table_lines(title: str, scores: np.ndarray, correct: np.ndarray) -> list[str]:
@@ -89,30 +72,43 @@ def table_lines(title: str, scores: np.ndarray, correct: np.ndarray) -> list[str
 
 def main() -> None:
     from workers.inference.artifacts import stage_artifact
+    from workers.inference.decoding import calibrated
     from workers.inference.ner import NerTagger
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(default_model_dir()), help="NER model artifact URL")
     args = ap.parse_args()
     tagger = NerTagger.load(stage_artifact(args.model), precision="fp32")
-    data = {c: spans(tagger, c) for c in DEV}
-    scores = np.concatenate([s for s, _ in data.values()])
-    correct = np.concatenate([c for _, c in data.values()])
-    # cross-fitted isotonic: each corpus calibrated by the map fitted on the other
-    crossed = np.concatenate([isotonic(*data[other])(data[c][0]) for c, other in (("bc5cdr", "ncbi-disease"),
-                                                                                   ("ncbi-disease", "bc5cdr"))])
-    raw_ece, iso_ece = ece(scores, correct), ece(crossed, correct)
+    maps = tagger.calibration
+    tagger.calibration = {}  # tag raw; the maps are applied below, exactly as the tagger applies them
     lines = ["# Entity score reliability (`python -m benchmarks.calibration`)", "",
-             f"Model {tagger.manifest.get('model_id')} on the BC5CDR and NCBI-disease dev abstracts; a span is correct "
-             "when a gold mention has its offsets and type.", ""]
-    lines += table_lines("raw span scores (what entity rows carry today)", scores, correct)
-    lines += table_lines("after an isotonic map fitted on the other corpus (cross-fitted)", crossed, correct)
+             f"Model {tagger.manifest.get('model_id')}; calibration "
+             f"{(tagger.manifest.get('calibration') or {}).get('method', 'none')} per type "
+             f"({', '.join(f'{k}: a={v[0]:.3f} b={v[1]:.3f}' for k, v in sorted(maps.items())) or 'no maps'}). "
+             "BioBERT's IOB dev and test splits of BC5CDR, NCBI-disease and BC2GM; a span is correct when a gold "
+             "mention has its tokens and type.", ""]
+    result = {}
+    for split in SPLITS:
+        rows = [r for corpus in CORPORA for r in spans(tagger, corpus, split)]
+        raw = np.array([s for _, s, _ in rows], dtype=np.float64)
+        cal = np.array([calibrated(s, maps.get(t)) for t, s, _ in rows], dtype=np.float64)
+        correct = np.array([ok for _, _, ok in rows], dtype=np.float64)
+        lines += table_lines(f"{split}: raw span scores (the baseline)", raw, correct)
+        lines += table_lines(f"{split}: calibrated scores (what the pipeline writes)", cal, correct)
+        lines += [f"#### {split}: ECE per type", "", "| type | spans | raw | calibrated |", "|---|---|---|---|"]
+        for kind in sorted({t for t, _, _ in rows}):
+            sel = np.array([t == kind for t, _, _ in rows])
+            lines.append(f"| {kind} | {sel.sum():,} | {ece(raw[sel], correct[sel]):.4f} | {ece(cal[sel], correct[sel]):.4f} |")
+        lines.append("")
+        result |= {f"ece_{split}": f"{ece(cal, correct):.4f}", f"ece_raw_{split}": f"{ece(raw, correct):.4f}",
+                   f"spans_{split}": len(rows)}
     text = "\n".join(lines)
     print(text)
     out = ROOT / "benchmarks" / "results" / "calibration.md"
     out.write_text(text)
     print(f"written to {out.relative_to(ROOT)}")
-    print(f"RESULT calibration ece={raw_ece:.4f} ece_isotonic={iso_ece:.4f} spans={len(scores)}")
+    print("RESULT calibration " + " ".join(f"{k}={result[k]}" for k in
+                                          ("ece_test", "ece_raw_test", "ece_dev", "ece_raw_dev", "spans_test")))
 
 
 if __name__ == "__main__":
