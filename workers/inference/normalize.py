@@ -67,6 +67,11 @@ class Link:
 NIL = Link(None, "nil", 0.0)
 
 
+def best_concept(ids: dict[str, float]) -> str:
+    """The concept a name stands for among the ones that list it: the lowest rank, then the ID."""
+    return min(ids, key=lambda i: (ids[i], i))
+
+
 class Dictionary:
     """name key -> concept IDs per entity type, in priority order (preferred names first)."""
 
@@ -100,7 +105,7 @@ class Dictionary:
             index, key = (self.exact, norm_key(text)) if method == "exact" else (self.bag, bag_key(text))
             ids = index.get(key, {}).get(kind)
             if ids:
-                return Link(min(ids, key=lambda i: (ids[i], i)), method, 1.0)
+                return Link(best_concept(ids), method, 1.0)
         return NIL
 
     def to_table(self):
@@ -201,7 +206,7 @@ class EmbeddingIndex:
         per_kind: dict[str, dict[str, tuple[float, str]]] = defaultdict(dict)
         for key, kinds in dictionary.exact.items():
             for kind, ids in kinds.items():
-                best = min(ids, key=lambda i: (ids[i], i))
+                best = best_concept(ids)
                 per_kind[kind][key] = (ids[best], best)
         for kind, entries in sorted(per_kind.items()):
             keys = sorted(entries)
@@ -231,9 +236,8 @@ class EmbeddingIndex:
         out.names, out.ids, out.vectors = {}, {}, {}
         for kind, keys in self.names.items():
             rows = [(j, key) for j, key in enumerate(keys) if dictionary.exact.get(key, {}).get(kind)]
-            ids = [dictionary.exact[key][kind] for _, key in rows]
             out.names[kind] = [key for _, key in rows]
-            out.ids[kind] = [min(c, key=lambda i: (c[i], i)) for c in ids]
+            out.ids[kind] = [best_concept(dictionary.exact[key][kind]) for _, key in rows]
             out.vectors[kind] = self.vectors[kind][np.array([j for j, _ in rows], dtype=np.int64)]
         return out
 

@@ -280,9 +280,9 @@ def fit_calibration(spans: list[tuple[str, float, bool]]) -> dict:
         if len(x) < 50 or y.min() == y.max():
             continue
         z = np.log(np.clip(x, 1e-6, 1 - 1e-6) / np.clip(1 - x, 1e-6, 1))
+        feats = np.stack([z, np.ones_like(z)], 1)
         ab = np.array([1.0, 0.0])
         for _ in range(50):  # Newton on the logistic log-likelihood (two parameters, a small ridge)
-            feats = np.stack([z, np.ones_like(z)], 1)
             p = 1 / (1 + np.exp(-(feats @ ab)))
             grad = feats.T @ (p - y) + 1e-3 * ab
             hess = (feats * (p * (1 - p))[:, None]).T @ feats + 1e-3 * np.eye(2)
