@@ -378,9 +378,11 @@ def extraction_fingerprint(config: RunConfig, models: Models) -> tuple[str, dict
     """The fingerprint of everything that decides extraction output (``pipeline.reuse``)."""
     ex = config.extract
     return reuse.fingerprint(
-        {"ner": models.ner["model_id"],
+        {"ner": {"model_id": models.ner["model_id"], "calibration": models.ner.get("calibration"),
+                 "case_features": models.ner.get("case_features")},
          "normalizer": None if models.normalizer is None else
-         {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold")},
+         {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold"),
+          "thresholds": models.normalizer.get("thresholds")},
          "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
                         "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
         {"precision": ner_precision(config), "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION,

@@ -1,6 +1,7 @@
 """The driver's stages, each called alone on a real local Ray, and the summary read back from the
 manifest they build (what `pubmine run` prints and what `_manifest.json` says are the same counters)."""
 
+import dataclasses
 from collections import Counter
 
 import pyarrow as pa
@@ -48,7 +49,15 @@ def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_mod
     assert ok == [1, 2] and not results[0]["ok"] and "broken.xml" in results[0]["error"]
 
     xfp, key = driver.extraction_fingerprint(cfg, models)
-    assert key["models"]["ner"] == models.ner["model_id"] and key["settings"]["precision"] == "fp32"
+    assert key["models"]["ner"]["model_id"] == models.ner["model_id"] and key["settings"]["precision"] == "fp32"
+    # what the artifact's manifest says beside its weights changes output too: a re-fitted score
+    # calibration or new per-type link thresholds must not reuse yesterday's extraction
+    recalibrated = dataclasses.replace(models, ner={**models.ner, "calibration": {"method": "platt-logit",
+                                                                                  "params": {"Gene": [1.0, 0.5]}}})
+    relinked = dataclasses.replace(models, normalizer={"model_id": "n", "thresholds": {"Gene": 0.8}})
+    relinked_again = dataclasses.replace(models, normalizer={"model_id": "n", "thresholds": {"Gene": 0.9}})
+    assert len({xfp, driver.extraction_fingerprint(cfg, recalibrated)[0], driver.extraction_fingerprint(cfg, relinked)[0],
+                driver.extraction_fingerprint(cfg, relinked_again)[0]}) == 4
     resolution = driver.resolve_live(cfg, "stages", xfp, shards, results, ok)
     assert len(resolution.groups) == 3  # resolve.group_documents=3, 7 documents: the partitions in groups, a task each
     assert resolution.live_count > 0 and resolution.reused == 0  # nothing extracted yet
