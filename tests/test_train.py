@@ -13,7 +13,8 @@ from tests.conftest import ROOT
 def test_tiny_training_run_lowers_loss_and_writes_an_artifact(tiny_model, tmp_path):
     cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/default-ner.yaml", [
         f"base_model={tiny_model}", "name=tiny-trained", "limit_docs=30", "epochs=3", "learning_rate=3e-3",
-        "freeze_word_embeddings=false", "dev=[ncbi_disease/pubtator/NCBIdevelopset_corpus.txt]", "patience=5"])
+        "freeze_word_embeddings=false", "dev=[ncbi_disease/pubtator/NCBIdevelopset_corpus.txt]", "patience=5",
+        "label_scheme=BIO", "empty_sentence_ratio=1.0"])
     out = tmp_path / "trained"
     manifest = train_ner(cfg, str(out), progress=False, log=lambda *_: None)
     losses = [h["train_loss"] for h in manifest["metrics"]["history"]]
@@ -95,11 +96,25 @@ def test_partial_labels_never_teach_not_a_gene():
 
 
 def test_training_sources_name_the_types_they_annotate(tiny_model, tmp_path):
-    from workers.training.ner import split_source
+    from pipeline.errors import ConfigError
+    from workers.training.ner import load_sources, split_range, split_source
 
     assert split_source("bc2gm/iob/train.tsv.gz#Gene", ("Chemical", "Disease", "Gene")) == (
         "bc2gm/iob/train.tsv.gz", ("Gene",))
     assert split_source("x.tsv", ("Gene",)) == ("x.tsv", ("Gene",))
+    # a corpus without a dev split of its own lends part of its training split to model selection
+    assert split_range("biored/pubtator/Train.PubTator.gz@0-360") == ("biored/pubtator/Train.PubTator.gz", slice(0, 360))
+    assert split_range("s3://b/x@y.tsv@360-") == ("s3://b/x@y.tsv", slice(360, None))
+    assert split_range("x.tsv") == ("x.tsv", slice(None))
+    with pytest.raises(ConfigError, match="range 5-5 is empty"):
+        split_range("x.tsv@5-5")
+    (train,), (held,) = (load_sources((f"biored/pubtator/Train.PubTator.gz@{r}",), ("Gene", "Species"))
+                         for r in ("40-", "-40"))
+    assert len(train[0]) == 360 and len(held[0]) == 40 and not {d.pmid for d in train[0]} & {d.pmid for d in held[0]}
+    # BioRED's class names arrive as pubmine's six types
+    assert {m.type for d in held[0] for m in d.mentions} == {"Chemical", "Disease", "Gene", "Species", "CellLine", "Variant"}
+    with pytest.raises(ConfigError, match="no documents in that range"):
+        load_sources(("biored/pubtator/Train.PubTator.gz@400-",), ("Gene",))
     cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/default-ner.yaml", [
         f"base_model={tiny_model}", "name=tiny-mtl", "limit_docs=40", "epochs=2", "learning_rate=3e-3",
         "types=[Chemical, Disease, Gene]", "max_length=64",

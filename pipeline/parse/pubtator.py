@@ -23,9 +23,13 @@ from pipeline.parse.document import layout_passages
 from pipeline.parse.sentences import split_spans
 from pipeline.storage import open_text
 
-# NCBI-disease's fine-grained classes are all diseases for NER purposes
+# PubTator class names -> pubmine's entity types: NCBI-disease's fine-grained classes are all
+# diseases for NER purposes; BioRED's classes are its six types (BC5CDR's "Chemical"/"Disease" and
+# PubTator3's "Gene"/"Species"/"CellLine" already are pubmine's names and pass through)
 TYPE_MAP = {"SpecificDisease": "Disease", "DiseaseClass": "Disease", "Modifier": "Disease",
-            "CompositeMention": "Disease"}
+            "CompositeMention": "Disease",
+            "GeneOrGeneProduct": "Gene", "DiseaseOrPhenotypicFeature": "Disease", "ChemicalEntity": "Chemical",
+            "SequenceVariant": "Variant", "OrganismTaxon": "Species", "CellLine": "CellLine"}
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from pipeline.config import shared_data_dir
 from pipeline.errors import PubmineError
-from pipeline.parse.pubtator import doc_sentences, read_pubtator
+from pipeline.parse.pubtator import TYPE_MAP, doc_sentences, read_pubtator
 from pipeline.storage import open_text
 from workers.inference.relations import DOC_RE_NEGATIVE, DOCUMENT_FORMS, concept_pair_candidates
 
-# BioRED's classes -> pubmine's entity types
-BIORED_TYPES = {"GeneOrGeneProduct": "Gene", "DiseaseOrPhenotypicFeature": "Disease", "ChemicalEntity": "Chemical",
-                "SequenceVariant": "Variant", "OrganismTaxon": "Species", "CellLine": "CellLine"}
+# BioRED's classes -> pubmine's entity types (read_pubtator's default map knows them too)
+BIORED_TYPES = {k: TYPE_MAP[k] for k in ("GeneOrGeneProduct", "DiseaseOrPhenotypicFeature", "ChemicalEntity",
+                                         "SequenceVariant", "OrganismTaxon", "CellLine")}
 # IOB tag types -> pubmine's entity types
 IOB_TYPES = {"GENE": "Gene", "Disease": "Disease", "Chemical": "Chemical", "Species": "Species",
              "protein": "protein", "DNA": "DNA", "RNA": "RNA", "cell_line": "cell_line", "cell_type": "cell_type"}

@@ -26,6 +26,8 @@ DATASETS = {
     "bc5cdr-docs-chem": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", ("Chemical",)),
     "bc5cdr-docs-disease": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz", ("Disease",)),
     "ncbi-disease-docs": ("ncbi_disease/pubtator/NCBItestset_corpus.txt", ("Disease",)),
+    # BioRED's public copy withholds its test split: Dev is the test (models select on held-out Train)
+    "biored-ner": ("biored/pubtator/Dev.PubTator.gz", ("Chemical", "Disease", "Gene", "Species", "CellLine", "Variant")),
 }
 # The BioBERT paper's NER benchmarks: the IOB test splits, strict entity-level (seqeval) scoring.
 # dataset name -> entity types scored (the IOB folder is in workers.datasets.IOB_DATASETS)
@@ -34,6 +36,7 @@ IOB_EVAL = {
     "bc5cdr-chem": ("Chemical",),
     "bc5cdr-disease": ("Disease",),
     "bc2gm": ("Gene",),
+    "linnaeus": ("Species",),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,16 +92,37 @@ def split_source(spec: str, types: tuple[str, ...]) -> tuple[str, tuple[str, ...
     return path, kinds
 
 
+_RANGE = re.compile(r"@(\d*)-(\d*)$")  # not "a:b": YAML reads a value ending in ":" as a mapping
+
+
+def split_range(path: str) -> tuple[str, slice]:
+    """'biored/pubtator/Train.PubTator.gz@0-360' -> (path, documents 0-359; '@40-' from the 41st on,
+    '@-40' the first 40): a corpus without its own dev split gives part of its training split to
+    model selection; no '@a-b': all of it."""
+    m = _RANGE.search(path)
+    if not m:
+        return path, slice(None)
+    start, stop = (int(x) if x else None for x in m.groups())
+    if start is not None and stop is not None and stop <= start:
+        raise ConfigError(f"training source {path!r}: the document range {m.group(0)[1:]} is empty "
+                          "(expected @first-stop with stop > first, either may be left out)")
+    return path[: m.start()], slice(start, stop)
+
+
 def load_sources(specs: tuple[str, ...], types: tuple[str, ...]) -> list[tuple[list, tuple[str, ...]]]:
     """Each training source's documents (PubTator) or sentences (MTL-style IOB .tsv) with the entity
     types that source annotates."""
     out = []
     for spec in specs:
         p, annotated = split_source(spec, types)
+        p, part = split_range(p)
         path = _data_path(p)
         if not path.exists():
             raise ConfigError(f"training data {p} not found (looked at {path}); set PUBMINE_DATA or give a path")
-        out.append((read_iob(path) if _is_iob(p) else list(read_pubtator(path)), annotated))
+        docs = read_iob(path) if _is_iob(p) else list(read_pubtator(path))
+        if not docs[part]:
+            raise ConfigError(f"training source {spec!r} has no documents in that range ({len(docs)} in the file)")
+        out.append((docs[part], annotated))
     return out
 
 
