@@ -111,6 +111,13 @@ def test_training_sources_name_the_types_they_annotate(tiny_model, tmp_path):
     (train,), (held,) = (load_sources((f"biored/pubtator/Train.PubTator.gz@{r}",), ("Gene", "Species"))
                          for r in ("40-", "-40"))
     assert len(train[0]) == 360 and len(held[0]) == 40 and not {d.pmid for d in train[0]} & {d.pmid for d in held[0]}
+    # a rare type's sentences are seen more often; a type the config does not tag cannot be asked for
+    from workers.training.ner import oversampled
+    sents = [("a", [(0, 1, "CellLine"), (2, 3, "Gene")]), ("b", [(0, 1, "Gene")]), ("c", [])]
+    assert [x[0] for x in oversampled(sents, {"CellLine": 3}, ("CellLine", "Gene"))] == ["a", "a", "a", "b", "c"]
+    assert [x[0] for x in oversampled(sents, {"CellLine": 3}, ("Gene",))] == ["a", "b", "c"]  # not annotated there
+    with pytest.raises(ConfigError, match="oversample"):
+        NerTrainConfig(types=("Gene",), oversample={"CellLine": 2})
     # BioRED's class names arrive as pubmine's six types
     assert {m.type for d in held[0] for m in d.mentions} == {"Chemical", "Disease", "Gene", "Species", "CellLine", "Variant"}
     with pytest.raises(ConfigError, match="no documents in that range"):

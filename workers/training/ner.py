@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -58,6 +58,9 @@ class NerTrainConfig(Hyperparams):
     # the share of training sentences without any mention (of the types their corpus annotates) that
     # is kept, drawn with the seed: on a short budget, more of the updates go to sentences with names
     empty_sentence_ratio: float = 1.0
+    # type -> n: a training sentence with a mention of that type is seen n times per epoch; a rare type
+    # (BioRED has 103 cell lines against 4,430 genes) otherwise leaves its head predicting O everywhere
+    oversample: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,6 +70,9 @@ class NerTrainConfig(Hyperparams):
             raise ConfigError("types must list at least one entity type")
         if not 0 < self.empty_sentence_ratio <= 1:
             raise ConfigError(f"empty_sentence_ratio must be in (0, 1] (got {self.empty_sentence_ratio})")
+        bad = {t: n for t, n in self.oversample.items() if t not in self.types or not isinstance(n, int) or n < 1}
+        if bad:
+            raise ConfigError(f"oversample {bad} must map types of {list(self.types)} to whole numbers >= 1")
         if self.label_scheme not in ("BIO", PER_TYPE):
             raise ConfigError(f"label_scheme {self.label_scheme!r} is not 'BIO' or {PER_TYPE!r}")
 
@@ -140,6 +146,15 @@ def training_sentences(docs: list, types: tuple[str, ...]) -> list[tuple[str, li
             end = off + len(text)
             out.append((text, [(m.start - off, m.end - off, m.type) for m in mentions if m.start < end and m.end > off]))
     return out
+
+
+def oversampled(sentences: list[tuple[str, list[tuple[int, int, str]]]], times: dict[str, int],
+                annotated: tuple[str, ...]) -> list[tuple[str, list[tuple[int, int, str]]]]:
+    """Each sentence repeated as often as the most oversampled type it mentions asks (once without)."""
+    if not times:
+        return sentences
+    return [x for x in sentences
+            for _ in range(max((times.get(t, 1) for *_, t in x[1] if t in annotated), default=1))]
 
 
 def _tokenized(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, max_length: int):
@@ -346,6 +361,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
             keep = random.Random(cfg.seed)
             sentences = [x for x in sentences if any(t in annotated for *_, t in x[1])
                          or keep.random() < cfg.empty_sentence_ratio]
+        sentences = oversampled(sentences, cfg.oversample, annotated)
         if cfg.label_scheme == PER_TYPE:
             examples.extend(encode_examples_per_type(sentences, tokenizer, cfg.types, annotated, cfg.max_length))
             continue
