@@ -305,6 +305,18 @@ def test_span_scores_are_calibrated_per_type_by_what_dev_said(tmp_path):
         truth = s / (s + 2 * (1 - s))  # = sigmoid(logit(s) - log 2)
         assert abs(calibrated(s, ab) - truth) < 0.03, (s, calibrated(s, ab), truth)
     assert calibrated(0.7, None) == 0.7
+    # scores piled up near 1, as a well-trained head gives them: plain Newton from (1, 0) overshot
+    # here to a = 1.2e7 (and the tagger then overflowed); the damped fit finds the map that made them
+    import numpy as np
+
+    from workers.training.ner import platt_fit
+
+    gen = np.random.default_rng(0)
+    raw = np.clip(1 - gen.beta(0.5, 8, 4000), 0.35, 0.998)
+    z = np.log(raw / (1 - raw))
+    a, b = platt_fit(z, (gen.random(4000) < 1 / (1 + np.exp(-(0.8 * z - 1.8)))).astype(float))
+    assert abs(a - 0.8) < 0.1 and abs(b + 1.8) < 0.2, (a, b)
+    assert calibrated(1 - 1e-9, [1e7, 2e6]) == 1.0 and calibrated(1e-9, [1e7, 2e6]) < 1e-20  # saturates, no OverflowError
 
     tiny = tmp_path / "tiny"
     tiny_bert(tiny, types=("Chemical", "Gene"))

@@ -65,7 +65,8 @@ def calibrated(score: float, ab: list[float] | None) -> float:
     if not ab:
         return score
     s = min(max(score, 1e-6), 1 - 1e-6)
-    return 1.0 / (1.0 + math.exp(-(ab[0] * math.log(s / (1 - s)) + ab[1])))
+    t = ab[0] * math.log(s / (1 - s)) + ab[1]
+    return 1.0 / (1.0 + math.exp(-min(max(t, -50.0), 50.0)))  # a saturated map is 0 or 1, not an overflow
 
 
 def has_letter_or_digit(text: str) -> bool:

@@ -304,6 +304,35 @@ def partial_label_loss(logits: torch.Tensor, labels: torch.Tensor, allow: torch.
     return tok[valid].mean()
 
 
+def platt_fit(z, y, ridge: float = 1.0):
+    """(a, b) maximizing the logistic log-likelihood of y given sigmoid(a * z + b), with a ridge
+    pulling toward the identity map (1, 0): damped Newton, each step halved until the penalized loss
+    goes down (plain Newton from (1, 0) overshot to a = 8e6 on one model's gene spans). None when it
+    does not settle on a finite map."""
+    import numpy as np
+
+    feats = np.stack([z, np.ones_like(z)], 1)
+    prior = np.array([1.0, 0.0])
+
+    def loss(ab):
+        t = feats @ ab
+        return float(np.sum(np.logaddexp(0, t) - y * t) + 0.5 * ridge * np.sum((ab - prior) ** 2))
+
+    ab, current = prior.copy(), loss(prior)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-np.clip(feats @ ab, -50, 50)))
+        grad = feats.T @ (p - y) + ridge * (ab - prior)
+        hess = (feats * (p * (1 - p))[:, None]).T @ feats + ridge * np.eye(2)
+        step, shrink = np.linalg.solve(hess, grad), 1.0
+        while shrink > 1e-6 and loss(ab - shrink * step) > current:
+            shrink /= 2
+        ab, previous = ab - shrink * step, current
+        current = loss(ab)
+        if previous - current < 1e-10 * max(1.0, abs(current)):
+            break
+    return ab if np.all(np.isfinite(ab)) and abs(ab[0]) < 100 else None
+
+
 def fit_calibration(spans: list[tuple[str, float, bool]]) -> dict:
     """Per entity type, Platt scaling of the span score on the dev spans of the selected epoch:
     P(correct) = sigmoid(a * logit(score) + b), (a, b) by maximum likelihood; types with fewer than
@@ -316,18 +345,9 @@ def fit_calibration(spans: list[tuple[str, float, bool]]) -> dict:
         y = np.array([ok for k, _, ok in spans if k == kind], dtype=np.float64)
         if len(x) < 50 or y.min() == y.max():
             continue
-        z = np.log(np.clip(x, 1e-6, 1 - 1e-6) / np.clip(1 - x, 1e-6, 1))
-        feats = np.stack([z, np.ones_like(z)], 1)
-        ab = np.array([1.0, 0.0])
-        for _ in range(50):  # Newton on the logistic log-likelihood (two parameters, a small ridge)
-            p = 1 / (1 + np.exp(-(feats @ ab)))
-            grad = feats.T @ (p - y) + 1e-3 * ab
-            hess = (feats * (p * (1 - p))[:, None]).T @ feats + 1e-3 * np.eye(2)
-            step = np.linalg.solve(hess, grad)
-            ab -= step
-            if np.abs(step).max() < 1e-8:
-                break
-        params[kind] = [round(float(ab[0]), 6), round(float(ab[1]), 6)]
+        ab = platt_fit(np.log(np.clip(x, 1e-6, 1 - 1e-6) / np.clip(1 - x, 1e-6, 1)), y)
+        if ab is not None:
+            params[kind] = [round(float(ab[0]), 6), round(float(ab[1]), 6)]
     return {"method": CALIBRATION, "params": params, "fitted_on": "dev",
             "spans": {k: sum(1 for t, _, _ in spans if t == k) for k in params}}
 
