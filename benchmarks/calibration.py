@@ -37,15 +37,13 @@ BINS = np.linspace(0.0, 1.0, 11)
 def spans(tagger, corpus: str, split: str) -> list[tuple[str, float, bool]]:
     """(type, score, correct) of every span the model predicts on a corpus's split, for the types
     the corpus annotates."""
-    from workers.training.corpora import data_file, read_iob
-    from workers.training.evaluate import predict_iob
+    from workers.training.corpora import read_iob
+    from workers.training.ner import dev_scores
 
     folder, types = CORPORA[corpus]
-    sentences = read_iob(data_file(f"{folder}/{SPLITS[split]}.tsv"))
-    found: dict = {}
-    predict_iob(tagger, sentences, scores=found)
-    gold = {(i, a, b, t) for i, sent in enumerate(sentences) for a, b, t in sent.spans()}
-    return [(key[-1], score, key in gold) for key, score in found.items() if key[-1] in types]
+    out: list = []
+    dev_scores(tagger, read_iob(f"{folder}/{SPLITS[split]}.tsv"), types, out)  # what training calibrates on
+    return out
 
 
 def ece(scores: np.ndarray, correct: np.ndarray) -> float:

@@ -56,14 +56,13 @@ def method_lines(split: str, kind: str, rows, threshold: float | None) -> list[s
 def main() -> None:
     from workers.inference.artifacts import stage_artifact
     from workers.inference.normalize import DEFAULT_THRESHOLD, Normalizer
-    from workers.training.normalizer import CORPUS_NAMES, DEV_MENTIONS, default_dictionary, dev_links
+    from workers.training.normalizer import DEV_MENTIONS, dev_links, held_out_view
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--normalizer", default=str(default_normalizer_dir()))
     args = ap.parse_args()
     normalizer = Normalizer.load(stage_artifact(args.normalizer))
-    held = default_dictionary(corpora=[c for c in CORPUS_NAMES if not c[1].endswith("-dev")])
-    views = {"dev": Normalizer(held, normalizer.index.restricted_to(held), threshold=-1.0),
+    views = {"dev": held_out_view(normalizer.index),
              "test": Normalizer(normalizer.dictionary, normalizer.index, threshold=-1.0)}
     files = {"dev": DEV_MENTIONS, "test": TEST}
     rows = {(split, kind): dev_links(views[split], kind, files=files[split][kind])

@@ -168,9 +168,7 @@ def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DE
 
     thresholds, dev = {}, {}
     if choose:
-        held_out = default_dictionary(data_dir, [c for c in CORPUS_NAMES if not c[1].endswith("-dev")])
-        thresholds, dev = choose_thresholds(Normalizer(held_out, index.restricted_to(held_out), threshold=-1.0),
-                                            data_dir, embed_precision)
+        thresholds, dev = choose_thresholds(held_out_view(index, data_dir), data_dir, embed_precision)
         for kind in dev.keys() - thresholds.keys():
             log(f"{kind}: dev files {dev[kind]['missing']} not found; embedding links from cosine {threshold}")
         for kind, t in thresholds.items():
@@ -183,6 +181,14 @@ def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DE
             "encoder": label, "sources": dictionary.sources,
             "entity_types": sorted(index.names), "names": {k: len(v) for k, v in index.names.items()}}
     return write_artifact(index.model, index.tokenizer, output, "normalizer", meta, storage_options, extra=extra)
+
+
+def held_out_view(index: EmbeddingIndex, data_dir: Path | None = None) -> Normalizer:
+    """The normalizer as dev mentions must see it to say anything: the dictionary without the dev
+    sets' strings, the same embedded names restricted to it, every embedding candidate accepted
+    (threshold -1), so a caller can score each cosine."""
+    held_out = default_dictionary(data_dir, [c for c in CORPUS_NAMES if not c[1].endswith("-dev")])
+    return Normalizer(held_out, index.restricted_to(held_out), threshold=-1.0)
 
 
 def dev_links(normalizer: Normalizer, kind: str, data_dir: Path | None = None,
