@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import knowledge, publish, resolve, reuse, runpage, schemas, spotcheck
-from pipeline.beam.run import PARSER_VERSION, group_shards, parse_shards
+from pipeline.beam.run import SENTENCES_VERSION, group_shards, parse_shards
 from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig, to_dict
 from pipeline.errors import (AccessDenied, ConfigError, ModelError, PublishError, PubmineError, StoreUnavailable,
@@ -385,7 +385,7 @@ def extraction_fingerprint(config: RunConfig, models: Models) -> tuple[str, dict
           "thresholds": models.normalizer.get("thresholds")},
          "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
                         "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
-        {"precision": ner_precision(config), "max_length": ex.max_length, "stride": ex.stride, "parser": PARSER_VERSION,
+        {"precision": ner_precision(config), "max_length": ex.max_length, "stride": ex.stride, "parser": SENTENCES_VERSION,
          "entities": "letter-or-digit"})  # sentences are its input
 
 

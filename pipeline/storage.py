@@ -231,11 +231,12 @@ class Store:
         buf = io.BytesIO()
         with pq.ParquetWriter(buf, table.schema, compression="zstd") as writer:
             values = table.column(key).to_numpy()
-            cuts = [0, *(np.flatnonzero(np.diff(values)) + 1).tolist(), len(values)]
-            if not len(values):
+            if not len(values):  # a file with no rows (a shard of DeleteCitations only): no row group
                 writer.write_table(table)
-            for a, b in zip(cuts, cuts[1:]):
-                writer.write_table(table.slice(a, b - a), row_group_size=b - a)
+            else:
+                cuts = [0, *(np.flatnonzero(np.diff(values)) + 1).tolist(), len(values)]
+                for a, b in zip(cuts, cuts[1:]):
+                    writer.write_table(table.slice(a, b - a), row_group_size=b - a)
         self.write_bytes(buf.getvalue(), *parts)
 
     def copy(self, src: tuple[str, ...], dst: tuple[str, ...]) -> None:

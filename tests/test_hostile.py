@@ -341,9 +341,12 @@ def test_hostile_one_run_over_the_whole_corpus(tiny_model, tmp_path, secret, lis
 
     snap = store / "snapshots" / "hostile"
     docs = pads.dataset(snap / "documents", format="parquet").to_table(columns=["pmid", "pmcid", "source", "source_file"])
-    published = collections.defaultdict(set)
+    published, rows = collections.defaultdict(set), collections.Counter()
     for r in docs.to_pylist():
-        published[r["source_file"]].add(r["pmcid"] if r["source"] == "pmc" else str(r["pmid"]))
+        key = r["pmcid"] if r["source"] == "pmc" else str(r["pmid"])
+        published[r["source_file"]].add(key)
+        rows[r["source_file"], key] += 1
+    assert [k for k, n in rows.items() if n != 1] == []  # each document once: a set would hide a second row
     rejects = collections.defaultdict(list)
     for r in pads.dataset(snap / "rejects", format="parquet").to_table().to_pylist():
         rejects[r["source_file"]].append(r)

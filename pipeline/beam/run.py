@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import apache_beam as beam
 import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import schemas
 from pipeline.beam.transforms import (
     DELETIONS,
+    SENTENCE_COLUMNS,
     FAILED,
     REJECTS,
     DocBatch,
@@ -28,12 +33,17 @@ from pipeline.beam.transforms import (
     TablePart,
     ToArrow,
     WriteShardTables,
+    split_document,
 )
 from pipeline.errors import ShardError
 from pipeline.layout import SUCCESS, parsed_prefix
 from pipeline.storage import Store, options_for
 
-PARSER_VERSION = "parse-v3"  # bump when parsed output changes: cached shards are keyed by it
+PARSER_VERSION = "parse-v4"  # bump when parsed output changes: cached shards are keyed by it (v4: a PMID
+                             # twice in one file keeps the later record's rows only)
+# bump when the sentence rows of a document change (splitting, offsets): the extraction fingerprint is
+# keyed by it, so extraction is redone; a parser fix that moves no sentence of any document keeps it
+SENTENCES_VERSION = "parse-v3"
 
 
 def build_parse_pipeline(p: beam.Pipeline, shards: list[ShardSpec], out_dirs: dict[str, str],
@@ -90,7 +100,60 @@ def consolidate(out_dir: str, storage_options: dict | None = None) -> str | None
                         writer.write_table(pf.read_row_group(i))
         if parts:
             fs.rm(parts)
+    keep_latest_records(fs, root)
     return None
+
+
+def keep_latest_records(fs, root: str) -> int:
+    """A PMID that comes twice in one file: the earlier record was parsed (and rejected as
+    "duplicate PMID") before the later one was seen, so both versions reached the shard's tables under
+    one doc_id. Keep the later record's rows only: its ``documents`` row (the higher position), its
+    passages (each version's start at passage_idx 0, in record order: every document has a passage),
+    and its sentences split again from those passages (a version may have none to tell it by).
+    Afterwards doc_id is unique in the shard's documents. Returns the rows dropped from documents."""
+    def read(name):
+        with fs.open(f"{root}/{name}.parquet", "rb") as f:
+            return pq.read_table(f, schema=schemas.PARSED_TABLES[name])
+
+    def write(name, table):
+        with fs.open(f"{root}/{name}.parquet", "wb") as f:
+            pq.write_table(table.cast(schemas.PARSED_TABLES[name]), f, compression="zstd")
+
+    with fs.open(f"{root}/documents.parquet", "rb") as f:
+        ids = pq.read_table(f, columns=["doc_id"]).column("doc_id")
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return 0
+    docs = read("documents")
+    order = np.lexsort((docs.column("position").to_numpy(), docs.column("doc_id").to_numpy(zero_copy_only=False)))
+    ranked = docs.column("doc_id").take(pa.array(order)).to_numpy(zero_copy_only=False)
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = ranked[:-1] != ranked[1:]
+    keep = np.zeros(docs.num_rows, dtype=bool)
+    keep[order[last]] = True
+    twice = pc.unique(docs.column("doc_id").filter(pa.array(~keep)))
+    write("documents", docs.filter(pa.array(keep)))
+
+    passages = read("passages")
+    mine = pc.is_in(passages.column("doc_id"), value_set=twice).to_numpy(zero_copy_only=False)
+    version: dict[str, int] = {}
+    seen = np.zeros(passages.num_rows, dtype=np.int64)
+    for i in np.flatnonzero(mine):  # each version's passages start again at 0, in record order
+        doc = passages.column("doc_id")[i].as_py()
+        version[doc] = version.get(doc, 0) + (passages.column("passage_idx")[i].as_py() == 0)
+        seen[i] = version[doc]
+    final = np.array([version.get(d, 0) for d in passages.column("doc_id").to_pylist()], dtype=np.int64)
+    passages = passages.filter(pa.array(~mine | (seen == final)))
+    write("passages", passages)
+
+    sentences = read("sentences")
+    sentences = sentences.filter(pc.invert(pc.is_in(sentences.column("doc_id"), value_set=twice)))
+    cols: dict[str, list] = {name: [] for name in SENTENCE_COLUMNS}
+    again = passages.filter(pc.is_in(passages.column("doc_id"), value_set=twice)).to_pylist()
+    for doc_id in twice.to_pylist():
+        kept = [SimpleNamespace(text=p["text"], offset=p["offset"]) for p in again if p["doc_id"] == doc_id]
+        split_document(SimpleNamespace(doc_id=doc_id, passages=kept), cols)
+    write("sentences", pa.concat_tables([sentences, pa.table(cols).cast(schemas.SENTENCES)]))
+    return int((~keep).sum())
 
 
 def run_parse_pipeline(shards: list[ShardSpec], out_dir: str | None, options: PipelineOptions | None = None,

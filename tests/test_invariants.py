@@ -1,0 +1,63 @@
+"""What a run must never publish, whatever its inputs: a document twice, a night lost to a file with
+no article in it. Each test counts rows, not sets of ids (a set hides a row published twice)."""
+
+import collections
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pytest
+
+from pipeline.driver import run
+from pipeline.storage import Store
+from tests.conftest import ROOT, write_medline
+from tests.test_nightly import ABSTRACT, _cfg
+
+HOSTILE = ROOT / "tests" / "data" / "hostile"
+
+
+def _rows(store, run_id, name, columns):
+    return pads.dataset(f"{store}/snapshots/{run_id}/{name}", format="parquet").to_table(columns=columns).to_pylist()
+
+
+def test_an_empty_grouped_table_is_written_as_an_empty_file(tmp_path):
+    """A parsed shard without documents (a file of DeleteCitations only) has empty id columns."""
+    store = Store(str(tmp_path))
+    empty = pa.table({"partition": pa.array([], pa.int32()), "doc_id": pa.array([], pa.string())})
+    store.write_grouped(empty, "partition", "keys.parquet")
+    assert store.read_table("keys.parquet").num_rows == 0
+    assert store.read_groups([3], "keys.parquet", key="partition").num_rows == 0
+
+
+def test_update_files_with_one_holding_only_deletions_run_together(ray_local, tiny_model, tmp_path):
+    """Baseline, revision, deletions only, re-add: four daily files in one run (the deletions-only
+    file crashed the whole night: a row group of size 0)."""
+    d = tmp_path / "in"
+    files = [write_medline(d / "pubmed26n1001.xml", [(p, f"Title {p} on clonidine.", ABSTRACT) for p in (1, 2, 3)]),
+             write_medline(d / "pubmed26n1002.xml", [(2, "Title 2 on famotidine, revised.", ABSTRACT)]),
+             write_medline(d / "pubmed26n1003.xml", [], deleted=(1, 3)),
+             write_medline(d / "pubmed26n1004.xml", [(1, "Title 1 re-added on naloxone.", ABSTRACT)])]
+    store = tmp_path / "store"
+    summary = run(_cfg(store, files, tiny_model, "updates"))
+    docs = _rows(store, "updates", "documents", ["pmid", "title", "source_file"])
+    assert sorted((r["pmid"], r["title"], r["source_file"]) for r in docs) == [
+        (1, "Title 1 re-added on naloxone.", "pubmed26n1004.xml"),
+        (2, "Title 2 on famotidine, revised.", "pubmed26n1002.xml")]
+    assert (summary.documents, summary.deleted, summary.superseded) == (2, 1, 2)
+    m = Store(str(store)).read_json("snapshots", "updates", "_manifest.json")
+    assert [i["status"] for i in m["inputs"]] == ["ok"] * 4
+
+
+def test_a_pmid_twice_in_one_file_is_published_once_with_the_later_record(ray_local, tiny_model, tmp_path):
+    store = tmp_path / "store"
+    run(_cfg(store, [HOSTILE / "pmids-missing-bad-duplicate.xml"], tiny_model, "dup"))
+    docs = _rows(store, "dup", "documents", ["doc_id", "title", "position"])
+    assert collections.Counter(r["doc_id"] for r in docs) == {"pmid:9000121": 1, "pmid:9000125": 1}
+    assert {r["doc_id"]: r["title"] for r in docs}["pmid:9000125"] == "Second version of the same PMID"
+    for name in ("passages", "sentences"):
+        rows = [r for r in _rows(store, "dup", name, ["doc_id", "text"]) if r["doc_id"] == "pmid:9000125"]
+        assert rows and not any("First version" in r["text"] for r in rows), (name, rows)
+        assert any("Second version" in r["text"] for r in rows), (name, rows)
+    sentences = [r for r in _rows(store, "dup", "sentences", ["doc_id", "sent_idx"]) if r["doc_id"] == "pmid:9000125"]
+    assert sorted(r["sent_idx"] for r in sentences) == list(range(len(sentences)))  # one document's numbering
+    rejects = collections.Counter(r["reason"] for r in _rows(store, "dup", "rejects", ["reason"]))
+    assert rejects["duplicate PMID"] == 1
