@@ -91,6 +91,21 @@ class ResolveConfig:
 
 
 @dataclass(frozen=True)
+class RetryConfig:
+    # Ray retries of a task lost with its worker or node, by stage kind (a parse task's are
+    # parse.max_retries). Every task is idempotent: a retry overwrites the same files.
+    state: int = 3          # resolution, indexing, serving: small reads and writes of the run's state
+    publish: int = 3        # the snapshot's text tables and entities written or copied, and counted
+    knowledge: int = 1      # the knowledge tables: one DuckDB task over the whole snapshot
+    spotcheck: int = 0      # the gold spot-check: a monitor; a failure is reported, never costs the night
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 0:
+                raise ConfigError(f"retries.{f.name} must be >= 0 (got {getattr(self, f.name)})")
+
+
+@dataclass(frozen=True)
 class ExtractConfig:
     model: str = "default"             # NER model artifact URL (file://, s3://, local path) or "default"
     normalizer: str = "default"        # normalizer artifact URL, "default", or "none" (concept_id stays null)
@@ -163,6 +178,20 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class LeaseConfig:
+    # one run per store at a time: a run holds <store>/state/LEASE while it works, renewed every
+    # ttl_s/3 seconds; a second run refuses at once (wait: false) or waits for it (wait: true)
+    ttl_s: float = 600.0          # a lease not renewed for this long is a killed run's: taken over
+    wait: bool = False            # wait for the running run to finish instead of refusing
+    wait_timeout_s: float = 86400.0  # how long to wait at most
+
+    def __post_init__(self) -> None:
+        if self.ttl_s < 3 or self.wait_timeout_s < 0:
+            raise ConfigError(f"lease.ttl_s must be >= 3 and lease.wait_timeout_s >= 0 (got {self.ttl_s}, "
+                              f"{self.wait_timeout_s})")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     inputs: tuple[str, ...] = ()       # fsspec URLs or globs of MEDLINE XML (.xml, .xml.gz)
     store: str = "store"               # fsspec URL of the store root (local path, file://, s3://)
@@ -175,6 +204,8 @@ class RunConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    retries: RetryConfig = field(default_factory=RetryConfig)
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
 
     def __post_init__(self) -> None:
         if self.keep_snapshots < 0:

@@ -4,6 +4,7 @@
 - ``RecordError``: one record is bad; it goes to the rejects table and the file goes on.
 - ``ShardError``: one input file cannot be read; it fails alone, is reported, and the run goes on.
 - ``PublishError``: the snapshot cannot be completed; LATEST is left untouched.
+- ``RunInProgress``: another run holds the store's lease; this one refuses (or waits) before writing.
 - ``StoreUnavailable``: the object store stopped answering and kept silent through every retry; the
   run stops, LATEST is left untouched, and finished work is kept for the rerun.
 
@@ -51,6 +52,10 @@ class ModelError(PubmineError):
 
 class PublishError(PubmineError):
     """A snapshot could not be completed; LATEST still names the previous snapshot."""
+
+
+class RunInProgress(PublishError):
+    """Another run holds the store's lease: one run per store at a time."""
 
 
 class StoreUnavailable(PublishError):

@@ -26,10 +26,24 @@ import zlib
 import numpy as np
 
 LATEST = "LATEST"
+SNAPSHOTS = "snapshots"
+STATE = "state"
+LEASE = (STATE, "LEASE")  # the running run's lease (pipeline.driver.lease): one run per store at a time
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"  # a parsed shard's completion marker (its row counts, parser version)
 EXTRACTED_DOCS = "docs.parquet"  # an extracted part's completion marker: the documents (and texts) it covers
 PARTS = "parts.parquet"  # in a run's folder: the extracted parts its snapshot carries (written at carry)
+# a run's folders (state/runs/<run_id>/): live/ by shard, resolved/ and served/ by partition, index/
+# (parts by partition), extract/ (the blocks to extract); all but served/ are scratch, removed at commit
+LIVE_DIR, RESOLVED_DIR, SERVED_DIR, INDEX_DIR, EXTRACT_DIR = "live", "resolved", "served", "index", "extract"
+RUN_SCRATCH = (EXTRACT_DIR, LIVE_DIR, RESOLVED_DIR, INDEX_DIR)
+
+def table_file(name: str) -> str:
+    """A table's file in a parsed shard (state/parsed/<fingerprint>/) or an extracted part."""
+    return f"{name}.parquet"
+
+
+DOCUMENTS_FILE, DELETIONS_FILE = table_file("documents"), table_file("deletions")
 
 # Documents are hash-partitioned by doc_id for resolution and the reuse lookup. A layout constant:
 # files keyed by it say so in their names (keys-p64.parquet), so a change re-keys instead of misreading.
@@ -55,19 +69,29 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 
 def snapshot_key(run_id: str, *parts: str) -> tuple[str, ...]:
-    return ("snapshots", run_id, *parts)
+    return (SNAPSHOTS, run_id, *parts)
 
 
 def parsed_prefix(fingerprint: str) -> tuple[str, str]:
-    return ("state", f"parsed/{fingerprint}")
+    return (STATE, f"parsed/{fingerprint}")
 
 
 def extracted_prefix(xfp: str, *parts: str) -> tuple[str, ...]:
-    return ("state", f"extracted/{xfp}", *parts)
+    return (STATE, f"extracted/{xfp}", *parts)
 
 
 def run_state(run_id: str, *parts: str) -> tuple[str, ...]:
-    return ("state", f"runs/{run_id}", *parts)
+    return (STATE, f"runs/{run_id}", *parts)
+
+
+def live_file(group: int) -> str:
+    """A resolution group's file in a run's live/, resolved/ and served/ folders."""
+    return f"{group:04d}.parquet"
+
+
+def failed_files_part(run_id: str) -> str:
+    """The snapshot's rejects file that lists the input files that could not be parsed."""
+    return part_name(run_id, "failed-files")
 
 
 def part_name(*keys: str) -> str:

@@ -17,7 +17,9 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.errors import PublishError
-from pipeline.layout import LATEST, MANIFEST, parsed_prefix, part_name, run_state, snapshot_key
+from pipeline.layout import (DOCUMENTS_FILE, EXTRACT_DIR, LATEST, LIVE_DIR, MANIFEST, SNAPSHOTS, parsed_prefix, part_name,
+                             run_state, snapshot_key, table_file)
+from pipeline.manifest import Manifest
 from pipeline.storage import Store
 
 
@@ -49,14 +51,14 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, sha
     extraction stage to read as it goes."""
     store = Store(store_url, storage_options)
     prefix = parsed_prefix(fingerprint)
-    live = pa.concat_tables([store.read_groups([shard], *run_state(run_id, "live", name), key="shard")
+    live = pa.concat_tables([store.read_groups([shard], *run_state(run_id, LIVE_DIR, name), key="shard")
                              for name in live_files]) if live_files else None
     live_ids = live.column("doc_id") if live is not None else pa.chunked_array([], pa.string())
-    all_live = len(live_ids) == store.parquet_rows(*prefix, "documents.parquet")
+    all_live = len(live_ids) == store.parquet_rows(*prefix, DOCUMENTS_FILE)
     counts: dict = {"copied_tables": 0}
     tables: dict[str, pa.Table] = {}
     for name in ("documents", "passages", "sentences", "rejects"):
-        src, dst = (*prefix, f"{name}.parquet"), snapshot_key(run_id, name, part_name(fingerprint, name))
+        src, dst = (*prefix, table_file(name)), snapshot_key(run_id, name, part_name(fingerprint, name))
         if all_live or name == "rejects":  # rejects are the file's own: never filtered by liveness
             store.copy(src, dst)
             counts[name] = store.parquet_rows(*src)
@@ -71,7 +73,7 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, sha
         tables[name] = table
     sentences = tables.get("sentences")
     if sentences is None:
-        sentences = store.read_table(*prefix, "sentences.parquet", schema=schemas.SENTENCES)
+        sentences = store.read_table(*prefix, table_file("sentences"), schema=schemas.SENTENCES)
     counts["sentence_docs"] = pc.count_distinct(sentences.column("doc_id")).as_py() if sentences.num_rows else 0
     todo = live.filter(pc.is_null(live.column("part"))) if live is not None else None
     counts["blocks"], counts["extract_sentences"] = [], 0
@@ -83,7 +85,7 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, sha
     for k, block in enumerate(split_documents(sentences, max(1, -(-sentences.num_rows // batch_size)))):
         if block.num_rows:  # a long document leaves later blocks empty: never sent
             name = f"{fingerprint}-{k:05d}.parquet"
-            store.write_table(block, *run_state(run_id, "extract", name))
+            store.write_table(block, *run_state(run_id, EXTRACT_DIR, name))
             counts["blocks"].append([name, block.num_rows])
     counts["extract_sentences"] = sentences.num_rows
     return counts
@@ -140,7 +142,7 @@ def latest(store: Store) -> str | None:
 
 
 def complete_snapshots(store: Store) -> list[str]:
-    return sorted(r for r in store.iter_dirs("snapshots") if store.exists(*snapshot_key(r, MANIFEST)))
+    return sorted(r for r in store.iter_dirs(SNAPSHOTS) if store.exists(*snapshot_key(r, MANIFEST)))
 
 
 def apply_retention(store: Store, keep: int) -> list[str]:
@@ -155,17 +157,21 @@ def apply_retention(store: Store, keep: int) -> list[str]:
     return doomed
 
 
+def read_manifest(store: Store, run_id: str) -> Manifest:
+    """A complete snapshot's manifest, typed (any earlier manifest reads: what it lacks is empty)."""
+    return Manifest.from_json(store.read_json(*snapshot_key(run_id, MANIFEST)))
+
+
 def list_snapshots(store: Store) -> list[dict]:
     """Every complete snapshot, oldest first: its run id, when it was published, its counts, and
     whether LATEST names it (``pubmine snapshots``)."""
     current = latest(store)
     out = []
     for run_id in complete_snapshots(store):
-        m = store.read_json(*snapshot_key(run_id, MANIFEST))
-        counts, rows = m.get("counts", {}), m.get("rows", {})
-        out.append({"run_id": run_id, "published_at": m.get("published_at"), "documents": counts.get("documents"),
-                    "entities": counts.get("entities"), "relations": counts.get("relations"),
-                    "concepts": rows.get("concepts"), "latest": run_id == current})
+        m = read_manifest(store, run_id)
+        out.append({"run_id": run_id, "published_at": m.published_at, "documents": m.counts.documents,
+                    "entities": m.counts.entities, "relations": m.counts.relations,
+                    "concepts": m.rows.get("concepts"), "latest": run_id == current})
     return out
 
 

@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
-from pipeline.layout import EXTRACTED_DOCS, KEYS, extracted_prefix, parsed_prefix, partition_of, run_state, snapshot_key
+from pipeline.layout import (DOCUMENTS_FILE, DELETIONS_FILE, EXTRACTED_DOCS, INDEX_DIR, KEYS, LIVE_DIR, RESOLVED_DIR,
+                             SERVED_DIR, extracted_prefix, live_file, parsed_prefix, partition_of, run_state, snapshot_key)
 from pipeline.storage import Store
 
 
@@ -91,7 +92,7 @@ def write_keys(store_url: str, storage_options: dict, fingerprint: str) -> None:
     store = Store(store_url, storage_options)
     if store.exists(*parsed_prefix(fingerprint), KEYS):
         return
-    t = store.read_table(*parsed_prefix(fingerprint), "documents.parquet", columns=COLUMNS)
+    t = store.read_table(*parsed_prefix(fingerprint), DOCUMENTS_FILE, columns=COLUMNS)
     t = t.append_column("partition", pa.array(partition_of(t.column("doc_id")), pa.int32()))
     store.write_grouped(t, "partition", *parsed_prefix(fingerprint), KEYS)
 
@@ -112,7 +113,7 @@ def assign_parts(live: pa.Table, index: pa.Table) -> pa.Table:
         sizes, keys="part", join_type="left outer")
 
 
-def read_served(store: Store, run_id: str, partitions: list[int], folder: str = "served") -> pa.Table:
+def read_served(store: Store, run_id: str, partitions: list[int], folder: str = SERVED_DIR) -> pa.Table:
     """The SERVED rows of ``partitions`` in a run's ``folder`` (served/ or index/)."""
     names = sorted(p.rsplit("/", 1)[1] for p in store.glob(*run_state(run_id, folder, "*.parquet")))
     tables = [store.read_groups(partitions, *run_state(run_id, folder, n), key="partition") for n in names]
@@ -127,7 +128,7 @@ def resolve_group(store_url: str, storage_options: dict, run_id: str, group: int
     changes against ``previous``'s live set. Writes ``live/`` and ``resolved/``; returns counts."""
     store = Store(store_url, storage_options)
     docs = [store.read_groups(partitions, *parsed_prefix(fp), KEYS, key="partition") for _, fp in shards]
-    dels = [store.read_table(*parsed_prefix(fp), "deletions.parquet", schema=schemas.DELETIONS) for _, fp in shards]
+    dels = [store.read_table(*parsed_prefix(fp), DELETIONS_FILE, schema=schemas.DELETIONS) for _, fp in shards]
     res = resolve(docs, dels)
     live = pa.concat_tables([
         pa.table({"shard": pa.array(np.full(len(res.live[k]), idx, dtype=np.int32)), "doc_id": res.live[k],
@@ -135,15 +136,15 @@ def resolve_group(store_url: str, storage_options: dict, run_id: str, group: int
         or [pa.table({"shard": pa.array([], pa.int32()), "doc_id": pa.array([], pa.string()),
                       "text_sha256": pa.array([], pa.string())})])
     before = read_served(store, previous, partitions) if previous else SERVED.empty_table()
-    if previous and not before.num_rows and not store.glob(*run_state(previous, "served", "*.parquet")):
+    if previous and not before.num_rows and not store.glob(*run_state(previous, SERVED_DIR, "*.parquet")):
         before = _previous_snapshot_documents(store, previous, partitions)  # a store written before served/
-    index = read_served(store, run_id, partitions, "index")
+    index = read_served(store, run_id, partitions, INDEX_DIR)
     if lookup_previous:
         index = pa.concat_tables([index, before])
     live = assign_parts(live, index)
-    store.write_grouped(live.select(LIVE.names).cast(LIVE), "shard", *run_state(run_id, "live", f"{group:04d}.parquet"))
+    store.write_grouped(live.select(LIVE.names).cast(LIVE), "shard", *run_state(run_id, LIVE_DIR, live_file(group)))
     resolved = live.append_column("partition", pa.array(partition_of(live.column("doc_id")), pa.int32()))
-    store.write_table(resolved.select(SERVED.names).cast(SERVED), *run_state(run_id, "resolved", f"{group:04d}.parquet"))
+    store.write_table(resolved.select(SERVED.names).cast(SERVED), *run_state(run_id, RESOLVED_DIR, live_file(group)))
     return {"live": live.num_rows, "superseded": res.superseded, "deleted": res.deleted,
             "reused": int(pc.sum(pc.is_valid(live.column("part"))).as_py() or 0), **night(live, before, previous)}
 
@@ -180,7 +181,7 @@ def index_parts(store_url: str, storage_options: dict, run_id: str, xfp: str, pa
                                 "part": pa.array([part] * t.num_rows, pa.string()),
                                 "part_docs": pa.array([t.num_rows] * t.num_rows, pa.int32())}, schema=SERVED))
     table = pa.concat_tables(tables) if tables else SERVED.empty_table()
-    store.write_grouped(table, "partition", *run_state(run_id, "index", name))
+    store.write_grouped(table, "partition", *run_state(run_id, INDEX_DIR, name))
     return table.num_rows
 
 
@@ -193,10 +194,10 @@ def serve_group(store_url: str, storage_options: dict, run_id: str, group: int, 
     written as ``served/<group>`` (the next run's reuse lookup and night diff). Returns per part how
     many of its documents this group's live set uses (PART_COUNTS)."""
     store = Store(store_url, storage_options)
-    live = store.read_table(*run_state(run_id, "resolved", f"{group:04d}.parquet"), schema=SERVED)
-    served = assign_parts(live.filter(pc.is_null(live.column("part"))), read_served(store, run_id, partitions, "index"))
+    live = store.read_table(*run_state(run_id, RESOLVED_DIR, live_file(group)), schema=SERVED)
+    served = assign_parts(live.filter(pc.is_null(live.column("part"))), read_served(store, run_id, partitions, INDEX_DIR))
     served = pa.concat_tables([live.filter(pc.is_valid(live.column("part"))), served.select(SERVED.names).cast(SERVED)])
-    store.write_grouped(served, "partition", *run_state(run_id, "served", f"{group:04d}.parquet"))
+    store.write_grouped(served, "partition", *run_state(run_id, SERVED_DIR, live_file(group)))
     used = served.filter(pc.is_valid(served.column("part")))
     if not used.num_rows:
         return PART_COUNTS.empty_table()

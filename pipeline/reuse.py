@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
-from pipeline.layout import EXTRACTED_DOCS, extracted_prefix, part_name, run_state, snapshot_key
+from pipeline.layout import EXTRACTED_DOCS, SERVED_DIR, extracted_prefix, part_name, run_state, snapshot_key, table_file
 from pipeline.storage import Store
 
 EXTRACTION_VERSION = "extract-v1"  # bump when extraction code changes its output for the same models
@@ -70,17 +70,17 @@ def carry_parts(store_url: str, storage_options: dict, run_id: str, xfp: str, wh
     store = Store(store_url, storage_options)
     for part in whole:
         for name in ("entities", "relations"):
-            store.copy(extracted_prefix(xfp, "parts", part, f"{name}.parquet"),
+            store.copy(extracted_prefix(xfp, "parts", part, table_file(name)),
                        snapshot_key(run_id, name, part_name(xfp, part, name)))
     if filtered:
-        names = sorted(p.rsplit("/", 1)[1] for p in store.glob(*run_state(run_id, "served", "*.parquet")))
-        served = pa.concat_tables([store.read_table(*run_state(run_id, "served", n), columns=["doc_id", "part"])
+        names = sorted(p.rsplit("/", 1)[1] for p in store.glob(*run_state(run_id, SERVED_DIR, "*.parquet")))
+        served = pa.concat_tables([store.read_table(*run_state(run_id, SERVED_DIR, n), columns=["doc_id", "part"])
                                    for n in names])
         served = served.filter(pc.is_in(served.column("part"), value_set=pa.array(filtered, pa.string())))
         for part in filtered:
             keep = served.filter(pc.equal(served.column("part"), part)).column("doc_id")
             for name in ("entities", "relations"):
-                table = store.read_table(*extracted_prefix(xfp, "parts", part, f"{name}.parquet"),
+                table = store.read_table(*extracted_prefix(xfp, "parts", part, table_file(name)),
                                          schema=schemas.SNAPSHOT_TABLES[name])
                 table = table.filter(pc.is_in(table.column("doc_id"), value_set=keep))
                 if table.num_rows:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import html
 
+from pipeline.manifest import Manifest
+
 REPORT = "report.html"
 # an F1 drop (absolute) against the previous night that the report flags as a regression
 REGRESSION = 0.02
 # the driver's stages in run order (the manifest's JSON sorts its keys)
-STAGES = ("plan", "parse", "resolve", "publish_text", "extract", "carry", "knowledge", "spotcheck", "commit")
+STAGES = ("plan", "lease", "models", "parse", "resolve", "publish_text", "extract", "carry", "knowledge", "spotcheck", "commit")
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -142,20 +144,20 @@ def _delta(value: int) -> str:
     return f'<span class="{"good" if value > 0 else "bad"}">{value:+,}</span>'
 
 
-def _stages(m: dict) -> str:
-    given = m.get("timings_s", {})
+def _stages(m: Manifest) -> str:
+    given = m.timings_s
     order = [k for k in STAGES if k in given] + sorted(k for k in given if k not in STAGES and k != "total")
     timings = {k: given[k] for k in order}
-    total = m.get("timings_s", {}).get("total") or sum(timings.values()) or 1.0
+    total = m.timings_s.get("total") or sum(timings.values()) or 1.0
     rows = [[_e(k), _v(f"timings_s.{k}", v), f"{100 * v / total:.0f}%"] for k, v in timings.items()]
-    tp = m.get("throughput", {})
+    tp = m.throughput
     thr = _table(["throughput", "value"], [[_e(k.replace("_", " ")), _v(f"throughput.{k}", v)] for k, v in sorted(tp.items())], {1})
     return (f'<div class="grid"><div>{bars([(k, v) for k, v in timings.items()], "seconds per stage", " s")}</div>'
             f'<div>{_table(["stage", "seconds", "share"], rows, {1, 2})}<p></p>{thr}</div></div>')
 
 
-def _changes(m: dict) -> str:
-    night, changes = m.get("night", {}), m.get("changes", {})
+def _changes(m: Manifest) -> str:
+    night, changes = m.night, m.changes
     prev = changes.get("previous")
     head = (f'<p>Against snapshot <b>{_e(prev)}</b>.</p>' if prev else '<p class="muted">The first snapshot of this store: '
             "no previous one to compare with.</p>")
@@ -163,7 +165,7 @@ def _changes(m: dict) -> str:
                                                                    "documents_extracted", "documents_reused")]
     deltas = [[_e(f"entities: {t}"), _delta(d)] for t, d in sorted(changes.get("entities_by_type", {}).items())]
     deltas += [[_e(f"relations: {t}"), _delta(d)] for t, d in sorted(changes.get("relations_by_type", {}).items())]
-    k = m.get("knowledge", {})
+    k = m.knowledge
     new = ""
     if "new_relations" in k:
         new_rows = [[_e(r.get("head_name") or r["head_id"]), _e(r["type"]), _e(r.get("tail_name") or r["tail_id"]),
@@ -177,18 +179,18 @@ def _changes(m: dict) -> str:
             f"<p></p>{new}</div></div>")
 
 
-def _types(m: dict) -> str:
-    c = m.get("counts", {})
-    ents = _ranked(c.get("entities_by_type", {}))
-    rels = _ranked(c.get("relations_by_type", {}))
+def _types(m: Manifest) -> str:
+    c = m.counts
+    ents = _ranked(c.entities_by_type)
+    rels = _ranked(c.relations_by_type)
     et = _table(["entity type", "mentions"], [[_e(t), _v(f"counts.entities_by_type.{t}", n)] for t, n in ents], {1})
     rt = _table(["relation type", "rows"], [[_e(t), _v(f"counts.relations_by_type.{t}", n)] for t, n in rels], {1})
     return (f'<div class="grid"><div>{bars(ents, "entities by type")}<p></p>{et}</div>'
             f'<div>{bars(rels, "relations by type", cls="bar alt")}<p></p>{rt}</div></div>')
 
 
-def _top(m: dict) -> str:
-    k = m.get("knowledge", {})
+def _top(m: Manifest) -> str:
+    k = m.knowledge
     concepts, relations = k.get("top_concepts", []), k.get("top_relations", [])
     if not concepts and not relations:
         return '<p class="muted">No linked concepts in this snapshot (no normalizer, or no entity linked).</p>'
@@ -204,29 +206,29 @@ def _top(m: dict) -> str:
             + (_table(["head", "relation", "tail", "documents", "years"], rrow, {3}) if rrow else '<p class="muted">none</p>'))
 
 
-def _rejects(m: dict) -> str:
-    c = m.get("counts", {})
-    reasons = _ranked(c.get("rejects_by_reason", {}))
-    failed = [i for i in m.get("inputs", []) if i.get("status") == "failed"]
-    out = (f'<p>{_v("counts.rejects", c.get("rejects", 0))} rejected records, '
-           f'{_v("counts.failed_files", c.get("failed_files", 0))} failed input files.</p>')
+def _rejects(m: Manifest) -> str:
+    c = m.counts
+    reasons = _ranked(c.rejects_by_reason)
+    failed = m.failed_inputs
+    out = (f'<p>{_v("counts.rejects", c.rejects)} rejected records, '
+           f'{_v("counts.failed_files", c.failed_files)} failed input files.</p>')
     if reasons:
         out += (f'<div class="grid"><div>{bars(reasons, "rejects by reason", cls="bar red")}</div><div>'
                 + _table(["reason", "records"], [[_e(r), _v(f"counts.rejects_by_reason.{r}", n)] for r, n in reasons], {1})
                 + "</div></div>")
     if failed:
-        out += _table(["failed file", "why"], [[_e(i["source_file"]), _e(i.get("detail"))] for i in failed])
+        out += _table(["failed file", "why"], [[_e(i.source_file), _e(i.detail)] for i in failed])
     return out
 
 
-def _spotcheck(m: dict) -> str:
-    s = m.get("spotcheck")
+def _spotcheck(m: Manifest) -> str:
+    s = m.spotcheck
     if not s:
         return ('<p class="muted">No spot-check this night: set <code>report.gold</code> to a PubTator file of gold '
                 "abstracts (e.g. BC5CDR's test set) to score the night's models on it.</p>")
     if "error" in s:
         return f'<p class="bad">The spot-check could not run: {_e(s["error"])}</p>'
-    history = [h for h in m.get("history", []) if h.get("spotcheck")]
+    history = [h for h in m.history if h.get("spotcheck")]
     before = history[-2]["spotcheck"] if len(history) >= 2 else None
     rows, flags = [], []
     for level in ("mentions", "concepts", "cid"):
@@ -259,8 +261,8 @@ def _spotcheck(m: dict) -> str:
             f'</div><div>{lines(series, labels, "spot-check F1, night by night")}</div></div>')
 
 
-def _models(m: dict) -> str:
-    models = m.get("models", {})
+def _models(m: Manifest) -> str:
+    models = m.models
     rows = []
     for role, entry in sorted(models.items()):
         entries = entry if isinstance(entry, list) else [entry]
@@ -272,8 +274,8 @@ def _models(m: dict) -> str:
     return _table(["role", "model", "precision / version"], rows)
 
 
-def _history(m: dict) -> str:
-    h = m.get("history", [])
+def _history(m: Manifest) -> str:
+    h = m.history
     if len(h) < 2:
         return ""
     labels = [x["run_id"] for x in h]
@@ -282,18 +284,16 @@ def _history(m: dict) -> str:
                  tick="{:,.0f}")
 
 
-def render(m: dict) -> str:
+def render(m: Manifest) -> str:
     """The report page of the snapshot whose manifest is ``m``."""
-    c = m.get("counts", {})
-    entities = c.get("entities", 0)
-    linked = c.get("entities_linked", 0)
-    cards = [("documents", "counts.documents", c.get("documents", 0)), ("sentences", "counts.sentences", c.get("sentences", 0)),
-             ("entities", "counts.entities", entities), ("linked to a concept", "counts.entities_linked", linked),
-             ("relations", "counts.relations", c.get("relations", 0)), ("rejected records", "counts.rejects", c.get("rejects", 0)),
-             ("wall seconds", "timings_s.total", m.get("timings_s", {}).get("total", 0.0))]
+    c = m.counts
+    cards = [("documents", "counts.documents", c.documents), ("sentences", "counts.sentences", c.sentences),
+             ("entities", "counts.entities", c.entities), ("linked to a concept", "counts.entities_linked", c.entities_linked),
+             ("relations", "counts.relations", c.relations), ("rejected records", "counts.rejects", c.rejects),
+             ("wall seconds", "timings_s.total", m.timings_s.get("total", 0.0))]
     card_html = "".join(f'<div class="card"><div class="v">{_v(key, value)}</div><div class="k">{_e(label)}</div></div>'
                         for label, key, value in cards)
-    spot = m.get("spotcheck") or {}
+    spot = m.spotcheck or {}
     headline = ""
     if spot and "mentions" in spot:
         headline = (f'<div class="card"><div class="v">{_v("spotcheck.mentions.f1", spot["mentions"]["f1"])}</div>'
@@ -309,22 +309,22 @@ def render(m: dict) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>pubmine run {_e(m.get("run_id"))}</title><style>{_CSS}</style></head>
+<title>pubmine run {_e(m.run_id)}</title><style>{_CSS}</style></head>
 <body><main>
-<h1>pubmine run <span data-key="run_id">{_e(m.get("run_id"))}</span></h1>
-<div class="sub">published {_e(m.get("published_at"))} · code {_e(m.get("code_version"))} ·
-{_v("counts.failed_files", c.get("failed_files", 0))} failed input files · numbers from this snapshot's <code>_manifest.json</code></div>
+<h1>pubmine run <span data-key="run_id">{_e(m.run_id)}</span></h1>
+<div class="sub">published {_e(m.published_at)} · code {_e(m.code_version)} ·
+{_v("counts.failed_files", c.failed_files)} failed input files · numbers from this snapshot's <code>_manifest.json</code></div>
 <div class="cards">{card_html}{headline}</div>
 {body}
 </main></body></html>
 """
 
 
-def history_entry(m: dict) -> dict:
+def history_entry(m: Manifest) -> dict:
     """What one night contributes to the next manifests' ``history`` (the trend plots)."""
-    s = m.get("spotcheck") or {}
+    s = m.spotcheck or {}
     keep = {level: {"f1": s[level]["f1"], "by_type": {t: {"f1": v["f1"]} for t, v in s[level].get("by_type", {}).items()}}
             for level in ("mentions", "concepts", "cid") if level in s}
-    return {"run_id": m["run_id"], "published_at": m.get("published_at"), "documents": m["counts"]["documents"],
-            "entities": m["counts"]["entities"], "relations": m["counts"]["relations"],
-            "seconds": m.get("timings_s", {}).get("total"), "spotcheck": keep or None}
+    return {"run_id": m.run_id, "published_at": m.published_at, "documents": m.counts.documents,
+            "entities": m.counts.entities, "relations": m.counts.relations,
+            "seconds": m.timings_s.get("total"), "spotcheck": keep or None}

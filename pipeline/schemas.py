@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+# The version of the snapshot contract (these tables and the manifest), recorded in every manifest:
+# bump it when a column is added, removed or changes meaning.
+SCHEMA_VERSION = 1
+
 MESH_QUALIFIER = pa.struct(
     [
         ("ui", pa.string()),

@@ -213,6 +213,36 @@ class Store:
         else:
             self.fs.pipe_file(p, data)
 
+    def create_bytes(self, data: bytes, *parts: str) -> bool:
+        """Write ``data`` only where nothing is yet: False when something is. Local folders create the
+        file exclusively; S3 asks for a conditional put (If-None-Match), which a server without it
+        treats as a plain put, so a caller that must be alone reads its write back (``Lease``)."""
+        p = self.path(*parts)
+        if is_local(self.fs):
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            try:
+                fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        if self.exists(*parts):
+            return False
+        try:
+            self.fs.pipe_file(p, data, mode="create")
+        except (FileExistsError, TypeError):  # TypeError: a filesystem without mode="create"
+            if self.exists(*parts):
+                return False
+            self.fs.pipe_file(p, data)
+        except OSError as exc:
+            if "PreconditionFailed" in repr(exc) or "412" in str(exc):
+                return False
+            raise
+        return True
+
     def write_text(self, text: str, *parts: str) -> None:
         self.write_bytes(text.encode("utf-8"), *parts)
 

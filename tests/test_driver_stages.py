@@ -11,6 +11,8 @@ from pipeline import driver
 from pipeline.config import load_config
 from pipeline.errors import ModelError
 from pipeline.layout import LATEST, MANIFEST, run_state, snapshot_key
+from pipeline.manifest import Manifest
+from pipeline.schemas import SCHEMA_VERSION
 from pipeline.storage import Store
 from tests.conftest import DATA, ROOT
 
@@ -44,11 +46,14 @@ def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_mod
     files, shards = driver.plan(cfg)
     assert [s.source_file for s in shards] == ["broken.xml", "pubmed22n1115_excerpt.xml", "pubmed22n1313_excerpt.xml"]
 
-    results = driver.parse(cfg, files, shards)
-    ok = driver.parsed_ok(results)
-    assert ok == [1, 2] and not results[0]["ok"] and "broken.xml" in results[0]["error"]
+    parsed = driver.parse(cfg, files, shards)
+    assert parsed.ok == [1, 2] and not parsed.results[0]["ok"] and "broken.xml" in parsed.results[0]["error"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.results = ()  # what a stage hands the next is frozen
 
-    xfp, key = driver.extraction_fingerprint(cfg, models)
+    precision = driver.ner_precision(cfg)
+    assert precision == "fp32"  # asked of a task with the NER actors' resources
+    xfp, key = driver.extraction_fingerprint(cfg, models, precision)
     assert key["models"]["ner"]["model_id"] == models.ner["model_id"] and key["settings"]["precision"] == "fp32"
     # what the artifact's manifest says beside its weights changes output too: a re-fitted score
     # calibration or new per-type link thresholds must not reuse yesterday's extraction
@@ -56,43 +61,48 @@ def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_mod
                                                                                   "params": {"Gene": [1.0, 0.5]}}})
     relinked = dataclasses.replace(models, normalizer={"model_id": "n", "thresholds": {"Gene": 0.8}})
     relinked_again = dataclasses.replace(models, normalizer={"model_id": "n", "thresholds": {"Gene": 0.9}})
-    assert len({xfp, driver.extraction_fingerprint(cfg, recalibrated)[0], driver.extraction_fingerprint(cfg, relinked)[0],
-                driver.extraction_fingerprint(cfg, relinked_again)[0]}) == 4
-    resolution = driver.resolve_live(cfg, "stages", xfp, shards, results, ok)
+    assert len({xfp, *(driver.extraction_fingerprint(cfg, m, precision)[0] for m in (recalibrated, relinked,
+                                                                                   relinked_again)),
+                driver.extraction_fingerprint(cfg, models, "bf16")[0]}) == 5
+    resolution = driver.resolve_live(cfg, "stages", xfp, parsed)
     assert len(resolution.groups) == 3  # resolve.group_documents=3, 7 documents: the partitions in groups, a task each
-    assert resolution.live_count > 0 and resolution.reused == 0  # nothing extracted yet
-    assert resolution.counts["added"] == resolution.live_count and resolution.superseded + resolution.live_count == sum(
-        results[i]["rows"]["documents"] for i in ok)
+    rc = resolution.counts
+    assert rc.live > 0 and rc.reused == 0  # nothing extracted yet
+    assert rc.added == rc.live and rc.superseded + rc.live == parsed.records
 
-    text, blocks = driver.publish_text(cfg, "stages", shards, results, ok, resolution)
-    assert text["documents"] == resolution.live_count and text["rejects"] >= 1  # the broken file
-    sentences = pa.concat_tables([store.read_table(*run_state("stages", "extract", b)) for b in blocks])
-    assert sentences.num_rows == text["sentences"] and all(isinstance(b, str) for b in blocks)  # names, not rows
-    assert len(set(sentences.column("doc_id").to_pylist())) == text["sentence_docs"]
+    text = driver.publish_text(cfg, "stages", parsed, resolution)
+    assert text.documents == rc.live and text.rejects >= 1  # the broken file
+    sentences = pa.concat_tables([store.read_table(*run_state("stages", "extract", b)) for b in text.blocks])
+    assert sentences.num_rows == text.sentences and all(isinstance(b, str) for b in text.blocks)  # names, not rows
+    assert len(set(sentences.column("doc_id").to_pylist())) == text.sentence_docs
 
-    precision, extracted, parts = driver.extract(cfg, "stages", models, xfp, blocks)
-    assert extracted["documents"] == text["sentence_docs"] and precision == "fp32" and len(parts) == len(blocks)
-    carried, served = driver.carry(cfg, "stages", xfp, resolution, parts, text["sentence_docs"])
-    assert carried["copied"] == len(served) == len(parts) and carried["filtered"] == 0
-    again = driver.resolve_live(cfg, "stages-2", xfp, shards, results, ok,
-                                {"run_id": "stages", "extraction": {"fingerprint": xfp}})
-    assert again.reused == text["sentence_docs"] and again.counts["unchanged"] == resolution.live_count  # nothing to extract
+    extracted = driver.extract(cfg, "stages", models, xfp, precision, text.blocks)
+    assert extracted.documents == text.sentence_docs and extracted.precision == "fp32"
+    assert len(extracted.parts) == len(text.blocks)
+    carried = driver.carry(cfg, "stages", xfp, resolution, extracted.parts)
+    assert carried.copied == len(carried.parts) == len(extracted.parts) and carried.filtered == 0
+    assert carried.served == text.sentence_docs
+    previous = Manifest(run_id="stages", extraction={"fingerprint": xfp})
+    again = driver.resolve_live(cfg, "stages-2", xfp, parsed, previous)
+    assert again.counts.reused == text.sentence_docs and again.counts.unchanged == rc.live  # nothing to extract
 
     held = driver.snapshot_counts(cfg, "stages", per_task=1)
-    assert sum(held["entities_by_type"].values()) == extracted["entities"] == held["rows"]["entities"]
+    assert sum(held.entities_by_type.values()) == extracted.entities == held.rows["entities"]
+    driver.check_invariants(resolution, text, extracted, carried, held)
     timings = {"parse": 1.0, "extract": 1.0, "total": 2.0}
-    manifest = driver.build_manifest(cfg, "stages", models, shards, results, resolution, text, extracted,
-                                     precision, held, timings)
+    stages = driver.Stages(models, precision, xfp, key, parsed, resolution, text, extracted, carried, held, {}, None)
+    manifest = driver.build_manifest(cfg, "stages", stages, timings, None)
     assert not store.exists(LATEST)
-    driver.commit(store, "stages", manifest, cfg.keep_snapshots)
+    driver.commit(store, manifest, cfg.keep_snapshots)
     assert store.read_text(LATEST).strip() == "stages"
     written = store.read_json(*snapshot_key("stages", MANIFEST))
+    assert Manifest.from_json(written) == manifest and written["schema_version"] == SCHEMA_VERSION
 
-    summary = driver.RunSummary.from_manifest(written, store.uri(*snapshot_key("stages")))
+    summary = driver.RunSummary.from_manifest(Manifest.from_json(written), store.uri(*snapshot_key("stages")))
     counts = written["counts"]
     assert (summary.documents, summary.sentences, summary.rejects, summary.relations, summary.linked) == (
         counts["documents"], counts["sentences"], counts["rejects"], counts["relations"], counts["entities_linked"])
-    assert summary.entities_by_type == counts["entities_by_type"] == held["entities_by_type"]
+    assert summary.entities_by_type == counts["entities_by_type"] == held.entities_by_type
     assert summary.failed_files == ["broken.xml"] and counts["failed_files"] == 1
     assert summary.model_id == models.ner["model_id"] and summary.timings == written["timings_s"]
     assert Counter(i["status"] for i in written["inputs"]) == {"ok": 2, "failed": 1}

@@ -240,7 +240,7 @@ def _session_of(pid: int) -> str:
     import glob
     import os
 
-    from pipeline.driver import RAY_MARKER, _ray_temp_root
+    from pipeline.driver.session import RAY_MARKER, _ray_temp_root
 
     marked = [m for m in glob.glob(os.path.join(_ray_temp_root(), "session_*", RAY_MARKER))
               if not os.path.islink(os.path.dirname(m)) and open(m).read().strip() == str(pid)]

@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.driver import run
 from pipeline.errors import ConfigError
+from pipeline.manifest import Manifest
 from pipeline.parse.pubtator import read_pubtator, write_medline_xml
 from pipeline.runpage import REGRESSION, render
 from pipeline.scores import score
@@ -79,7 +80,7 @@ def test_every_snapshot_has_its_report_named_by_the_manifest(nights):
         assert m["report"] == "report.html"
         page = (store / "snapshots" / run_id / "report.html").read_text()
         assert summary.report.endswith(f"snapshots/{run_id}/report.html")
-        assert page == render(m)  # the page is the manifest's: re-rendering it gives the same bytes
+        assert page == render(Manifest.from_json(m))  # the page is the manifest's: re-rendering it gives the same bytes
         assert not re.search(r"<script|<link|@import|url\(|src=\"http", page)  # nothing to fetch, nothing to run
     m2 = _manifest(store, "r2")
     assert [h["run_id"] for h in m2["history"]] == ["r1", "r2"]
@@ -151,10 +152,10 @@ def test_a_fall_in_spot_check_f1_is_flagged_and_a_rise_is_not():
                 "seconds": 3.0, "mentions": {"precision": f1_now, "recall": f1_now, "f1": f1_now, "by_type": {}}}
         return {"run_id": "b", "counts": {}, "spotcheck": spot, "history": [night("a", f1_before), night("b", f1_now)]}
 
-    fell = render(manifest(0.80, 0.80 - 2 * REGRESSION))
+    fell = render(Manifest.from_json(manifest(0.80, 0.80 - 2 * REGRESSION)))
     assert "Regression: mentions overall F1 fell 0.8000" in fell
-    assert "Regression" not in render(manifest(0.80, 0.81))
-    assert "No spot-check this night" in render({"run_id": "c", "counts": {}})
+    assert "Regression" not in render(Manifest.from_json(manifest(0.80, 0.81)))
+    assert "No spot-check this night" in render(Manifest.from_json({"run_id": "c", "counts": {}}))
 
 
 def test_a_gold_set_that_is_not_there_stops_the_run_before_any_work(tmp_path, tiny_model):

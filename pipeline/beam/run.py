@@ -36,7 +36,7 @@ from pipeline.beam.transforms import (
     split_document,
 )
 from pipeline.errors import ShardError
-from pipeline.layout import SUCCESS, parsed_prefix
+from pipeline.layout import DOCUMENTS_FILE, SUCCESS, parsed_prefix, table_file
 from pipeline.storage import Store, options_for
 
 PARSER_VERSION = "parse-v4"  # bump when parsed output changes: cached shards are keyed by it (v4: a PMID
@@ -86,7 +86,7 @@ def consolidate(out_dir: str, storage_options: dict | None = None) -> str | None
         return detail
     for name, schema in schemas.PARSED_TABLES.items():
         parts = sorted(fs.glob(f"{root}/{name}-*.parquet"))
-        target = f"{root}/{name}.parquet"
+        target = f"{root}/{table_file(name)}"
         if len(parts) == 1:
             fs.mv(parts[0], target)
             continue
@@ -112,14 +112,14 @@ def keep_latest_records(fs, root: str) -> int:
     and its sentences split again from those passages (a version may have none to tell it by).
     Afterwards doc_id is unique in the shard's documents. Returns the rows dropped from documents."""
     def read(name):
-        with fs.open(f"{root}/{name}.parquet", "rb") as f:
+        with fs.open(f"{root}/{table_file(name)}", "rb") as f:
             return pq.read_table(f, schema=schemas.PARSED_TABLES[name])
 
     def write(name, table):
-        with fs.open(f"{root}/{name}.parquet", "wb") as f:
+        with fs.open(f"{root}/{table_file(name)}", "wb") as f:
             pq.write_table(table.cast(schemas.PARSED_TABLES[name]), f, compression="zstd")
 
-    with fs.open(f"{root}/documents.parquet", "rb") as f:
+    with fs.open(f"{root}/{DOCUMENTS_FILE}", "rb") as f:
         ids = pq.read_table(f, columns=["doc_id"]).column("doc_id")
     if pc.count_distinct(ids).as_py() == len(ids):
         return 0
@@ -239,7 +239,7 @@ def parse_shards(shards: list[ShardSpec], store: Store, reuse: bool = True,
                           "detail": err.detail, "error": str(err)}
             continue
         prefix = parsed_prefix(shard.fingerprint)
-        rows = {name: store.parquet_rows(*prefix, f"{name}.parquet") for name in schemas.PARSED_TABLES}
+        rows = {name: store.parquet_rows(*prefix, table_file(name)) for name in schemas.PARSED_TABLES}
         marker = _marker(shard, rows, counters if len(group) == 1 else {}, seconds)
         store.write_text(json.dumps(marker, indent=2), *prefix, SUCCESS)  # last: the shard is complete
         results[i] = {"ok": True, **marker}

@@ -1,0 +1,102 @@
+"""The models a run loads, read and checked before any work, and the extraction fingerprint: what
+decides the entities and relations, so that a document extracted under the same fingerprint is reused.
+The NER precision in it is resolved where the NER actors run (a probe task with their resources), not
+on the driver, and the actors are told that precision, so the fingerprint records what ran."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pipeline import reuse
+from pipeline.beam.run import SENTENCES_VERSION
+from pipeline.config import RunConfig
+from pipeline.errors import ModelError
+from pipeline.storage import url_to_fs
+
+# the rule that keeps spans without a letter or digit out of the entities (workers.inference.stages)
+ENTITY_RULES = "letter-or-digit"
+
+
+@dataclass(frozen=True)
+class Models:
+    ner_url: str
+    ner: dict
+    normalizer_url: str | None = None
+    normalizer: dict | None = None
+    relation_urls: tuple[str, ...] = ()
+    relations: tuple[dict, ...] = ()
+
+    def manifest_entry(self, precision: str | None) -> dict:
+        return {
+            "ner": {"url": self.ner_url, "model_id": self.ner.get("model_id"), "precision": precision},
+            "normalizer": (None if self.normalizer is None else
+                           {"url": self.normalizer_url, "model_id": self.normalizer["model_id"],
+                            "dictionary_version": self.normalizer["version"]}),
+            "relations": [{"url": u, "model_id": m["model_id"], "dataset": m.get("dataset")}
+                          for u, m in zip(self.relation_urls, self.relations)],
+        }
+
+
+def _model_manifest(url: str, storage_options: dict, what: str = "extract.model", task: str = "ner") -> dict:
+    """An artifact's pubmine.json: a missing or wrong model fails the run at once, not after the parse."""
+    fs, path = url_to_fs(url, storage_options)
+    try:
+        manifest = json.loads(fs.cat_file(path.rstrip("/") + "/pubmine.json"))
+    except FileNotFoundError as exc:
+        raise ModelError(
+            f"no artifact for {what} at {url} (pubmine.json not found). Run `make model` once to build the "
+            "default models (or `pubmine models pull` a release), `pubmine train`/`pubmine build-normalizer "
+            f"--output DIR` to make one, or set {what} to an artifact URL"
+            + (" ('none' to skip linking)." if task == "normalizer" else ".")
+        ) from exc
+    if manifest.get("task") != task:
+        raise ModelError(f"{what} at {url} is a {manifest.get('task')!r} artifact; expected task {task!r}")
+    return manifest
+
+
+def check_models(config: RunConfig) -> Models:
+    """The NER model, the normalizer and the relation models the run will load, checked up front."""
+    ex, so = config.extract, config.storage_options
+    normalizer_url, relation_urls = ex.normalizer_url(), ex.relation_urls()
+    if relation_urls and not normalizer_url:
+        raise ModelError("extract.relations needs extract.normalizer: document-level relations hold between linked "
+                         "concepts (set extract.normalizer, or extract.relations=[])")
+    return Models(
+        ner_url=ex.model_url(), ner=_model_manifest(ex.model_url(), so),
+        normalizer_url=normalizer_url,
+        normalizer=_model_manifest(normalizer_url, so, "extract.normalizer", "normalizer") if normalizer_url else None,
+        relation_urls=relation_urls,
+        relations=tuple(_model_manifest(u, so, "extract.relations", "re") for u in relation_urls))
+
+
+def ner_precision(config: RunConfig) -> str:
+    """The precision ``extract.precision`` means where the NER actors run: asked of a Ray task with
+    their resources (a GPU when they take one), so a head node of another kind changes nothing."""
+    import ray
+
+    from workers.inference.probe import precision_here
+
+    ex = config.extract
+    if ex.precision != "auto":
+        return ex.precision
+    gpu = ex.num_gpus_per_actor > 0
+    task = ray.remote(precision_here).options(num_cpus=min(ex.num_cpus_per_actor, 1.0), num_gpus=ex.num_gpus_per_actor,
+                                              max_retries=config.retries.state)
+    return ray.get(task.remote(ex.precision, gpu))
+
+
+def extraction_fingerprint(config: RunConfig, models: Models, precision: str) -> tuple[str, dict]:
+    """The fingerprint of everything that decides extraction output (``pipeline.reuse``); ``precision``
+    is the NER actors' (``ner_precision``)."""
+    ex = config.extract
+    return reuse.fingerprint(
+        {"ner": {"model_id": models.ner["model_id"], "calibration": models.ner.get("calibration"),
+                 "case_features": models.ner.get("case_features")},
+         "normalizer": None if models.normalizer is None else
+         {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold"),
+          "thresholds": models.normalizer.get("thresholds")},
+         "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
+                        "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
+        {"precision": precision, "max_length": ex.max_length, "stride": ex.stride, "parser": SENTENCES_VERSION,
+         "entities": ENTITY_RULES})  # sentences are its input
