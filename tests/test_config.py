@@ -55,3 +55,34 @@ def test_secrets_in_storage_options_are_masked_in_dumps():
     dumped = to_dict(cfg)
     assert dumped["storage_options"]["s3"] == {"endpoint_url": "http://127.0.0.1:1", "key": "***", "secret": "***"}
     assert dumped["extract"]["max_tokens_per_batch"] == cfg.extract.max_tokens_per_batch  # not a secret
+
+
+def test_base_yaml_lists_every_field_with_its_default():
+    """configs/base.yaml says it lists every field: the same keys as the config types, at the same
+    defaults (a field added to a dataclass and not to base.yaml fails here)."""
+    import dataclasses
+
+    import yaml
+
+    def defaults(cls) -> dict:
+        out = {}
+        for f in dataclasses.fields(cls):
+            value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out[f.name] = defaults(type(value)) if dataclasses.is_dataclass(value) else value
+        return out
+
+    def normal(v):
+        return list(v) if isinstance(v, tuple) else v
+
+    base = yaml.safe_load((ROOT / "configs" / "base.yaml").read_text())
+    want = defaults(RunConfig)
+
+    def compare(got: dict, expected: dict, path: str):
+        assert set(got) == set(expected), (path, sorted(set(got) ^ set(expected)))
+        for k, v in expected.items():
+            if isinstance(v, dict) and k != "storage_options":
+                compare(got[k], v, f"{path}{k}.")
+            else:
+                assert normal(got[k]) == normal(v), f"{path}{k}: base.yaml {got[k]!r}, code {v!r}"
+
+    compare(base, want, "")

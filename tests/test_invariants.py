@@ -8,6 +8,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from pipeline.driver import run
+from pipeline.errors import PublishError
 from pipeline.storage import Store
 from tests.conftest import ROOT, write_medline
 from tests.test_nightly import ABSTRACT, _cfg
@@ -61,3 +62,40 @@ def test_a_pmid_twice_in_one_file_is_published_once_with_the_later_record(ray_lo
     assert sorted(r["sent_idx"] for r in sentences) == list(range(len(sentences)))  # one document's numbering
     rejects = collections.Counter(r["reason"] for r in _rows(store, "dup", "rejects", ["reason"]))
     assert rejects["duplicate PMID"] == 1
+
+
+def test_the_invariants_name_the_numbers_that_disagree():
+    from pipeline.driver import check_invariants
+    from pipeline.driver.commit import Held
+    from pipeline.driver.extraction import Carried, Extracted
+    from pipeline.driver.text import ResolveCounts, Resolved, TextTables
+
+    resolved = Resolved("r", ((0,),), ResolveCounts(live=10, reused=3))
+    text = TextTables(documents=10, sentence_docs=9)
+    held = Held({}, {}, 0, {}, {"documents": 10})
+    check_invariants(resolved, text, Extracted("fp32", documents=6), Carried(served=9), held)  # all agree
+    with pytest.raises(PublishError, match="holds 11 documents .* but 10 are live"):
+        check_invariants(resolved, text, Extracted("fp32", documents=6), Carried(served=9),
+                         Held({}, {}, 0, {}, {"documents": 11}))
+    with pytest.raises(PublishError, match="7 documents were extracted and 3 reused, but 9 live documents"):
+        check_invariants(resolved, text, Extracted("fp32", documents=7), Carried(served=9), held)
+    with pytest.raises(PublishError, match="covers 8 of the 9 live documents"):
+        check_invariants(resolved, text, Extracted("fp32", documents=6), Carried(served=8), held)
+    with pytest.raises(TypeError):  # a mistyped count from a resolution task fails loudly, never reads 0
+        ResolveCounts.total([{"live": 1, "reussed": 2}])
+
+
+def test_a_run_whose_counts_disagree_publishes_nothing(ray_local, tiny_model, tmp_path, monkeypatch):
+    import dataclasses
+
+    import pipeline.driver as driver
+
+    f = write_medline(tmp_path / "in" / "pubmed26n0001.xml", [(p, f"Title {p}.", ABSTRACT) for p in (1, 2)])
+    store = tmp_path / "store"
+    run(_cfg(store, [f], tiny_model, "good"))
+    real = driver.snapshot_counts
+    monkeypatch.setattr(driver, "snapshot_counts", lambda *a, **k: dataclasses.replace(
+        real(*a, **k), rows={**real(*a, **k).rows, "documents": 3}))  # a document published twice
+    with pytest.raises(PublishError, match="holds 3 documents .* but 2 are live"):
+        run(_cfg(store, [f], tiny_model, "bad"))
+    assert Store(str(store)).read_text("LATEST").strip() == "good" and not (store / "snapshots" / "bad").exists()
