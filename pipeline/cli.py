@@ -92,6 +92,7 @@ def parse(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.beam.run import parse_shards
+    from pipeline.layout import parsed_prefix
     from pipeline.plan import list_inputs, plan_shards
     from pipeline.storage import Store
 
@@ -110,7 +111,7 @@ def parse(
         rows = marker["rows"]
         typer.echo(f"{shard.source_file}: {rows['documents']} documents, {rows['sentences']} sentences, "
                    f"{rows['deletions']} deletions, {rows['rejects']} rejects"
-                   f"{' (reused)' if marker.get('reused') else ''} -> {store.uri('state/parsed', shard.fingerprint)}")
+                   f"{' (reused)' if marker.get('reused') else ''} -> {store.uri(*parsed_prefix(shard.fingerprint))}")
     if failed:
         raise typer.Exit(1)
 

@@ -80,6 +80,15 @@ def extracted_prefix(xfp: str, *parts: str) -> tuple[str, ...]:
     return (STATE, f"extracted/{xfp}", *parts)
 
 
+def extracted_part(xfp: str, *parts: str) -> tuple[str, ...]:
+    """``state/extracted/<xfp>/parts/[<key>/[<file>]]``: the extracted parts of a fingerprint."""
+    return extracted_prefix(xfp, "parts", *parts)
+
+
+EXTRACTED_ROOT = (STATE, "extracted")  # one folder per extraction fingerprint
+RUNS_ROOT = (STATE, "runs")            # one folder per run
+
+
 def run_state(run_id: str, *parts: str) -> tuple[str, ...]:
     return (STATE, f"runs/{run_id}", *parts)
 

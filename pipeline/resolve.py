@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.layout import (DOCUMENTS_FILE, DELETIONS_FILE, EXTRACTED_DOCS, INDEX_DIR, KEYS, LIVE_DIR, RESOLVED_DIR,
-                             SERVED_DIR, extracted_prefix, live_file, parsed_prefix, partition_of, run_state, snapshot_key)
+                             SERVED_DIR, extracted_part, live_file, parsed_prefix, partition_of, run_state, snapshot_key)
 from pipeline.storage import Store
 
 
@@ -175,7 +175,7 @@ def index_parts(store_url: str, storage_options: dict, run_id: str, xfp: str, pa
     store = Store(store_url, storage_options)
     tables = []
     for part in parts:
-        t = store.read_table(*extracted_prefix(xfp, "parts", part, EXTRACTED_DOCS), schema=schemas.EXTRACTED_DOCS)
+        t = store.read_table(*extracted_part(xfp, part, EXTRACTED_DOCS), schema=schemas.EXTRACTED_DOCS)
         tables.append(pa.table({"partition": pa.array(partition_of(t.column("doc_id")), pa.int32()),
                                 "doc_id": t.column("doc_id"), "text_sha256": t.column("text_sha256"),
                                 "part": pa.array([part] * t.num_rows, pa.string()),

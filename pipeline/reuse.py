@@ -33,7 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
-from pipeline.layout import EXTRACTED_DOCS, SERVED_DIR, extracted_prefix, part_name, run_state, snapshot_key, table_file
+from pipeline.layout import (EXTRACTED_DOCS, EXTRACTED_ROOT, RUNS_ROOT, SERVED_DIR, extracted_part, part_name, run_state,
+                             snapshot_key, table_file)
 from pipeline.storage import Store
 
 EXTRACTION_VERSION = "extract-v1"  # bump when extraction code changes its output for the same models
@@ -48,7 +49,7 @@ def fingerprint(models: dict, settings: dict) -> tuple[str, dict]:
 def finished_parts(store: Store, xfp: str) -> list[str]:
     """The keys of every finished part of ``xfp`` (one listing; a part without its marker is not)."""
     return sorted(posixpath.basename(posixpath.dirname(m)) for m in
-                  store.glob(*extracted_prefix(xfp, "parts"), "*", EXTRACTED_DOCS))
+                  store.glob(*extracted_part(xfp), "*", EXTRACTED_DOCS))
 
 
 def carry_plan(counts: pa.Table) -> tuple[list[str], list[str]]:
@@ -70,7 +71,7 @@ def carry_parts(store_url: str, storage_options: dict, run_id: str, xfp: str, wh
     store = Store(store_url, storage_options)
     for part in whole:
         for name in ("entities", "relations"):
-            store.copy(extracted_prefix(xfp, "parts", part, table_file(name)),
+            store.copy(extracted_part(xfp, part, table_file(name)),
                        snapshot_key(run_id, name, part_name(xfp, part, name)))
     if filtered:
         names = sorted(p.rsplit("/", 1)[1] for p in store.glob(*run_state(run_id, SERVED_DIR, "*.parquet")))
@@ -80,7 +81,7 @@ def carry_parts(store_url: str, storage_options: dict, run_id: str, xfp: str, wh
         for part in filtered:
             keep = served.filter(pc.equal(served.column("part"), part)).column("doc_id")
             for name in ("entities", "relations"):
-                table = store.read_table(*extracted_prefix(xfp, "parts", part, table_file(name)),
+                table = store.read_table(*extracted_part(xfp, part, table_file(name)),
                                          schema=schemas.SNAPSHOT_TABLES[name])
                 table = table.filter(pc.is_in(table.column("doc_id"), value_set=keep))
                 if table.num_rows:
@@ -95,16 +96,16 @@ def collect_garbage(store: Store, xfp: str, served_parts: set[str], keep_fingerp
     working state of every run but ``run_id`` (the committed one: its served table is the next
     night's lookup)."""
     removed = {"fingerprints": 0, "parts": 0, "runs": 0}
-    for fp in list(store.iter_dirs("state", "extracted")):
+    for fp in list(store.iter_dirs(*EXTRACTED_ROOT)):
         if fp != xfp and fp not in keep_fingerprints:
-            store.remove("state", "extracted", fp)
+            store.remove(*EXTRACTED_ROOT, fp)
             removed["fingerprints"] += 1
-    for part in list(store.iter_dirs(*extracted_prefix(xfp, "parts"))):
+    for part in list(store.iter_dirs(*extracted_part(xfp))):
         if part not in served_parts:
-            store.remove(*extracted_prefix(xfp, "parts", part))
+            store.remove(*extracted_part(xfp, part))
             removed["parts"] += 1
     if run_id is not None:
-        for other in list(store.iter_dirs("state", "runs")):
+        for other in list(store.iter_dirs(*RUNS_ROOT)):
             if other != run_id:
                 store.remove(*run_state(other))
                 removed["runs"] += 1

@@ -42,9 +42,39 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_GUARD_LOG_DIR, ignore_errors=True)
 
 
-def pytest_sessionstart(session):
-    if not (DATA / "bc5cdr").is_dir():
-        raise pytest.UsageError(f"the corpora are expected at {DATA} (../shared/data beside the repo, or $PUBMINE_DATA)")
+# The tiers (`make test-fast` runs `-m "not slow and not gpu"`): a test is slow when it takes one of
+# these fixtures (a real Ray, the S3 server) or is marked so (it runs pubmine in another
+# process, or trains); gpu when it takes ``cuda``. Marked here, by fixture, so a new test that asks
+# for Ray is slow without anyone remembering to say so.
+SLOW_FIXTURES = {"ray_local", "s3_server",  # and every fixture built on them
+                 "base_store", "clean_rerun"}  # test_nightly: whole pubmine runs in other processes
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if "cuda" in names:
+            item.add_marker(pytest.mark.gpu)
+
+
+@pytest.fixture(autouse=True)
+def _corpora(request):
+    """Only the tests whose module reads the corpora (it imports DATA) need them; they fail with where
+    the corpora are expected, the others run without."""
+    if "DATA" in vars(request.module) and not (DATA / "bc5cdr").is_dir():
+        pytest.fail(f"the corpora are expected at {DATA} (../shared/data beside the repo, or $PUBMINE_DATA)")
+
+
+@pytest.fixture(scope="session")
+def cuda():
+    """A CUDA device: gpu tests run where there is one (`make test` deselects them where there is not)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.fail("this test needs a CUDA device; run it on a GPU machine, or deselect it with -m 'not gpu'")
+    return "cuda"
 
 
 def free_port(span: int = 1) -> int:

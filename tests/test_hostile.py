@@ -318,6 +318,7 @@ def test_written_outside_sees_a_file_this_test_writes_and_not_one_another_proces
         os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # a whole pubmine run in another process
 def test_hostile_one_run_over_the_whole_corpus(tiny_model, tmp_path, secret, listener, request):
     store, home, cwd = (tmp_path / n for n in ("store", "home", "cwd"))
     for d in (home, cwd):

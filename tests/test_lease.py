@@ -35,7 +35,7 @@ def _check_lease(store: Store) -> None:
         second.check()
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.slow)])
 def test_a_second_run_refuses_at_once_naming_the_running_one(where, tmp_path, request):
     store = (Store(str(tmp_path / "local")) if where == "local" else
              Store("s3://pubmine/lease-test", request.getfixturevalue("s3_server")["storage_options"]))
@@ -44,7 +44,7 @@ def test_a_second_run_refuses_at_once_naming_the_running_one(where, tmp_path, re
     assert time.time() - started < 15  # refusing takes no waiting
 
 
-@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.slow)])
 def test_a_killed_runs_lease_is_taken_over_once_it_expires(where, tmp_path, request):
     store = (Store(str(tmp_path / "local")) if where == "local" else
              Store("s3://pubmine/lease-test-2", request.getfixturevalue("s3_server")["storage_options"]))
@@ -109,3 +109,20 @@ def test_two_runs_started_into_one_store_one_publishes_the_other_refuses(ray_loc
     assert not (store / "snapshots" / "manual").exists() and not (store / "state" / "LEASE").exists()
     summary = run(_cfg(store, [f], tiny_model, "manual"))  # once it is done, the next run goes ahead
     assert summary.documents == 3 and Store(str(store)).read_text(LATEST).strip() == "manual"
+
+
+def test_a_lease_whose_process_on_this_machine_is_gone_is_taken_over_at_once(tmp_path):
+    """A killed driver rerun on the same machine need not wait its lease out."""
+    import socket
+
+    store = Store(str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    store.write_text(json.dumps({"run_id": "killed", "token": "t", "host": socket.gethostname(), "pid": gone.pid,
+                                 "started_at": "2026-12-01T03:00:00+00:00", "expires_at": time.time() + 3600}), *LEASE)
+    with Lease(store, "rerun", ttl_s=30).acquire():
+        assert json.loads(store.read_text(*LEASE))["run_id"] == "rerun"
+    store.write_text(json.dumps({"run_id": "elsewhere", "token": "t", "host": "another-machine", "pid": gone.pid,
+                                 "started_at": "2026-12-01T03:00:00+00:00", "expires_at": time.time() + 3600}), *LEASE)
+    with pytest.raises(RunInProgress, match="elsewhere"):  # another machine's: only its expiry says it is dead
+        Lease(store, "rerun-2", ttl_s=30).acquire()

@@ -18,6 +18,8 @@ import pytest
 from pipeline.storage import Store
 from tests.conftest import DATA, ROOT, free_port
 
+pytestmark = pytest.mark.slow  # whole pubmine runs in other processes
+
 RUNTIME_EXCLUDES = [".git", ".venv", "store", ".cache", "**/__pycache__", "*.egg-info", ".pytest_cache"]
 
 

@@ -21,6 +21,8 @@ import s3fs
 from tests.conftest import DATA, ROOT, S3Server
 from tests.test_hostile import _holds
 
+pytestmark = pytest.mark.slow  # whole pubmine runs in other processes
+
 KEY_ID = f"AKIASENTINEL{uuid.uuid4().hex[:8].upper()}"
 SECRET = f"sentinel-secret-{uuid.uuid4().hex}"
 WRONG = f"sentinel-wrong-{uuid.uuid4().hex}"

@@ -2,7 +2,8 @@
 and an expiry) from before it writes anything until it has committed or failed, renewed by a
 background thread every third of ``lease.ttl_s``. A second run refuses at once, naming the running
 run and its start time, or waits for it (``lease.wait``). A lease whose holder stopped renewing it
-(a killed run) is taken over once it expires. Creating the lease is exclusive where the store can
+(a killed run) is taken over once it expires, or at once when it was held by a process of this
+machine that is gone (a killed driver rerun on the same head node). Creating the lease is exclusive where the store can
 (O_EXCL locally, a conditional put on S3); every take is read back after a pause, so two runs that
 raced on a store without conditional writes still end with one holder. A run whose lease was taken
 from it (it stalled past the expiry) does not commit."""
@@ -27,6 +28,15 @@ log = logging.getLogger("pubmine")
 
 def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _dead_here(held: dict) -> bool:
+    """The holder ran on this machine and its process is gone (a killed driver): its lease need not
+    be waited out. A holder on another machine is only known dead by its lease expiring."""
+    from pipeline.driver.session import alive
+
+    pid = held.get("pid")
+    return held.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() and not alive(pid)
 
 
 class Lease:
@@ -67,7 +77,7 @@ class Lease:
         announced = False
         while True:
             held = self.holder()
-            if held and held.get("expires_at", 0) > time.time():
+            if held and held.get("expires_at", 0) > time.time() and not _dead_here(held):
                 what = (f"another pubmine run ({held.get('run_id')}, started {held.get('started_at')} on "
                         f"{held.get('host')}, pid {held.get('pid')}) is in progress in the store {self.store.uri()}: "
                         f"its lease {self.store.uri(*LEASE)} runs until {_when(held['expires_at'])} and is renewed "
@@ -84,9 +94,10 @@ class Lease:
                 time.sleep(min(poll_s, max(0.05, held["expires_at"] - time.time())))
                 continue
             if held:
-                log.warning("taking over the expired lease of run %s (started %s on %s, last renewed %s): that run "
-                            "stopped renewing it", held.get("run_id"), held.get("started_at"), held.get("host"),
-                            held.get("renewed_at"))
+                log.warning("taking over the lease of run %s (started %s on %s, last renewed %s): %s",
+                            held.get("run_id"), held.get("started_at"), held.get("host"), held.get("renewed_at"),
+                            f"its process {held.get('pid')} on this machine is gone" if _dead_here(held) else
+                            "it expired: that run stopped renewing it")
             if self._take(held):
                 self._thread = threading.Thread(target=self._renew, name="pubmine-lease", daemon=True)
                 self._thread.start()

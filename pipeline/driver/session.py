@@ -23,7 +23,8 @@ def _ray_temp_root() -> str:
     return os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), "ray")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """A process of this machine with this pid exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -50,7 +51,7 @@ def reap_orphaned_ray(temp_root: str | None = None) -> list[int]:
             pid = int(open(marker).read().strip())
         except (OSError, ValueError):
             continue
-        if not _alive(pid):
+        if not alive(pid):
             dead.append((marker, os.path.basename(os.path.dirname(marker))))
     killed = []
     if dead:

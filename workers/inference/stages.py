@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import schemas
-from pipeline.layout import extracted_prefix, run_state
+from pipeline.layout import EXTRACT_DIR, extracted_part, run_state, table_file
 from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
 from workers.inference.decoding import has_letter_or_digit
@@ -81,7 +81,7 @@ class Tokenize:
         self.run_id = run_id
 
     def _read(self, names: list[str]) -> pa.Table:
-        return pa.concat_tables([self.store.read_table(*run_state(self.run_id, "extract", n)) for n in names])
+        return pa.concat_tables([self.store.read_table(*run_state(self.run_id, EXTRACT_DIR, n)) for n in names])
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from workers.inference.ner import encode
@@ -199,7 +199,7 @@ class DocumentStage:
                            schema=schemas.EXTRACTED_DOCS)
         key = part_key(covered)
         for name, table in (("entities", ents), ("relations", rels), ("docs", covered)):  # docs last: the marker
-            self.store.write_table(table, *extracted_prefix(self.xfp, "parts", key, f"{name}.parquet"))
+            self.store.write_table(table, *extracted_part(self.xfp, key, table_file(name)))
         linked = pc.sum(pc.is_valid(ents.column("concept_id"))).as_py() or 0
         return pa.table({"documents": [len(docs)], "entities": [ents.num_rows], "linked": [linked],
                          "relations": [rels.num_rows], "first_doc": [first], "last_doc": [last], "part": [key]},
