@@ -98,3 +98,21 @@ def is_store_outage(exc: BaseException | None) -> bool:
     not an answer from it: an outage to retry or report, never a reason to reject a file."""
     return any(any(t.__name__ in _OUTAGE_TYPES for t in type(e).__mro__) or any(t in str(e) for t in _OUTAGE_TEXT)
                for e in _chain(exc))
+
+
+def remote_pubmine_error(exc: BaseException | None) -> PubmineError | None:
+    """The pubmine error behind ``exc``: one along its cause chain, or, where Ray kept only the text (an
+    actor that died in its constructor: ActorDiedError holds the remote traceback as a string), the
+    last ``pipeline.errors.<Class>: message`` line of it, rebuilt. So a corrupt model met by an actor
+    reaches the user as the ModelError it is, not as a Ray traceback."""
+    import re
+
+    for e in _chain(exc):
+        if isinstance(e, PubmineError):
+            return e
+    simple = {c.__name__: c for c in (ConfigError, ModelError, PublishError, AccessDenied)}
+    for e in _chain(exc):
+        found = re.findall(r"pipeline\.errors\.(\w+): (.+)", str(e))
+        if found and found[-1][0] in simple:
+            return simple[found[-1][0]](found[-1][1].strip())
+    return None

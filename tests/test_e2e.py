@@ -49,9 +49,15 @@ def _config(s3_server, model, run_id, extra=(), inputs=INPUTS, normalizer="none"
                        inputs=inputs, store="s3://pubmine/e2e")
 
 
-def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_model, s3_extras, tmp_path):
+@pytest.fixture(scope="module")
+def run_a(ray_local, s3_server, s3_model, s3_extras):
+    """The first run into the S3 store, with the normalizer and the CID model: what each scenario starts from."""
     normalizer, cid = s3_extras
-    summary = run(_config(s3_server, s3_model, "run-a", normalizer=normalizer, relations=f"[{cid}]"))
+    return run(_config(s3_server, s3_model, "run-a", normalizer=normalizer, relations=f"[{cid}]"))
+
+
+def test_run_to_s3_then_query_with_pyarrow_and_duckdb(run_a, s3_server):
+    summary = run_a
     assert summary.documents == 3 + 4 + 1 + 88 and summary.sentences > 500
     assert summary.failed_files == [] and sum(summary.entities_by_type.values()) > 0
     # threshold -1: every Chemical/Disease mention links; the always-CID model relates every candidate pair
@@ -109,22 +115,31 @@ def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_m
                      "WHERE list_contains(pub_types, 'Journal Article')").fetchone()[0]
     assert 0 < n_docs <= summary.documents
 
-    # a failing run (model weights corrupt) publishes nothing and leaves LATEST alone
+
+
+def test_a_run_with_corrupt_model_weights_publishes_nothing_and_leaves_latest(run_a, s3_server):
     import s3fs as _s3fs
 
+    from pipeline.errors import ModelError
+
+    store = Store("s3://pubmine/e2e", s3_server["storage_options"])
+    before = store.read_text("LATEST").strip()
     fs = _s3fs.S3FileSystem(endpoint_url=s3_server["endpoint"])
     fs.copy("pubmine/models/tiny-e2e/", "pubmine/models/broken/", recursive=True)
     fs.pipe_file("pubmine/models/broken/model.safetensors", b"not a safetensors file")
     meta = json.loads(fs.cat_file("pubmine/models/broken/pubmine.json"))
     fs.pipe_file("pubmine/models/broken/pubmine.json", json.dumps({**meta, "model_id": "tiny-broken-0123456789ab"}).encode())
-    with pytest.raises(Exception):
+    with pytest.raises(ModelError, match="is corrupt or was changed after it was written"):
         run(_config(s3_server, "s3://pubmine/models/broken", "run-broken"))
-    assert store.read_text("LATEST").strip() == "run-a"
+    assert store.read_text("LATEST").strip() == before
     # nothing of it is left (SeaweedFS may keep an empty folder entry; S3 keeps none)
     assert store.parquet_files("snapshots", "run-broken") == []
     assert not store.exists("snapshots", "run-broken", "_manifest.json")
 
-    # a bad file fails alone; the run still publishes, the file is in rejects
+
+
+def test_a_bad_file_fails_alone_and_the_run_publishes_the_rest(run_a, s3_server, s3_model, tmp_path):
+    store = Store("s3://pubmine/e2e", s3_server["storage_options"])
     bad = tmp_path / "pubmed25n0999.xml"
     bad.write_text("<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID>")
     summary_b = run(_config(s3_server, s3_model, "run-b", inputs=[INPUTS[2], str(bad)]))
@@ -133,8 +148,13 @@ def test_run_to_s3_then_query_with_pyarrow_and_duckdb(ray_local, s3_server, s3_m
     assert rejects.filter(pa.compute.equal(rejects.column("source_file"), "pubmed25n0999.xml")).num_rows == 1
     assert store.read_text("LATEST").strip() == "run-b"
 
-    # run-a's inputs and models again: nothing goes to the models, every part is copied inside S3
-    # (CopyObject), the text tables of unchanged files too, and the tables are run-a's
+
+
+def test_the_same_inputs_and_models_again_copy_every_part_inside_s3(run_a, s3_server, s3_model, s3_extras):
+    """run-a's inputs and models again: nothing goes to the models, every part is copied inside S3
+    (CopyObject), the text tables of unchanged files too, and the tables are run-a's."""
+    summary, (normalizer, cid) = run_a, s3_extras
+    store = Store("s3://pubmine/e2e", s3_server["storage_options"])
     summary_c = run(_config(s3_server, s3_model, "run-c", normalizer=normalizer, relations=f"[{cid}]"))
     night = store.read_json("snapshots", "run-c", "_manifest.json")
     assert night["night"]["documents_extracted"] == 0 and night["night"]["documents_reused"] > 0

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline import schemas
+from pipeline.layout import EXTRACTED_DOCS, extracted_part, table_file
 from pipeline.storage import Store
 from pipeline.publish import split_documents
 from workers.inference.stages import TAGGED, DocumentStage, NerPredictor, Tokenize
@@ -73,10 +74,8 @@ def _tagged(entities_by_sentence):
 
 def _parts(store, xfp, name):
     """One table of an extracted fingerprint's parts (state/extracted/<xfp>/parts/<key>/<name>.parquet)."""
-    from pipeline.layout import extracted_prefix
-
-    keys = sorted(store.iter_dirs(*extracted_prefix(xfp, "parts")))
-    return pa.concat_tables([store.read_table(*extracted_prefix(xfp, "parts", k, f"{name}.parquet")) for k in keys])
+    keys = sorted(store.iter_dirs(*extracted_part(xfp)))
+    return pa.concat_tables([store.read_table(*extracted_part(xfp, k, table_file(name))) for k in keys])
 
 
 def test_document_stage_links_mentions_and_writes_relations_between_entity_spans(tiny_normalizer, tiny_relation, tmp_path):
@@ -90,9 +89,11 @@ def test_document_stage_links_mentions_and_writes_relations_between_entity_spans
     stage = DocumentStage(str(tmp_path / "store"), "run-x", "tiny-ner-1", "x1", normalizer_url=str(tiny_normalizer),
                           relation_urls=(str(tiny_relation),), precision="fp32")
     counts = stage(batch).to_pylist()
-    assert counts == [{"documents": 2, "entities": 5, "linked": 5, "relations": counts[0]["relations"],
-                       "first_doc": "pmid:1", "last_doc": "pmid:2", "part": counts[0]["part"]}]
-    assert store.exists("state", "extracted/x1", "parts", counts[0]["part"], "docs.parquet")  # the part it names
+    parts = list(store.iter_dirs(*extracted_part("x1")))
+    relations = _parts(store, "x1", "relations").num_rows
+    assert counts == [{"documents": 2, "entities": 5, "linked": 5, "relations": relations,
+                       "first_doc": "pmid:1", "last_doc": "pmid:2", "part": parts[0]}] and relations > 0
+    assert len(parts) == 1 and store.exists(*extracted_part("x1", parts[0], EXTRACTED_DOCS))  # the part it names
     ents = _parts(store, "x1", "entities")
     assert ents.schema == schemas.ENTITIES
     assert _parts(store, "x1", "docs").to_pylist() == [{"doc_id": "pmid:1", "text_sha256": "sha-pmid:1"},

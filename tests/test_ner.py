@@ -1,5 +1,8 @@
 """Decoding, windowing and the tagger on a tiny real BERT (random weights, the real tokenizer)."""
 
+import re
+
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -40,7 +43,7 @@ def test_windows_overlap_and_cover(tagger):
         assert max(w.end - w.start + 2 for w in b) * len(b) <= 64
 
 
-def test_tagger_spans_lie_on_words_and_long_text_is_not_dropped(tagger):
+def test_tagger_spans_lie_on_words_and_long_text_is_not_dropped(tagger, monkeypatch):
     long = " ".join(["Naloxone reverses the antihypertensive effect of clonidine in rats."] * 6)
     texts = ["Famotidine-associated delirium.", "", long]
     out = tagger.tag(texts)
@@ -49,9 +52,16 @@ def test_tagger_spans_lie_on_words_and_long_text_is_not_dropped(tagger):
         for sp in spans:
             assert 0 <= sp.start < sp.end <= len(text) and 0.0 <= sp.score <= 1.0
             assert text[sp.start:sp.end] == text[sp.start:sp.end].strip()
-    # windowing never loses the tail: the last word of the long text gets a prediction
+    # windowing never loses the tail: with a model that calls every word piece B-<type>, every word of
+    # the long text (windowed: over max_length pieces) is a span, the last word too
     enc = tagger.tokenizer(long, add_special_tokens=False)
     assert len(enc["input_ids"]) > tagger.max_length
+    b = next(i for i, name in tagger.id2label.items() if name.startswith("B-"))
+    monkeypatch.setattr(tagger, "_forward", lambda ids, windows, shapes=None: [
+        (np.full(w.end - w.start, b), np.ones(w.end - w.start, dtype=np.float32)) for w in windows])
+    spans = tagger.tag([long])[0]
+    words = [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", long)]
+    assert [(sp.start, sp.end) for sp in spans] == words and spans[-1].end == len(long)
 
 
 def test_artifact_manifest_and_refusals(tiny_model, tmp_path):

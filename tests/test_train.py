@@ -22,8 +22,17 @@ def test_tiny_training_run_lowers_loss_and_writes_an_artifact(tiny_model, tmp_pa
     assert manifest["model_id"] == f"tiny-trained-{content_hash(out)}"
     assert read_manifest(out)["labels"] == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease", "B-Gene", "I-Gene"]
     assert manifest["training"]["train_documents"] == 90  # 30 sentences from each of the three corpora
+    # the artifact holds what training learned, not the base weights it started from, and it loads and tags
+    import torch
+    from safetensors.torch import load_file
+
+    trained, base = load_file(out / "model.safetensors"), load_file(tiny_model / "model.safetensors")
+    shared = [k for k in trained if k in base and trained[k].shape == base[k].shape and ".encoder." in k]
+    assert shared and sum(not torch.equal(trained[k], base[k]) for k in shared) > len(shared) // 2
     tagger = NerTagger.load(out, precision="fp32")
-    assert isinstance(tagger.tag(["Cisplatin induced nephrotoxicity in rats."])[0], list)
+    text = "Cisplatin induced nephrotoxicity in rats."
+    spans = tagger.tag([text])[0]
+    assert all(0 <= sp.start < sp.end <= len(text) and sp.type in ("Chemical", "Disease", "Gene") for sp in spans)
 
 
 def test_training_on_biobert_iob_splits(tiny_model, tmp_path):

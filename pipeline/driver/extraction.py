@@ -17,7 +17,7 @@ from pipeline.config import RunConfig
 from pipeline.driver.models import Models
 from pipeline.driver.session import gather
 from pipeline.driver.text import Resolved, index_parts
-from pipeline.errors import is_store_outage
+from pipeline.errors import is_store_outage, remote_pubmine_error
 from pipeline.layout import PARTS, run_state
 from pipeline.manifest import Manifest
 from pipeline.progress import Progress
@@ -82,12 +82,18 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, precision:
     counts, parts = Counter(), []
     with Progress("extract", total=len(blocks), unit="block", run_id=run_id) as bar:
         # COUNTS rows, one per block (no empty block is sent), streamed back as the blocks finish
-        for table in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
-            for row in table.to_pylist():
-                done = {k: row[k] for k in ("documents", "entities", "linked", "relations")}
-                counts.update(done)
-                parts.append(row["part"])
-                bar.update(1, **done)
+        try:
+            for table in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+                for row in table.to_pylist():
+                    done = {k: row[k] for k in ("documents", "entities", "linked", "relations")}
+                    counts.update(done)
+                    parts.append(row["part"])
+                    bar.update(1, **done)
+        except Exception as exc:
+            err = remote_pubmine_error(exc)  # a model an actor refused: its ModelError, not Ray's traceback
+            if err is None:
+                raise
+            raise err from exc
     return Extracted(precision, **counts, parts=tuple(sorted(set(parts))))
 
 
