@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test model bench clean s3-start s3-stop browser
+.PHONY: demo test test-fast model bench clean s3-start s3-stop browser
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH, or make PYTHON=/path/to/python3.11"; exit 2; }
@@ -30,9 +30,18 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# the whole suite (CI's command); gpu tests run where a CUDA device is, and are deselected, saying so, elsewhere
 test: $(BIN)/.installed browser
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q tests
+	@if $(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+	  $(BIN)/python -m pytest -q tests; \
+	else echo "no CUDA device: the gpu tests are deselected"; $(BIN)/python -m pytest -q -m "not gpu" tests; fi
+
+# the fast tier for the inner loop: every unit test, no Ray cluster, no S3 server, no browser, no apt-get
+test-fast: $(BIN)/.installed
+	$(BIN)/lint-imports
+	@echo "fast tier: $$($(BIN)/python -m pytest -q --collect-only -m 'not slow and not gpu' tests | tail -1 | cut -d/ -f1) of the suite's $$($(BIN)/python -m pytest -q --collect-only tests | tail -1 | cut -d' ' -f1) tests"
+	$(BIN)/python -m pytest -q -m "not slow and not gpu" tests
 
 bench: model
 	$(BIN)/pip install -q -e '.[test,bench]'

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import default_model_dir
+from pipeline.config import default_artifact_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = {"bc5cdr": ("bc5cdr/iob/chem_disease", ("Chemical", "Disease")),
@@ -74,7 +74,7 @@ def main() -> None:
     from workers.inference.ner import NerTagger
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=str(default_model_dir()), help="NER model artifact URL")
+    ap.add_argument("--model", default=str(default_artifact_dir("ner")), help="NER model artifact URL")
     args = ap.parse_args()
     tagger = NerTagger.load(stage_artifact(args.model), precision="fp32")
     maps = tagger.calibration

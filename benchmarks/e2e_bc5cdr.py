@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from pipeline.config import default_model_dir, default_normalizer_dir, default_relation_dir, load_config, shared_data_dir
+from pipeline.config import default_artifact_dir, load_config, shared_data_dir
 from pipeline.driver import run
 from pipeline.parse.pubtator import read_pubtator, write_medline_xml
 from pipeline.report import print_scores
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def ensure_default_model() -> str:
     from workers.inference.artifacts import artifact_exists
 
-    folder = default_model_dir()
+    folder = default_artifact_dir("ner")
     if not artifact_exists(str(folder)):
         from pipeline.config import load_dataclass
         from workers.training.ner import NerTrainConfig, train_ner
@@ -53,8 +53,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="NER model artifact URL (default: the pipeline's default model)")
-    ap.add_argument("--normalizer", default=str(default_normalizer_dir()), help="normalizer artifact URL")
-    ap.add_argument("--relation", default=str(default_relation_dir()), help="CID relation model artifact URL")
+    ap.add_argument("--normalizer", default=str(default_artifact_dir("normalizer")), help="normalizer artifact URL")
+    ap.add_argument("--relation", default=str(default_artifact_dir("relation")), help="CID relation model artifact URL")
     ap.add_argument("--keep", default=None, help="write the dump and store here instead of a temporary folder")
     args = ap.parse_args()
     model = args.model or ensure_default_model()

@@ -29,7 +29,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import default_normalizer_dir, default_relation_dir, load_config, shared_data_dir
+from pipeline.config import default_artifact_dir, load_config, shared_data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz", "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",
@@ -138,7 +138,7 @@ def main() -> None:
     from benchmarks.e2e_bc5cdr import ensure_default_model
 
     ensure_default_model()
-    for url in (default_normalizer_dir(), default_relation_dir()):
+    for url in (default_artifact_dir("normalizer"), default_artifact_dir("relation")):
         if not artifact_exists(str(url)):
             raise SystemExit(f"no artifact at {url}: run `make model` first")
 

@@ -23,7 +23,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from pipeline.config import default_normalizer_dir
+from pipeline.config import default_artifact_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST = {"Chemical": ("bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz",),
@@ -59,7 +59,7 @@ def main() -> None:
     from workers.training.normalizer import DEV_MENTIONS, dev_links, held_out_view
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--normalizer", default=str(default_normalizer_dir()))
+    ap.add_argument("--normalizer", default=str(default_artifact_dir("normalizer")))
     args = ap.parse_args()
     normalizer = Normalizer.load(stage_artifact(args.normalizer))
     views = {"dev": held_out_view(normalizer.index),

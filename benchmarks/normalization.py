@@ -19,7 +19,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import default_normalizer_dir
+from pipeline.config import default_artifact_dir
 from workers.inference.normalize import Normalizer
 from workers.training.evaluate import NORM_DATASETS, evaluate_linking
 
@@ -35,7 +35,7 @@ def main() -> None:
     from workers.training.normalizer import build_normalizer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--normalizer", default=str(default_normalizer_dir()), help="normalizer artifact URL")
+    ap.add_argument("--normalizer", default=str(default_artifact_dir("normalizer")), help="normalizer artifact URL")
     args = ap.parse_args()
     if not artifact_exists(args.normalizer):
         print(f"no normalizer at {args.normalizer}: building it (pubmine build-normalizer)")

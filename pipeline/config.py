@@ -34,16 +34,19 @@ def shared_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
-def default_model_dir() -> Path:
-    return pubmine_home() / "models" / "default-ner"
+# the default artifacts (`make model` builds them, `pubmine models pull` fetches them), by kind
+DEFAULT_ARTIFACTS = {"ner": "default-ner", "normalizer": "normalizer", "relation": "default-cid"}
 
 
-def default_normalizer_dir() -> Path:
-    return pubmine_home() / "models" / "normalizer"
+def default_artifact_dir(kind: str) -> Path:
+    """Where the default artifact of ``kind`` (ner | normalizer | relation) lives: ~/.cache/pubmine/models/<name>."""
+    return pubmine_home() / "models" / DEFAULT_ARTIFACTS[kind]
 
 
-def default_relation_dir() -> Path:
-    return pubmine_home() / "models" / "default-cid"
+def artifact_url(value: str, kind: str) -> str:
+    """An artifact setting as a URL: "default" is the default artifact of ``kind``; anything else is itself.
+    The one place "default" is resolved (run config, evaluate, train and build-normalizer outputs)."""
+    return str(default_artifact_dir(kind)) if value == "default" else value
 
 
 @dataclass(frozen=True)
@@ -146,15 +149,15 @@ class ExtractConfig:
             )
 
     def model_url(self) -> str:
-        return str(default_model_dir()) if self.model == "default" else self.model
+        return artifact_url(self.model, "ner")
 
     def normalizer_url(self) -> str | None:
         if self.normalizer == "none":
             return None
-        return str(default_normalizer_dir()) if self.normalizer == "default" else self.normalizer
+        return artifact_url(self.normalizer, "normalizer")
 
     def relation_urls(self) -> tuple[str, ...]:
-        return tuple(str(default_relation_dir()) if u == "default" else u for u in self.relations)
+        return tuple(artifact_url(u, "relation") for u in self.relations)
 
 
 @dataclass(frozen=True)

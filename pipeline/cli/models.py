@@ -1,0 +1,112 @@
+"""``pubmine train``, ``pubmine build-normalizer`` and ``pubmine evaluate`` (routed by ``pipeline.evaluation``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pipeline.cli.common import app, fail, setup_logging
+from pipeline.config import artifact_url, load_dataclass
+from pipeline.errors import PubmineError
+from workers.inference.normalize import DEFAULT_THRESHOLD
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(Path("configs/models/default-ner.yaml"), "--config", "-c", help="training config YAML"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default model folder)"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a training field: key=value"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="one-line progress logs instead of a bar"),
+) -> None:
+    """Fine-tune a BERT-family encoder (task: ner | re in the config) and write a model artifact."""
+    import yaml
+
+    setup_logging(False)
+    from workers.inference.artifacts import artifact_exists
+    from workers.training.ner import NerTrainConfig, train_ner
+    from workers.training.relations import ReTrainConfig, train_relation
+
+    out = artifact_url(output or "default", "ner")
+    try:
+        if not config.exists():
+            raise PubmineError(f"training config {config} not found")
+        task = (yaml.safe_load(config.read_text()) or {}).get("task", "ner")
+        if task not in ("ner", "re"):
+            raise PubmineError(f"{config}: task {task!r} is not one of ner, re")
+        cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, config, set_ or [])
+        if if_missing:
+            if artifact_exists(out):
+                typer.echo(f"model already present at {out}; not training (drop --if-missing to retrain)")
+                return
+        typer.echo(f"training {cfg.name} ({task}) from {cfg.base_model} -> {out}")
+        if task == "ner":
+            manifest = train_ner(cfg, out, progress="log" if quiet else True, log=typer.echo)
+            result = f"dev F1 {manifest['metrics']['dev']['f1']:.4f}"
+        else:
+            manifest = train_relation(cfg, out, progress="log" if quiet else True, log=typer.echo)
+            test = manifest["metrics"].get("test")
+            result = f"test F1 {test['f1']:.4f}" if test else f"test not scored: pubmine evaluate -m {out} -d {cfg.dataset}"
+    except PubmineError as err:
+        fail(err)
+    typer.echo(f"wrote {manifest['model_id']} to {out} ({result}, {manifest['training']['seconds']} s)")
+
+
+@app.command("build-normalizer")
+def build_normalizer_cmd(
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default normalizer folder)"),
+    encoder: str = typer.Option("minilm", "--encoder", help="sentence encoder of the embedding step (folder or hub name)"),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="least cosine for an embedding link (below: NIL)"),
+    finetune_pairs: int = typer.Option(0, "--finetune-pairs", help="fine-tune the encoder on this many synonym pairs "
+                                                                "from the dictionary first (SapBERT style); 0: as is"),
+    if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="one-line progress logs instead of a bar"),
+) -> None:
+    """Build MeSH 2024 + CTD MEDIC (+ the training corpora's linked names) into a normalizer artifact:
+    the dictionary, its version, the encoder and every name embedded once."""
+    setup_logging(False)
+    from workers.inference.artifacts import artifact_exists
+    from workers.training.normalizer import build_normalizer
+
+    out = artifact_url(output or "default", "normalizer")
+    try:
+        if if_missing and artifact_exists(out):
+            typer.echo(f"normalizer already present at {out}; not rebuilding (drop --if-missing to rebuild)")
+            return
+        manifest = build_normalizer(out, encoder, threshold, progress="log" if quiet else True, log=typer.echo,
+                                    finetune_pairs=finetune_pairs)
+    except PubmineError as err:
+        fail(err)
+    typer.echo(f"wrote {manifest['model_id']} (dictionary {manifest['version']}) to {out}")
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Option("default", "--model", "-m", help="artifact URL, or 'default' (the pipeline's NER model; "
+                                                             "for -d bc5cdr-cid its CID model)"),
+    dataset: str = typer.Option("bc5cdr", "--dataset", "-d",
+                                help="ncbi-disease | bc5cdr-chem | bc5cdr-disease | bc2gm (BioBERT's IOB test splits) "
+                                     "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts) "
+                                     "| gad | euadr | chemprot | bc5cdr-cid | biored (relation classifiers)"),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
+    fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
+    task: str = typer.Option("auto", "--task", help="auto (from the dataset) | normalization (link gold mentions: "
+                                                     "ncbi-disease, bc5cdr-chem, bc5cdr-disease)"),
+    encoder: str = typer.Option("minilm", "--encoder", help="normalization: the sentence encoder of the embedding "
+                                                             "step (folder or hub name), or 'none' for dictionary only"),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="normalization: least cosine for an embedding link"),
+    normalizer: Optional[str] = typer.Option(None, "--normalizer", help="normalization: a normalizer artifact URL "
+                                             "('default': the pipeline's) instead of --encoder/--threshold"),
+) -> None:
+    """P/R/F1 of a model on a dataset's test split: strict entity level for NER, the paper's relation
+    scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored); accuracy@1 of
+    concept linking with --task normalization."""
+    from pipeline import evaluation
+
+    try:
+        evaluation.evaluate(model=model, dataset=dataset, precision=precision, fold=fold, task=task, encoder=encoder,
+                            threshold=threshold, normalizer=normalizer)
+    except PubmineError as err:
+        fail(err)

@@ -1,0 +1,152 @@
+"""``pubmine evaluate``: which scorer a dataset goes to (NER test splits, whole-abstract NER, concept
+linking, relation classifiers), the published numbers each is printed beside, and the RESULT line
+every benchmark and check greps. Errors are PubmineErrors (the CLI prints them as one red line)."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.config import artifact_url
+from pipeline.errors import PubmineError
+
+# BioBERT paper (Lee et al. 2020, Table 6/7) entity-level F1 on the same test splits
+PAPER_F1 = {
+    "ncbi-disease": {"BioBERT v1.1": 89.71, "BERT-base": 85.63},
+    "bc5cdr-disease": {"BioBERT v1.1": 87.15, "BERT-base": 82.41},
+    "bc5cdr-chem": {"BioBERT v1.1": 93.47, "BERT-base": 91.16},
+    "bc2gm": {"BioBERT v1.1": 84.72, "BERT-base": 81.79},
+    "gad": {"BioBERT v1.1": 81.61},
+    "euadr": {"BioBERT v1.1": 86.51},
+    "chemprot": {"BioBERT v1.1": 76.46},
+}
+
+# BioSyn (Sung et al., ACL 2020), accuracy@1 given gold mentions
+BIOSYN_ACC1 = {"ncbi-disease": 91.1, "bc5cdr-disease": 93.2, "bc5cdr-chem": 96.6}
+
+
+def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, task: str = "auto",
+             encoder: str = "minilm", threshold: float | None = None, normalizer: str | None = None) -> None:
+    """Route ``dataset`` (and ``task``) to its scorer and print its scores and RESULT line."""
+    from workers.training.evaluate import DATASETS, IOB_EVAL
+    from workers.training.relations import RE_NAMES
+
+    if task == "normalization":
+        return evaluate_normalization(dataset, encoder, threshold, normalizer, model, precision)
+    if task != "auto":
+        raise PubmineError(f"--task {task!r} is not one of auto, normalization")
+    if dataset in RE_NAMES:
+        return evaluate_relations(model, dataset, fold)
+    if dataset not in DATASETS and dataset not in IOB_EVAL:
+        raise PubmineError(f"unknown dataset {dataset!r}; choose one of "
+                           f"{', '.join(sorted([*IOB_EVAL, *DATASETS, *RE_NAMES]))}")
+    return evaluate_ner(model, dataset, precision)
+
+
+def evaluate_ner(model: str, dataset: str, precision: str) -> None:
+    """Strict entity-level P/R/F1 on an IOB test split (BioBERT's) or on whole abstracts."""
+    from pipeline.report import print_scores
+    from pipeline.scores import score
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.ner import NerTagger
+    from workers.training.corpora import iob_split
+    from workers.training.evaluate import DATASETS, IOB_EVAL, load_dataset, predict_documents, predict_iob, score_iob
+
+    tagger = NerTagger.load(stage_artifact(artifact_url(model, "ner")), precision=precision)
+    types = IOB_EVAL[dataset] if dataset in IOB_EVAL else DATASETS[dataset][1]
+    missing = [t for t in types if t not in tagger.manifest.get("entity_types", [])]
+    if missing:
+        raise PubmineError(f"model {tagger.model_id} does not predict {missing}; it predicts {tagger.manifest.get('entity_types')}")
+    if dataset in IOB_EVAL:
+        sentences = iob_split(dataset, "test")
+        scores = score_iob(sentences, predict_iob(tagger, sentences), types)
+        what = f"{len(sentences)} sentences, IOB test split"
+    else:
+        docs, types = load_dataset(dataset)
+        scores = score(docs, predict_documents(tagger, docs), types)
+        what = f"{len(docs)} documents"
+    p, r, f = scores.overall()
+    print_scores(f"{tagger.model_id} on {dataset} test ({what}, {tagger.precision})", (p, r, f),
+                 scores.by_type(), PAPER_F1.get(dataset))
+    typer.echo(f"RESULT evaluate dataset={dataset} f1={f:.4f} precision={p:.4f} recall={r:.4f}")
+
+
+def evaluate_normalization(dataset: str, encoder: str, threshold: float | None, normalizer_url: str | None,
+                           model: str, precision: str) -> None:
+    """accuracy@1 of linking gold mentions (ncbi-disease, bc5cdr-chem, bc5cdr-disease), or, with
+    ``-d bc5cdr``, concept-level P/R/F1 end to end: the NER model's mentions, linked, per document."""
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.normalize import DEFAULT_THRESHOLD, Normalizer
+    from workers.training.evaluate import NORM_DATASETS, evaluate_linking
+    from workers.training.normalizer import default_dictionary, embedding_index
+
+    if normalizer_url:
+        normalizer = Normalizer.load(stage_artifact(artifact_url(normalizer_url, "normalizer")))
+    else:
+        dictionary = default_dictionary()
+        index = None if encoder == "none" else embedding_index(dictionary, encoder, progress=True)
+        normalizer = Normalizer(dictionary, index, DEFAULT_THRESHOLD if threshold is None else threshold)
+    if dataset == "bc5cdr":
+        return evaluate_concepts(normalizer, model, precision)
+    if dataset not in NORM_DATASETS:
+        raise PubmineError(f"--task normalization takes -d {', '.join(NORM_DATASETS)} (gold mentions) or bc5cdr "
+                           "(end to end: NER mentions linked, concept-level F1)")
+    s = evaluate_linking(normalizer, dataset)
+    typer.echo(f"{dataset}: {s.n} gold test mentions linked with dictionary {normalizer.version}")
+    for method, (ok, n) in sorted(s.by_method.items(), key=lambda kv: -kv[1][1]):
+        typer.echo(f"  {method:<7} {n:>6} mentions  {ok / max(n, 1):6.1%} correct")
+    typer.echo(f"  accuracy@1 {100 * s.accuracy:.2f}   (BioSyn {BIOSYN_ACC1[dataset]})")
+    typer.echo(f"RESULT evaluate task=normalization dataset={dataset} acc1={s.accuracy:.4f} n={s.n}")
+
+
+def evaluate_concepts(normalizer, model: str, precision: str) -> None:
+    from pipeline.report import print_scores
+    from pipeline.scores import score_concepts
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.ner import NerTagger
+    from workers.training.evaluate import load_dataset, predict_documents
+
+    docs, types = load_dataset("bc5cdr")
+    tagger = NerTagger.load(stage_artifact(artifact_url(model, "ner")), precision=precision)
+    predicted = predict_documents(tagger, docs)
+    mentions = [sorted(m for m in predicted[d.pmid] if m[3] in types) for d in docs]
+    links = normalizer.link_documents([(d.text, [(d.text[s:e], t) for _, s, e, t in ms]) for d, ms in zip(docs, mentions)])
+    concepts = {d.pmid: {(d.pmid, link.concept_id, m[3]) for m, link in zip(ms, ls) if link.concept_id}
+                for d, ms, ls in zip(docs, mentions, links)}
+    s = score_concepts(docs, concepts, types)
+    p, r, f = s.overall()
+    print_scores(f"concepts found and linked: {tagger.model_id} + {normalizer.version} on the {len(docs)} BC5CDR test "
+                 "abstracts (per document, concept level)", (p, r, f), s.by_type())
+    typer.echo(f"RESULT evaluate task=normalization dataset=bc5cdr concept_f1={f:.4f} precision={p:.4f} recall={r:.4f}")
+
+
+def relation_model_url(model: str, dataset: str) -> str:
+    """``-m default`` for a relation dataset: the pipeline's default relation model is BC5CDR CID; no
+    other dataset has a default, so it must be named."""
+    if model != "default":
+        return model
+    if dataset == "bc5cdr-cid":
+        return artifact_url("default", "relation")
+    raise PubmineError(f"-d {dataset} has no default model (the default relation model is BC5CDR CID); train one "
+                       f"with `pubmine train -c configs/models/{dataset}.yaml -o DIR` and pass it: "
+                       f"pubmine evaluate -d {dataset} -m DIR")
+
+
+def evaluate_relations(model: str, dataset: str, fold: int) -> None:
+    from pipeline.report import print_scores
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.relations import RelationClassifier
+    from workers.training.corpora import DOC_RE_CORPORA
+    from workers.training.evaluate import score_relations
+    from workers.training.relations import load_split, negative_label
+
+    clf = RelationClassifier.load(stage_artifact(relation_model_url(model, dataset)))
+    window = clf.manifest.get("training", {}).get("window", 2)  # candidates built as in training
+    test, missed = load_split(dataset, "test", fold, window)
+    s = score_relations([x.label for x in test], clf.predict([x.text for x in test]), negative_label(dataset), missed)
+    comparable = negative_label(dataset) is not None or dataset in DOC_RE_CORPORA
+    print_scores(f"{clf.manifest.get('model_id')} on {dataset} test ({s.n} examples)", (s.precision, s.recall, s.f1),
+                 {}, PAPER_F1.get(dataset) if comparable else None)
+    if not comparable:
+        typer.echo(f"{dataset}: this copy holds positive instances only, so micro-F1 over its labels is accuracy; "
+                   f"not comparable with the paper's {PAPER_F1.get(dataset)} (scored against negative pairs)")
+    typer.echo(f"RESULT evaluate dataset={dataset} f1={s.f1:.4f} precision={s.precision:.4f} recall={s.recall:.4f}")
