@@ -164,3 +164,22 @@ def test_a_gold_set_that_is_not_there_stops_the_run_before_any_work(tmp_path, ti
     with pytest.raises(ConfigError, match="report.gold: no gold PubTator file at .*missing.txt.*report.gold=none"):
         run(cfg)
     assert not (tmp_path / "store").exists()
+
+
+def test_the_spot_check_is_reused_while_the_gold_set_and_the_models_are_unchanged(nights, tiny_model, tiny_normalizer,
+                                                                                   tiny_relation, tmp_path):
+    import shutil
+
+    store, *_ = nights
+    m1, m2 = _manifest(store, "r1"), _manifest(store, "r2")
+    assert m1["spotcheck"]["reused"] is False and m2["spotcheck"]["reused"] is True  # same gold, same fingerprint
+    assert m2["spotcheck"]["mentions"] == m1["spotcheck"]["mentions"] and m2["spotcheck"]["key"] == m1["spotcheck"]["key"]
+    assert m2["timings_s"]["spotcheck"] < 1.0 < m1["timings_s"]["spotcheck"]
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    first = store.parent / "in" / "pubmed26n0001.xml"
+    m3 = run(_cfg(copy, [first], tiny_model, "r3", f"extract.normalizer={tiny_normalizer}",
+                  f"extract.relations=[{tiny_relation}]", "extract.batch_size=64", f"report.gold={GOLD}",
+                  f"report.gold_documents={N_GOLD - 5}"))
+    spot = _manifest(copy, "r3")["spotcheck"]
+    assert m3.spotcheck_f1 is not None and spot["reused"] is False and spot["documents"] == N_GOLD - 5  # scored anew

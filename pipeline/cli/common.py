@@ -26,12 +26,16 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("pubmine.progress").setLevel(logging.INFO)  # the quiet one-line progress, off a terminal
 
 
-def snapshot_store(store: str, storage_options: Optional[str]):
-    """The store at ``store`` with ``--storage-options`` (JSON) applied."""
-    from pipeline.storage import Store
-
+def options_arg(storage_options: Optional[str]) -> dict:
+    """``--storage-options`` (JSON: fsspec options per protocol) as a dict."""
     try:
-        options = json.loads(storage_options) if storage_options else {}
+        return json.loads(storage_options) if storage_options else {}
     except json.JSONDecodeError as exc:
         raise PubmineError(f"--storage-options must be JSON such as '{{\"s3\": {{\"endpoint_url\": \"...\"}}}}': {exc}")
-    return Store(store, options)
+
+
+def snapshot_store(store: str, storage_options: Optional[str]):
+    """The store at ``store`` with ``--storage-options`` applied."""
+    from pipeline.storage import Store
+
+    return Store(store, options_arg(storage_options))

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.common import app, fail, setup_logging
+from pipeline.cli.common import app, fail, options_arg, setup_logging
 from pipeline.config import artifact_url, load_dataclass
 from pipeline.errors import PubmineError
 from workers.inference.normalize import DEFAULT_THRESHOLD
@@ -110,3 +110,54 @@ def evaluate(
                             threshold=threshold, normalizer=normalizer)
     except PubmineError as err:
         fail(err)
+
+
+models_app = typer.Typer(no_args_is_help=True, help="model releases: publish the default models, or fetch them")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("push")
+def models_push(
+    to: str = typer.Option(..., "--to", help="release URL: a folder, s3://bucket/prefix, ..."),
+    ner: str = typer.Option("default", "--ner", help="NER artifact URL ('default': the pipeline's)"),
+    normalizer: str = typer.Option("default", "--normalizer", help="normalizer artifact URL"),
+    relation: str = typer.Option("default", "--relation", help="relation artifact URL (the CID model by default)"),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
+) -> None:
+    """Publish the default models (or the ones named) as a release with an index of every file's size
+    and sha256: pubmine models push --to s3://bucket/pubmine-models/2026-12"""
+    from pipeline import release
+
+    setup_logging(False)
+    try:
+        index = release.push(to, options_arg(storage_options), {"ner": ner, "normalizer": normalizer, "relation": relation})
+    except PubmineError as err:
+        fail(err)
+    stored, whole = release.release_size(index)
+    for kind, m in sorted(index["models"].items()):
+        typer.echo(f"{kind}: {m['model_id']} ({sum(f['size'] for f in m['files'] if not f.get('base')) / 1e6:.1f} MB"
+                   + (", base encoder referenced" if any(f.get("base") for f in m["files"]) else "") + ")")
+    typer.echo(f"release at {to}: {stored / 1e6:.1f} MB stored ({whole / 1e6:.1f} MB once pulled), contract {index['contract']}")
+
+
+@models_app.command("pull")
+def models_pull(
+    from_: str = typer.Option(..., "--from", help="release URL (what `pubmine models push --to` wrote)"),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
+) -> None:
+    """Fetch a release into the default model folders (~/.cache/pubmine/models), every file checked
+    against the index; a release that does not match is refused and nothing is installed. Exit 3: no
+    release there."""
+    from pipeline import release
+
+    setup_logging(False)
+    try:
+        installed = release.pull(from_, options_arg(storage_options))
+    except FileNotFoundError as err:
+        typer.secho(f"pubmine: {err}", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(3)
+    except PubmineError as err:
+        fail(err)
+    for kind, model_id in sorted(installed.items()):
+        typer.echo(f"{kind}: {model_id} -> {artifact_url('default', kind)}")
+

@@ -30,6 +30,7 @@ from pipeline.errors import ModelError
 from pipeline.storage import url_to_fs
 
 MANIFEST = "pubmine.json"
+ARTIFACT_FORMAT = "pubmine-model/1"  # every artifact's pubmine.json says it; a model release names it as its contract
 WEIGHTS = "model.safetensors"
 REQUIRED = ("config.json", WEIGHTS, MANIFEST)
 # pickle checkpoints: loading one can run arbitrary code, so they are never copied or loaded

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.config import pubmine_home
 from pipeline.storage import is_local, url_to_fs
-from workers.inference.artifacts import MANIFEST, UNSAFE, content_hash
+from workers.inference.artifacts import ARTIFACT_FORMAT, MANIFEST, UNSAFE, content_hash
 
 
 def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, Any],
@@ -37,7 +37,7 @@ def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, An
     if extra is not None:
         extra(stage)
     manifest = {
-        "format": "pubmine-model/1",
+        "format": ARTIFACT_FORMAT,
         "name": name,
         "model_id": f"{name}-{content_hash(stage)}",
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
