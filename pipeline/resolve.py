@@ -185,7 +185,7 @@ def index_parts(store_url: str, storage_options: dict, run_id: str, xfp: str, pa
     return table.num_rows
 
 
-PART_COUNTS = pa.schema([("part", pa.string()), ("served", pa.int64()), ("part_docs", pa.int32())])
+PART_COUNTS = schemas.PART_COUNTS
 
 
 def serve_group(store_url: str, storage_options: dict, run_id: str, group: int, partitions: list[int]) -> pa.Table:

@@ -148,6 +148,21 @@ SERVED = pa.schema([("partition", pa.int32()), ("doc_id", pa.string()), ("text_s
                     ("part", pa.string()), ("part_docs", pa.int32())])
 
 
+# In flight between stages, never published:
+# a file the parse stage could not read (its parsed shard's failed-<label>.parquet; consolidate reads it)
+FAILED = pa.schema([("detail", pa.string())])
+# one tagged sentence between the NER actors and the document stage: the sentence and its entity spans
+SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("type", pa.string()), ("score", pa.float32())])
+TAGGED = pa.schema([("doc_id", pa.string()), ("sent_idx", pa.int32()), ("start", pa.int32()),
+                    ("text", pa.string()), ("text_sha256", pa.string()), ("entities", pa.list_(SPAN))])
+# what the document stage returns to the driver, per block
+BLOCK_COUNTS = pa.schema([("documents", pa.int64()), ("entities", pa.int64()), ("linked", pa.int64()),
+                          ("relations", pa.int64()), ("first_doc", pa.string()), ("last_doc", pa.string()),
+                          ("part", pa.string())])
+# per extracted part, how many of its documents a resolution group's live set uses (the carry plan)
+PART_COUNTS = pa.schema([("part", pa.string()), ("served", pa.int64()), ("part_docs", pa.int32())])
+
+
 REJECTS = pa.schema(
     [
         ("source_file", pa.string()),

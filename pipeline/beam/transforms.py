@@ -32,7 +32,7 @@ from pipeline.storage import options_for
 REJECTS = "rejects"
 DELETIONS = "deletions"
 FAILED = "failed"
-FAILED_SCHEMA = pa.schema([("detail", pa.string())])
+FAILED_SCHEMA = schemas.FAILED
 
 
 @dataclass(frozen=True)

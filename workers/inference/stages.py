@@ -30,14 +30,7 @@ from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
 from workers.inference.decoding import has_letter_or_digit
 
-# one tagged sentence: the sentence and its entity spans (document offsets)
-SPAN = pa.struct([("start", pa.int32()), ("end", pa.int32()), ("type", pa.string()), ("score", pa.float32())])
-TAGGED = pa.schema([("doc_id", pa.string()), ("sent_idx", pa.int32()), ("start", pa.int32()),
-                    ("text", pa.string()), ("text_sha256", pa.string()), ("entities", pa.list_(SPAN))])
-# what the document stage returns to the driver, per block
-COUNTS = pa.schema([("documents", pa.int64()), ("entities", pa.int64()), ("linked", pa.int64()),
-                    ("relations", pa.int64()), ("first_doc", pa.string()), ("last_doc", pa.string()),
-                    ("part", pa.string())])
+SPAN, TAGGED, COUNTS = schemas.SPAN, schemas.TAGGED, schemas.BLOCK_COUNTS  # declared in pipeline.schemas
 
 
 @dataclass(frozen=True)
