@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from pipeline.errors import PubmineError
 from pipeline.knowledge import QueryError, connect
+from pipeline.parse.document import text_at_offsets
 from pipeline.progress import Progress
 from pipeline.storage import Store
 
@@ -45,12 +46,7 @@ def _key(doc: dict) -> str:
 
 
 def _document_text(passages: list[dict]) -> str:
-    out, cursor = [], 0
-    for p in passages:
-        out.append(" " * max(0, p["offset"] - cursor))
-        out.append(p["text"] or "")
-        cursor = p["offset"] + len(p["text"] or "")
-    return "".join(out)
+    return text_at_offsets((p["offset"], p["text"] or "") for p in passages)
 
 
 def _group(table: pa.Table) -> dict[str, list[dict]]:

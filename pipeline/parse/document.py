@@ -83,17 +83,24 @@ class Document:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-def document_text(passages: list[Passage]) -> str:
-    """Passages joined at their document-level offsets; gaps are spaces (BioC convention)."""
+def text_at_offsets(pieces) -> str:
+    """``(offset, text)`` pieces in offset order joined at their document-level offsets, gaps as spaces
+    (BioC convention): the one way pubmine rebuilds a document's text, from passages (parsing, export)
+    or from sentences (the document stage)."""
     out: list[str] = []
     cursor = 0
-    for p in passages:
-        if p.offset < cursor:
-            raise ValueError(f"passage offsets overlap at {p.offset} (< {cursor})")
-        out.append(" " * (p.offset - cursor))
-        out.append(p.text)
-        cursor = p.offset + len(p.text)
+    for offset, text in pieces:
+        if offset < cursor:
+            raise ValueError(f"passage offsets overlap at {offset} (< {cursor})")
+        out.append(" " * (offset - cursor))
+        out.append(text)
+        cursor = offset + len(text)
     return "".join(out)
+
+
+def document_text(passages: list[Passage]) -> str:
+    """Passages joined at their document-level offsets; gaps are spaces (BioC convention)."""
+    return text_at_offsets((p.offset, p.text) for p in passages)
 
 
 def layout_passages(parts: list) -> list[Passage]:

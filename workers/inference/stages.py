@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.layout import EXTRACT_DIR, extracted_part, run_state, table_file
+from pipeline.parse.document import text_at_offsets
 from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
 from workers.inference.decoding import has_letter_or_digit
@@ -219,12 +220,7 @@ class DocumentStage:
     def document_text(sents: list[tuple[int, int, str]]) -> str:
         """The text that sentences in text order cover (gaps between sentences are blanks: offsets
         stay those of the published text)."""
-        parts, pos = [], 0
-        for _, start, text in sents:
-            parts.append(" " * (start - pos))
-            parts.append(text)
-            pos = start + len(text)
-        return "".join(parts)
+        return text_at_offsets((start, text) for _, start, text in sents)
 
     def _entities(self, docs) -> pa.Table:
         cols: dict[str, list] = {name: [] for name in schemas.ENTITIES.names}
