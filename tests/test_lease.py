@@ -126,3 +126,16 @@ def test_a_lease_whose_process_on_this_machine_is_gone_is_taken_over_at_once(tmp
                                  "started_at": "2026-12-01T03:00:00+00:00", "expires_at": time.time() + 3600}), *LEASE)
     with pytest.raises(RunInProgress, match="elsewhere"):  # another machine's: only its expiry says it is dead
         Lease(store, "rerun-2", ttl_s=30).acquire()
+
+
+def test_a_lease_this_process_could_not_release_does_not_block_its_next_run(tmp_path, monkeypatch):
+    """The store went down while a run ended (its lease stays behind); when it is back, the next run of
+    the same process goes ahead instead of waiting the lease out."""
+    store = Store(str(tmp_path))
+    first = Lease(store, "during-outage", ttl_s=600).acquire()
+    with monkeypatch.context() as m:
+        m.setattr(Store, "remove", lambda *a, **k: (_ for _ in ()).throw(ConnectionRefusedError("store down")))
+        first.release()  # logged, not raised
+    assert json.loads(store.read_text(*LEASE))["run_id"] == "during-outage"
+    with Lease(store, "after", ttl_s=30).acquire():
+        assert json.loads(store.read_text(*LEASE))["run_id"] == "after"

@@ -141,7 +141,7 @@ def test_the_page_in_chromium_draws_and_shows_the_manifests_numbers(nights):
         if isinstance(value, str):
             assert text == value, key
         else:
-            tolerance = 1e-4 if abs(value) < 1 else 0.05
+            tolerance = 1e-4 if abs(value) < 1 else 0.05 + 1e-9  # half the page's last digit (1.55 shows as 1.6)
             assert _number(text) == pytest.approx(value, abs=tolerance), (key, text, value)
 
 

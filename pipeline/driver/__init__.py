@@ -76,7 +76,12 @@ def _run(config: RunConfig) -> RunSummary:
         files, shards = plan(config)
     log.info("run %s: %d input files -> %s", run_id, len(shards), store.uri())
     with _timed(timings, "lease"):
-        lease = Lease(store, run_id, config.lease.ttl_s).acquire(config.lease.wait, config.lease.wait_timeout_s)
+        try:
+            lease = Lease(store, run_id, config.lease.ttl_s).acquire(config.lease.wait, config.lease.wait_timeout_s)
+        except BaseException as exc:  # the lease is the run's first access to the store
+            if is_store_outage(exc):
+                raise store_unavailable(config, store, exc) from exc
+            raise
     started_ray = False
     try:
         started_ray = connect_ray(config)

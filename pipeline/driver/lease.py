@@ -30,11 +30,18 @@ def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
 
 
+# the leases this process's runs held and have ended (a release the store was down for leaves one)
+_ENDED: set[str] = set()
+
+
 def _dead_here(held: dict) -> bool:
-    """The holder ran on this machine and its process is gone (a killed driver): its lease need not
-    be waited out. A holder on another machine is only known dead by its lease expiring."""
+    """The holder ran on this machine and its process is gone (a killed driver), or it was a run of
+    this process that has ended: its lease need not be waited out. A holder on another machine is
+    only known dead by its lease expiring."""
     from pipeline.driver.session import alive
 
+    if held.get("token") in _ENDED:
+        return True
     pid = held.get("pid")
     return held.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() and not alive(pid)
 
@@ -126,6 +133,7 @@ class Lease:
                 "write LATEST over each other. Run again once that run has finished.")
 
     def release(self) -> None:
+        _ENDED.add(self.token)
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
