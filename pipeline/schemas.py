@@ -12,6 +12,7 @@ import pyarrow as pa
 # bump it when a column is added, removed or changes meaning.
 SCHEMA_VERSION = 1
 
+# What each snapshot column means is said once, in COLUMN_DOCS below (docs/schema.md is generated from it).
 MESH_QUALIFIER = pa.struct(
     [
         ("ui", pa.string()),
@@ -24,7 +25,7 @@ MESH_HEADING = pa.struct(
     [
         ("ui", pa.string()),
         ("name", pa.string()),
-        ("major", pa.bool_()),            # descriptor or any of its qualifiers starred (PubMed's rule)
+        ("major", pa.bool_()),
         ("qualifiers", pa.list_(MESH_QUALIFIER)),
     ]
 )
@@ -34,39 +35,39 @@ AUTHOR = pa.struct(
         ("last_name", pa.string()),
         ("fore_name", pa.string()),
         ("initials", pa.string()),
-        ("collective_name", pa.string()),  # group authors ("SYGMA 1 Investigators")
-        ("orcid", pa.string()),            # 0000-0002-1825-0097
-        ("affiliations", pa.list_(pa.string())),  # every affiliation, in order; never a delimited string
+        ("collective_name", pa.string()),
+        ("orcid", pa.string()),
+        ("affiliations", pa.list_(pa.string())),
     ]
 )
 
 DOCUMENTS = pa.schema(
     [
-        ("doc_id", pa.string()),          # "pmid:<n>" or "pmc:<PMCID>"
+        ("doc_id", pa.string()),
         ("pmid", pa.int64()),
         ("pmid_version", pa.int32()),
         ("pmcid", pa.string()),
         ("doi", pa.string()),
-        ("source", pa.string()),          # medline | pmc
+        ("source", pa.string()),
         ("source_file", pa.string()),
-        ("source_member", pa.string()),   # the member of a PMC .tar.gz package; null otherwise
-        ("source_seq", pa.int64()),       # file order, for last-file-wins
-        ("position", pa.int64()),         # record index inside the source file (or package)
-        ("record_type", pa.string()),     # article | book (PubmedBookArticle)
+        ("source_member", pa.string()),
+        ("source_seq", pa.int64()),
+        ("position", pa.int64()),
+        ("record_type", pa.string()),
         ("title", pa.string()),
-        ("vernacular_title", pa.string()),  # the title in the original language (MEDLINE VernacularTitle)
-        ("journal", pa.string()),         # journal title; the book title for book records
-        ("journal_iso", pa.string()),     # ISO abbreviation (MEDLINE) / iso-abbrev or nlm-ta (JATS)
+        ("vernacular_title", pa.string()),
+        ("journal", pa.string()),
+        ("journal_iso", pa.string()),
         ("pub_year", pa.int32()),
-        ("pub_date", pa.string()),        # as precise as the record allows: 2019-03-15, 2019-03, 1990 Spring, 1998 Dec-1999 Jan
-        ("article_date", pa.string()),    # electronic publication date, YYYY-MM-DD
-        ("languages", pa.list_(pa.string())),  # ISO 639-2 (eng, ger, ...)
+        ("pub_date", pa.string()),
+        ("article_date", pa.string()),
+        ("languages", pa.list_(pa.string())),
         ("pub_types", pa.list_(pa.string())),
         ("authors", pa.list_(AUTHOR)),
         ("mesh", pa.list_(MESH_HEADING)),
         ("keywords", pa.list_(pa.string())),
-        ("ref_pmids", pa.list_(pa.int64())),  # PMIDs of the cited references, where the record lists them
-        ("text_sha256", pa.string()),     # of document_text (the passages joined by their offsets)
+        ("ref_pmids", pa.list_(pa.int64())),
+        ("text_sha256", pa.string()),
         ("parsed_at", pa.timestamp("us", tz="UTC")),
     ]
 )
@@ -75,13 +76,11 @@ PASSAGES = pa.schema(
     [
         ("doc_id", pa.string()),
         ("passage_idx", pa.int32()),
-        ("kind", pa.string()),            # title | abstract | abstract_section | other_abstract | section_title |
-                                          # paragraph | fig_caption | table_caption | table_footnote |
-                                          # supplementary_caption | acknowledgement
-        ("label", pa.string()),           # structured-abstract Label (METHODS), section title, "Figure 2"
-        ("category", pa.string()),        # NlmCategory (MEDLINE) or sec-type (JATS)
-        ("language", pa.string()),        # set on other-language abstracts only; null = the document's
-        ("offset", pa.int32()),           # document-level character offset (BioC)
+        ("kind", pa.string()),
+        ("label", pa.string()),
+        ("category", pa.string()),
+        ("language", pa.string()),
+        ("offset", pa.int32()),
         ("text", pa.string()),
     ]
 )
@@ -90,8 +89,8 @@ SENTENCES = pa.schema(
     [
         ("doc_id", pa.string()),
         ("passage_idx", pa.int32()),
-        ("sent_idx", pa.int32()),         # document-wide sentence number
-        ("start", pa.int32()),            # document-level character offsets
+        ("sent_idx", pa.int32()),
+        ("start", pa.int32()),
         ("end", pa.int32()),
         ("text", pa.string()),
     ]
@@ -106,10 +105,10 @@ ENTITIES = pa.schema(
         ("type", pa.string()),
         ("score", pa.float32()),
         ("sent_idx", pa.int32()),
-        ("concept_id", pa.string()),      # MESH:D003924, OMIM:613097; null: NIL or no normalizer
-        ("concept_score", pa.float32()),  # 1.0 for dictionary links, the cosine for embedding links
-        ("link_method", pa.string()),     # abbrev | exact | bag | embed | nil; null without a normalizer
-        ("dictionary_version", pa.string()),  # the normalizer's dictionary (sources + content hash)
+        ("concept_id", pa.string()),
+        ("concept_score", pa.float32()),
+        ("link_method", pa.string()),
+        ("dictionary_version", pa.string()),
         ("model_id", pa.string()),
         ("run_id", pa.string()),
     ]
@@ -127,7 +126,7 @@ ENTITY_REF = pa.struct(
 RELATIONS = pa.schema(
     [
         ("doc_id", pa.string()),
-        ("sent_idx", pa.int32()),         # null for document-level relations
+        ("sent_idx", pa.int32()),
         ("head", ENTITY_REF),
         ("tail", ENTITY_REF),
         ("type", pa.string()),
@@ -166,7 +165,7 @@ PART_COUNTS = pa.schema([("part", pa.string()), ("served", pa.int64()), ("part_d
 REJECTS = pa.schema(
     [
         ("source_file", pa.string()),
-        ("position", pa.int64()),         # record index in the file; -1 for a whole-file failure
+        ("position", pa.int64()),
         ("pmid", pa.int64()),
         ("reason", pa.string()),
         ("detail", pa.string()),
@@ -186,22 +185,22 @@ SURFACE_FORM = pa.struct([("text", pa.string()), ("mentions", pa.int64())])
 
 CONCEPTS = pa.schema(
     [
-        ("concept_id", pa.string()),      # MESH:D003000
-        ("type", pa.string()),            # the entity type it was linked under: Chemical | Disease | ...
-        ("name", pa.string()),            # the preferred name in the normalizer's dictionary
-        ("documents", pa.int64()),        # documents with at least one mention linked to it
+        ("concept_id", pa.string()),
+        ("type", pa.string()),
+        ("name", pa.string()),
+        ("documents", pa.int64()),
         ("mentions", pa.int64()),
-        ("surface_forms", pa.list_(SURFACE_FORM)),  # the five most frequent, most frequent first
+        ("surface_forms", pa.list_(SURFACE_FORM)),
     ]
 )
 
 EVIDENCE = pa.struct(
     [
         ("doc_id", pa.string()),
-        ("sent_idx", pa.int32()),         # the relation's sentence; for document-level ones, the head's
+        ("sent_idx", pa.int32()),
         ("sentence", pa.string()),
-        ("sentence_start", pa.int32()),   # document offset of the sentence
-        ("head_start", pa.int32()),       # document offsets of the two mentions
+        ("sentence_start", pa.int32()),
+        ("head_start", pa.int32()),
         ("head_end", pa.int32()),
         ("tail_start", pa.int32()),
         ("tail_end", pa.int32()),
@@ -214,31 +213,31 @@ CONCEPT_RELATIONS = pa.schema(
         ("head_id", pa.string()),
         ("head_type", pa.string()),
         ("head_name", pa.string()),
-        ("type", pa.string()),            # CID, ...
+        ("type", pa.string()),
         ("tail_id", pa.string()),
         ("tail_type", pa.string()),
         ("tail_name", pa.string()),
-        ("documents", pa.int64()),        # documents stating it
-        ("mentions", pa.int64()),         # relation rows (mention pairs) stating it
+        ("documents", pa.int64()),
+        ("mentions", pa.int64()),
         ("score_mean", pa.float32()),
         ("score_max", pa.float32()),
         ("score_min", pa.float32()),
-        ("first_year", pa.int32()),       # publication years of the documents stating it
+        ("first_year", pa.int32()),
         ("last_year", pa.int32()),
-        ("doc_ids", pa.list_(pa.string())),  # every supporting document, sorted
-        ("evidence", EVIDENCE),           # the best-scoring mention pair
+        ("doc_ids", pa.list_(pa.string())),
+        ("evidence", EVIDENCE),
     ]
 )
 
 COOCCURRENCES = pa.schema(
     [
-        ("a_id", pa.string()),            # the pair in (concept_id, type) order: a < b
+        ("a_id", pa.string()),
         ("a_type", pa.string()),
         ("b_id", pa.string()),
         ("b_type", pa.string()),
-        ("sentences", pa.int64()),        # sentences mentioning both
-        ("sentence_documents", pa.int64()),  # documents with such a sentence
-        ("documents", pa.int64()),        # documents mentioning both
+        ("sentences", pa.int64()),
+        ("sentence_documents", pa.int64()),
+        ("documents", pa.int64()),
     ]
 )
 
