@@ -105,13 +105,13 @@ def main() -> None:
     direct = score(gold_docs, predict_documents(tagger, gold_docs), TYPES)
     direct_s = time.time() - t1
 
-    print_scores(f"pipeline (pubmine run) on BC5CDR test, {summary.documents} documents, {pipeline_s:.1f} s: mentions",
+    print_scores(f"pipeline (pubmine run) on BC5CDR test, {summary.counts.documents} documents, {pipeline_s:.1f} s: mentions",
                  e2e.overall(), e2e.by_type())
     print_scores(f"same NER model in-process (pubmine evaluate path), {direct_s:.1f} s: mentions",
                  direct.overall(), direct.by_type())
     print_scores(f"concepts found and linked (per document, dictionary {summary.normalizer_version})",
                  concept.overall(), concept.by_type())
-    print_scores(f"chemical-induced disease, document level ({summary.relations} relations published)",
+    print_scores(f"chemical-induced disease, document level ({summary.counts.relations} relations published)",
                  cid.overall(), {}, {"BC5CDR best team 2015 (with its own NER + linking)": 57.03})
     p, r, f = e2e.overall()
     dp, dr, df = direct.overall()

@@ -159,8 +159,8 @@ def main() -> None:
     bound = k.pop("_thread_seconds") / (cfg.ray.num_cpus or os.cpu_count())
     ksum = sum(k.values())
     overhead = wall / ksum - 1
-    t = Table(title=f"pubmine run on {summary.documents:,} abstracts ({summary.sentences:,} sentences, "
-                    f"{sum(summary.entities_by_type.values()):,} entities, {summary.relations:,} relations) vs its kernels",
+    t = Table(title=f"pubmine run on {summary.counts.documents:,} abstracts ({summary.counts.sentences:,} sentences, "
+                    f"{sum(summary.counts.entities_by_type.values()):,} entities, {summary.counts.relations:,} relations) vs its kernels",
               title_justify="left")
     for col in ("stage", "pipeline s (driver's timings)", "kernel alone s"):
         t.add_column(col, justify="left" if col == "stage" else "right")
@@ -175,13 +175,13 @@ def main() -> None:
     t.add_row("[bold]total[/bold] (wall, Ray start included)", f"[bold]{wall:.1f}[/bold]", f"[bold]{ksum:.1f}[/bold]")
     t.add_row("kernels' thread-seconds spread over every core (a bound)", "", f"{bound:.1f}")
     Console(highlight=False, width=150).print(t)
-    if n_rel != summary.relations:
-        print(f"WARNING: the kernels found {n_rel} relations, the pipeline {summary.relations}")
-    print(f"documents/s: pipeline {summary.documents / wall:.1f}, kernels {summary.documents / ksum:.1f}; "
+    if n_rel != summary.counts.relations:
+        print(f"WARNING: the kernels found {n_rel} relations, the pipeline {summary.counts.relations}")
+    print(f"documents/s: pipeline {summary.counts.documents / wall:.1f}, kernels {summary.counts.documents / ksum:.1f}; "
           f"orchestration overhead {100 * overhead:+.1f}% (target <= 15%); "
           f"{100 * (wall / bound - 1):+.1f}% above the perfectly parallel bound")
-    print(f"RESULT e2e_throughput documents_per_s={summary.documents / wall:.2f} "
-          f"kernels_documents_per_s={summary.documents / ksum:.2f} overhead={overhead:.4f} "
+    print(f"RESULT e2e_throughput documents_per_s={summary.counts.documents / wall:.2f} "
+          f"kernels_documents_per_s={summary.counts.documents / ksum:.2f} overhead={overhead:.4f} "
           f"overhead_vs_bound={wall / bound - 1:.4f}")
 
 

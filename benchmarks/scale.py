@@ -146,8 +146,8 @@ def one(n: int) -> dict:
     return {"citations": n, "files": len(files), "seconds": round(seconds, 1),
             "driver_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "object_store_peak_mb": round(sampler.peak_mb, 1), "samples": sampler.samples,
-            "documents": summary.documents, "sentences": summary.sentences,
-            "entities": sum(summary.entities_by_type.values()), "relations": summary.relations,
+            "documents": summary.counts.documents, "sentences": summary.counts.sentences,
+            "entities": sum(summary.counts.entities_by_type.values()), "relations": summary.counts.relations,
             "timings": manifest["timings_s"], "bytes": du(store)}
 
 

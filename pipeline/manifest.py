@@ -27,18 +27,25 @@ class InputEntry:
 
 
 @dataclass(frozen=True)
-class Counts:
-    """What the snapshot holds (entities, relations and rejects by kind are read from its own tables)."""
+class TextRows:
+    """Rows of the text tables: what publishing them wrote (the driver's ``TextTables``) is what the
+    snapshot counts (``Counts``), and the invariants compare the two."""
 
     documents: int = 0
     passages: int = 0
     sentences: int = 0
+    rejects: int = 0
+
+
+@dataclass(frozen=True)
+class Counts(TextRows):
+    """What the snapshot holds (entities, relations and rejects by kind are read from its own tables)."""
+
     entities: int = 0
     entities_by_type: dict = field(default_factory=dict)
     entities_linked: int = 0
     relations: int = 0
     relations_by_type: dict = field(default_factory=dict)
-    rejects: int = 0
     rejects_by_reason: dict = field(default_factory=dict)
     failed_files: int = 0
     deleted: int = 0
@@ -97,4 +104,4 @@ class Manifest:
                                                         "timings_s", "throughput", "knowledge")}})
 
 
-__all__ = ["Manifest", "Counts", "InputEntry"]
+__all__ = ["Manifest", "Counts", "TextRows", "InputEntry"]

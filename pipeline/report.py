@@ -17,16 +17,17 @@ def print_run_summary(s: RunSummary) -> None:
     t = Table(title=f"pubmine run {s.run_id}", show_header=False, title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
-    t.add_row("documents", f"{s.documents:,}")
-    t.add_row("sentences", f"{s.sentences:,}")
-    for typ, n in s.entities_by_type.items():
+    c = s.counts
+    t.add_row("documents", f"{c.documents:,}")
+    t.add_row("sentences", f"{c.sentences:,}")
+    for typ, n in c.entities_by_type.items():
         t.add_row(f"entities: {typ}", f"{n:,}")
-    t.add_row("entities: total", f"{sum(s.entities_by_type.values()):,}")
-    t.add_row("entities linked to a concept", f"{s.linked:,}" + (f" ({s.normalizer_version})" if s.normalizer_version else
-                                                                  " (no normalizer)"))
-    t.add_row("relations", f"{s.relations:,}")
-    t.add_row("rejected records", f"{s.rejects:,}")
-    t.add_row("deleted / superseded", f"{s.deleted:,} / {s.superseded:,}")
+    t.add_row("entities: total", f"{sum(c.entities_by_type.values()):,}")
+    t.add_row("entities linked to a concept", f"{c.entities_linked:,}" + (f" ({s.normalizer_version})" if s.normalizer_version
+                                                                           else " (no normalizer)"))
+    t.add_row("relations", f"{c.relations:,}")
+    t.add_row("rejected records", f"{c.rejects:,}")
+    t.add_row("deleted / superseded", f"{c.deleted:,} / {c.superseded:,}")
     if s.failed_files:
         t.add_row("[red]failed files[/red]", ", ".join(s.failed_files))
     t.add_row("model", f"{s.model_id} ({s.precision or '-'})")

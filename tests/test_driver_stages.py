@@ -100,9 +100,9 @@ def test_each_stage_alone_then_the_summary_from_the_manifest(ray_local, tiny_mod
 
     summary = driver.RunSummary.from_manifest(Manifest.from_json(written), store.uri(*snapshot_key("stages")))
     counts = written["counts"]
-    assert (summary.documents, summary.sentences, summary.rejects, summary.relations, summary.linked) == (
+    assert (summary.counts.documents, summary.counts.sentences, summary.counts.rejects, summary.counts.relations, summary.counts.entities_linked) == (
         counts["documents"], counts["sentences"], counts["rejects"], counts["relations"], counts["entities_linked"])
-    assert summary.entities_by_type == counts["entities_by_type"] == held.entities_by_type
+    assert summary.counts.entities_by_type == counts["entities_by_type"] == held.entities_by_type
     assert summary.failed_files == ["broken.xml"] and counts["failed_files"] == 1
     assert summary.model_id == models.ner["model_id"] and summary.timings == written["timings_s"]
     assert Counter(i["status"] for i in written["inputs"]) == {"ok": 2, "failed": 1}

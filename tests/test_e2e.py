@@ -58,15 +58,15 @@ def run_a(ray_local, s3_server, s3_model, s3_extras):
 
 def test_run_to_s3_then_query_with_pyarrow_and_duckdb(run_a, s3_server):
     summary = run_a
-    assert summary.documents == 3 + 4 + 1 + 88 and summary.sentences > 500
-    assert summary.failed_files == [] and sum(summary.entities_by_type.values()) > 0
+    assert summary.counts.documents == 3 + 4 + 1 + 88 and summary.counts.sentences > 500
+    assert summary.failed_files == [] and sum(summary.counts.entities_by_type.values()) > 0
     # threshold -1: every Chemical/Disease mention links; the always-CID model relates every candidate pair
-    assert summary.linked == sum(summary.entities_by_type.values()) and summary.relations > 0
+    assert summary.counts.entities_linked == sum(summary.counts.entities_by_type.values()) and summary.counts.relations > 0
 
     store = Store("s3://pubmine/e2e", s3_server["storage_options"])
     assert store.read_text("LATEST").strip() == "run-a"
     manifest = store.read_json("snapshots", "run-a", "_manifest.json")
-    assert manifest["counts"]["documents"] == summary.documents
+    assert manifest["counts"]["documents"] == summary.counts.documents
     assert manifest["models"]["ner"]["model_id"].startswith("tiny-bert-ner-")
     assert {i["status"] for i in manifest["inputs"]} == {"ok"} and len(manifest["inputs"]) == 4
     for table in ("documents", "passages", "sentences", "entities", "relations", "rejects"):
@@ -78,7 +78,7 @@ def test_run_to_s3_then_query_with_pyarrow_and_duckdb(run_a, s3_server):
                            region="us-east-1")
     latest = s3.open_input_stream("pubmine/e2e/LATEST").read().decode().strip()
     ents = pads.dataset(f"pubmine/e2e/snapshots/{latest}/entities", filesystem=s3, format="parquet").to_table()
-    assert ents.num_rows == sum(summary.entities_by_type.values())
+    assert ents.num_rows == sum(summary.counts.entities_by_type.values())
     passages = pads.dataset(f"pubmine/e2e/snapshots/{latest}/passages", filesystem=s3, format="parquet").to_table()
 
     # the offsets invariant on every published entity and sentence
@@ -91,7 +91,7 @@ def test_run_to_s3_then_query_with_pyarrow_and_duckdb(run_a, s3_server):
         assert r["concept_id"] and r["dictionary_version"] == summary.normalizer_version
     # every relation points at two published entity spans with their concept IDs
     rels = pads.dataset(f"pubmine/e2e/snapshots/{latest}/relations", filesystem=s3, format="parquet").to_table()
-    assert rels.num_rows == summary.relations == manifest["counts"]["relations"]
+    assert rels.num_rows == summary.counts.relations == manifest["counts"]["relations"]
     spans = {(r["doc_id"], r["start"], r["end"], r["type"], r["concept_id"]) for r in ents.to_pylist()}
     for r in rels.to_pylist():
         for end in (r["head"], r["tail"]):
@@ -110,10 +110,10 @@ def test_run_to_s3_then_query_with_pyarrow_and_duckdb(run_a, s3_server):
     con.register_filesystem(s3fs.S3FileSystem(endpoint_url=s3_server["endpoint"]))
     rows = con.execute(f"SELECT type, count(*) FROM read_parquet('s3://pubmine/e2e/snapshots/{latest}/entities/*.parquet') "
                    "GROUP BY type ORDER BY type").fetchall()
-    assert dict(rows) == summary.entities_by_type
+    assert dict(rows) == summary.counts.entities_by_type
     n_docs = con.execute(f"SELECT count(*) FROM read_parquet('s3://pubmine/e2e/snapshots/{latest}/documents/*.parquet') "
                      "WHERE list_contains(pub_types, 'Journal Article')").fetchone()[0]
-    assert 0 < n_docs <= summary.documents
+    assert 0 < n_docs <= summary.counts.documents
 
 
 
@@ -143,7 +143,7 @@ def test_a_bad_file_fails_alone_and_the_run_publishes_the_rest(run_a, s3_server,
     bad = tmp_path / "pubmed25n0999.xml"
     bad.write_text("<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>1</PMID>")
     summary_b = run(_config(s3_server, s3_model, "run-b", inputs=[INPUTS[2], str(bad)]))
-    assert summary_b.failed_files == ["pubmed25n0999.xml"] and summary_b.documents == 1
+    assert summary_b.failed_files == ["pubmed25n0999.xml"] and summary_b.counts.documents == 1
     rejects = store.read_table("snapshots", "run-b", "rejects")
     assert rejects.filter(pa.compute.equal(rejects.column("source_file"), "pubmed25n0999.xml")).num_rows == 1
     assert store.read_text("LATEST").strip() == "run-b"
@@ -164,7 +164,7 @@ def test_the_same_inputs_and_models_again_copy_every_part_inside_s3(run_a, s3_se
         rows = lambda r: sorted(map(repr, store.read_table("snapshots", r, table).drop_columns(
             [c for c in ("run_id", "parsed_at") if c in schemas_of(table)]).to_pylist()))
         assert rows("run-c") == rows("run-a"), table
-    assert summary_c.entities_by_type == summary.entities_by_type and summary_c.relations == summary.relations
+    assert summary_c.counts.entities_by_type == summary.counts.entities_by_type and summary_c.counts.relations == summary.counts.relations
 
 
 def schemas_of(table):

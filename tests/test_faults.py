@@ -108,7 +108,7 @@ def test_s3_restart_mid_extraction_the_run_rides_it_out_and_equals_a_clean_run(r
         summary = run(_s3_cfg(server, OUTAGE_INPUTS, tiny_model, "s3-restart", "outage"))
         thread.join(60)
         assert happened.get("restarted"), "the store was never taken away: the test proved nothing"
-        assert summary.documents > 500
+        assert summary.counts.documents > 500
         run(_s3_cfg(server, OUTAGE_INPUTS, tiny_model, "s3-restart", "clean"))
         so = server.storage_options()
         for name in ("documents", "sentences", "entities", "relations", "rejects"):

@@ -43,7 +43,7 @@ def test_update_files_with_one_holding_only_deletions_run_together(ray_local, ti
     assert sorted((r["pmid"], r["title"], r["source_file"]) for r in docs) == [
         (1, "Title 1 re-added on naloxone.", "pubmed26n1004.xml"),
         (2, "Title 2 on famotidine, revised.", "pubmed26n1002.xml")]
-    assert (summary.documents, summary.deleted, summary.superseded) == (2, 1, 2)
+    assert (summary.counts.documents, summary.counts.deleted, summary.counts.superseded) == (2, 1, 2)
     m = Store(str(store)).read_json("snapshots", "updates", "_manifest.json")
     assert [i["status"] for i in m["inputs"]] == ["ok"] * 4
 

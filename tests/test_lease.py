@@ -108,7 +108,7 @@ def test_two_runs_started_into_one_store_one_publishes_the_other_refuses(ray_loc
     assert Store(str(store)).read_text(LATEST).strip() == "nightly"
     assert not (store / "snapshots" / "manual").exists() and not (store / "state" / "LEASE").exists()
     summary = run(_cfg(store, [f], tiny_model, "manual"))  # once it is done, the next run goes ahead
-    assert summary.documents == 3 and Store(str(store)).read_text(LATEST).strip() == "manual"
+    assert summary.counts.documents == 3 and Store(str(store)).read_text(LATEST).strip() == "manual"
 
 
 def test_a_lease_whose_process_on_this_machine_is_gone_is_taken_over_at_once(tmp_path):

@@ -40,13 +40,13 @@ def test_a_later_file_that_supersedes_every_record_of_an_earlier_one(ray_local, 
     store = tmp_path / "store"
     run(_cfg(store, [f1], tiny_model, "night-1"))
     summary = run(_cfg(store, [f1, f2], tiny_model, "night-2"))
-    assert summary.documents == 2 and summary.superseded == 2
+    assert summary.counts.documents == 2 and summary.counts.superseded == 2
     assert Store(str(store)).read_text(LATEST).strip() == "night-2"
     clean = run(_cfg(tmp_path / "clean", [f1, f2], tiny_model, "night-2"))
     for name in ("documents", "entities", "relations"):
         assert table(store, "night-2", name, ("run_id", "parsed_at")) == table(tmp_path / "clean", "night-2", name,
                                                                                 ("run_id", "parsed_at"))
-    assert clean.entities_by_type == summary.entities_by_type
+    assert clean.counts.entities_by_type == summary.counts.entities_by_type
 
 
 def _same_as_clean(tmp_path, store, run_id, inputs, model, *sets):

@@ -122,3 +122,37 @@ def test_a_release_in_the_real_s3_server(artifacts, s3_server, tmp_path):
     installed = release.pull(url, s3_server["storage_options"], into=tmp_path / "home")
     assert installed["ner"] == read_manifest(artifacts["ner"])["model_id"]
     assert content_hash(tmp_path / "home" / "normalizer") == content_hash(artifacts["normalizer"])
+
+
+def test_half_precision_weights_halve_the_file_and_load_as_the_rounded_fp32_model(tmp_path):
+    """``write_artifact(half=True)`` stores fp16 (the file about half), ``load_artifact`` gives fp32
+    weights equal to the rounded model's, so the scores taken after ``round_to_half`` are the stored
+    model's; a tagger over either gives the same labels."""
+    import torch
+    from safetensors import safe_open
+    from transformers import BertForTokenClassification
+
+    from workers.inference.artifacts import load_artifact
+    from workers.training.artifacts import round_to_half, write_artifact
+    from workers.training.tiny import _tiny_config
+    from workers.training.loop import MINILM, load_base_tokenizer
+
+    tokenizer = load_base_tokenizer(MINILM)
+    torch.manual_seed(3)
+    model = BertForTokenClassification(_tiny_config(tokenizer, ["O", "B-Chemical", "I-Chemical"]))
+    meta = {"task": "ner", "label_scheme": "BIO", "labels": ["O", "B-Chemical", "I-Chemical"],
+            "entity_types": ["Chemical"], "base_model": "random tiny BERT", "training": None, "metrics": {}}
+    full = write_artifact(model, tokenizer, str(tmp_path / "full"), "tiny", meta)
+    round_to_half(model)
+    half = write_artifact(model, tokenizer, str(tmp_path / "half"), "tiny", meta, half=True)
+    assert (full["weights_dtype"], half["weights_dtype"]) == ("float32", "float16")
+    assert full["model_id"] != half["model_id"]
+    size = {k: (tmp_path / k / WEIGHTS).stat().st_size for k in ("full", "half")}
+    assert size["half"] < 0.6 * size["full"], size
+    with safe_open(str(tmp_path / "half" / WEIGHTS), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys() if f.get_tensor(k).is_floating_point()} == {torch.float16}
+    _, loaded, _ = load_artifact(tmp_path / "half", "ner")
+    rounded = model.state_dict()
+    for name, tensor in loaded.state_dict().items():
+        assert tensor.dtype == rounded[name].dtype
+        assert torch.equal(tensor, rounded[name]), name

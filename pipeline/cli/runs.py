@@ -43,7 +43,7 @@ def run(
         fail(err)
     print_run_summary(summary)
     if summary_json:
-        summary_json.write_text(json.dumps({**summary.__dict__, "wall_seconds": summary.wall_seconds}, indent=2, default=str))
+        summary_json.write_text(json.dumps(summary.to_json(), indent=2, default=str))
     if summary.failed_files:
         typer.secho(f"{len(summary.failed_files)} input file(s) failed and were skipped; see rejects.", fg=typer.colors.YELLOW, err=True)
 

@@ -4,6 +4,7 @@ and the commit (manifest, then LATEST; retention; the extraction state no retain
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -26,22 +27,16 @@ log = logging.getLogger("pubmine")
 
 @dataclass
 class RunSummary:
-    """What a run published, read from its manifest (``from_manifest``)."""
+    """What a run published, read from its manifest (``from_manifest``): the snapshot's counts as the
+    manifest holds them, and what a person reads next to them."""
 
     run_id: str
     snapshot: str
-    documents: int = 0
-    sentences: int = 0
-    entities_by_type: dict = field(default_factory=dict)
-    rejects: int = 0
+    counts: Counts = field(default_factory=Counts)
     failed_files: list = field(default_factory=list)
-    deleted: int = 0
-    superseded: int = 0
     timings: dict = field(default_factory=dict)
     model_id: str | None = None
     precision: str | None = None
-    relations: int = 0
-    linked: int = 0
     normalizer_version: str | None = None
     report: str | None = None          # the run report's URL (report.html in the snapshot)
     spotcheck_f1: float | None = None  # mention F1 on the gold spot-check set
@@ -50,15 +45,15 @@ class RunSummary:
     def wall_seconds(self) -> float:
         return self.timings.get("total", 0.0)
 
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "wall_seconds": self.wall_seconds}
+
     @classmethod
     def from_manifest(cls, m: Manifest, snapshot: str, timings: dict[str, float] | None = None) -> "RunSummary":
-        c = m.counts
         return cls(
-            run_id=m.run_id, snapshot=snapshot, documents=c.documents, sentences=c.sentences,
-            entities_by_type=c.entities_by_type, rejects=c.rejects, failed_files=[i.source_file for i in m.failed_inputs],
-            deleted=c.deleted, superseded=c.superseded, timings=timings if timings is not None else m.timings_s,
+            run_id=m.run_id, snapshot=snapshot, counts=m.counts, failed_files=[i.source_file for i in m.failed_inputs],
+            timings=timings if timings is not None else m.timings_s,
             model_id=m.models["ner"]["model_id"], precision=m.models["ner"]["precision"],
-            relations=c.relations, linked=c.entities_linked,
             normalizer_version=(m.models["normalizer"] or {}).get("dictionary_version"),
             report=f"{snapshot.rstrip('/')}/{m.report}" if m.report else None,
             spotcheck_f1=((m.spotcheck or {}).get("mentions") or {}).get("f1"))

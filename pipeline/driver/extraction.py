@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from pipeline import knowledge, resolve, reuse, spotcheck
 from pipeline.config import RunConfig
 from pipeline.driver.models import Models
-from pipeline.driver.session import gather
+from pipeline.driver.session import gather, without_harmless_ray_lines
 from pipeline.driver.text import Resolved, index_parts
 from pipeline.errors import is_store_outage, remote_pubmine_error
 from pipeline.layout import PARTS, run_state
@@ -80,7 +80,7 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, precision:
         compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
         memory=int(ex.doc_memory_gb * 2**30), **common)
     counts, parts = Counter(), []
-    with Progress("extract", total=len(blocks), unit="block", run_id=run_id) as bar:
+    with without_harmless_ray_lines(), Progress("extract", total=len(blocks), unit="block", run_id=run_id) as bar:
         # COUNTS rows, one per block (no empty block is sent), streamed back as the blocks finish
         try:
             for table in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):

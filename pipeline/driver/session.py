@@ -123,3 +123,57 @@ def gather(refs: list, stage: str, run_id: str | None, unit: str = "task", count
                 out[index[ref]] = result
                 bar.update(1, **(count(result) if count else {}))
     return out
+
+
+# Lines Ray's C++ core worker writes to the driver's stderr that say nothing went wrong. Ray Data
+# passes every actor pool's UDF to its actors as an object reference and restarts them (max_restarts
+# -1), and core_worker.cc logs an "E" line for each actor created that way (ray#53727: a restart fails
+# if the argument were lost; the driver holds it for the whole run, and the fault tests restart actors).
+HARMLESS_RAY_LINES = (b"has constructor arguments in the object store and max_restarts > 0",)
+
+
+@contextlib.contextmanager
+def without_harmless_ray_lines(drop: tuple[bytes, ...] = HARMLESS_RAY_LINES):
+    """Within the block, lines on file descriptor 2 (where Ray's C++ logging writes) that contain one
+    of ``drop`` are left out; everything else reaches the real stderr as before. Python's own
+    ``sys.stderr`` keeps writing to the real stderr directly (a terminal stays a terminal for the
+    progress bar). How many lines were left out is logged at debug level."""
+    import sys
+    import threading
+
+    try:
+        sys.stderr.flush()
+        real = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (an embedded interpreter): nothing to filter
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    python_stderr, left_out = sys.stderr, []
+    sys.stderr = open(os.dup(real), "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+                      errors="backslashreplace")
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as src:
+            for line in iter(src.readline, b""):
+                if any(d in line for d in drop):
+                    left_out.append(line)
+                else:
+                    os.write(real, line)
+
+    thread = threading.Thread(target=pump, name="pubmine-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.dup2(real, 2)  # the pipe's last write end closes: the pump reads to its end and stops
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            os.close(real)
+        if left_out:
+            log.debug("left out %d line(s) of Ray's that say nothing failed, e.g. %s", len(left_out),
+                      left_out[0].decode(errors="replace").strip())

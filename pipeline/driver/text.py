@@ -16,7 +16,7 @@ from pipeline.beam.transforms import ShardSpec
 from pipeline.config import RunConfig
 from pipeline.driver.session import gather
 from pipeline.layout import PARTS, failed_files_part, live_file, partition_groups, run_state, snapshot_key
-from pipeline.manifest import Manifest
+from pipeline.manifest import Manifest, TextRows
 from pipeline.plan import InputFile, list_inputs, plan_shards
 from pipeline.storage import Store
 
@@ -155,13 +155,9 @@ def resolve_live(config: RunConfig, run_id: str, xfp: str, parsed: Parsed, previ
 
 
 @dataclass(frozen=True)
-class TextTables:
+class TextTables(TextRows):
     """What publishing the text tables wrote (``publish.publish_parsed_shard``'s counts, summed)."""
 
-    documents: int = 0
-    passages: int = 0
-    sentences: int = 0
-    rejects: int = 0
     copied_tables: int = 0       # tables copied whole inside the store (every row live)
     sentence_docs: int = 0       # live documents with at least one sentence
     extract_sentences: int = 0   # sentences of the documents no finished part serves

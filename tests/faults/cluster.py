@@ -74,7 +74,7 @@ def run_with_fault(cluster: Cluster, workers: list, fault: str, store: str, stor
     summary = run(cfg)
     happened = bool(done)
     done.append("run over")  # the watcher stops
-    return {"fault": fault, "happened": happened, "documents": summary.documents,
+    return {"fault": fault, "happened": happened, "documents": summary.counts.documents,
             "failed_files": summary.failed_files}
 
 

@@ -195,6 +195,9 @@ def load_artifact(folder: str | os.PathLike, task: str, device: str = "cpu") -> 
     hf_logging.disable_progress_bar()
     folder, manifest = _checked(folder, task)
     tokenizer = _fast_tokenizer(folder)
+    import torch
+
+    # fp32 in memory whatever the file holds (fp16-stored artifacts); the run's precision is autocast's
     model = getattr(transformers, TASK_MODELS[task]).from_pretrained(
-        folder, local_files_only=True, trust_remote_code=False, use_safetensors=True)
+        folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=torch.float32)
     return tokenizer, model.eval().to(device), manifest

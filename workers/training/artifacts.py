@@ -19,18 +19,34 @@ from pipeline.storage import is_local, url_to_fs
 from workers.inference.artifacts import ARTIFACT_FORMAT, MANIFEST, UNSAFE, content_hash
 
 
+def round_to_half(model) -> None:
+    """Round the model's floating-point weights to what half-precision storage keeps (in place, still
+    fp32 in memory), so that scores measured afterwards describe the weights ``write_artifact(...,
+    half=True)`` stores. A fine-tuned encoder loses nothing measurable (the F1s in README's model
+    releases section) and its file halves."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(torch.float16))
+
+
 def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, Any],
-                   storage_options: dict | None = None, extra=None) -> dict:
+                   storage_options: dict | None = None, extra=None, half: bool = False) -> dict:
     """Save a trained model as an artifact at ``out_url`` (local path or any fsspec URL). ``extra``,
     if given, writes further files (the normalizer's dictionary and names) into the folder before it
-    is hashed."""
+    is hashed. ``half`` stores the floating-point weights in fp16 (call ``round_to_half`` before
+    scoring the model); the loader reads them back as fp32 and the run's precision applies as usual."""
     fs, out_path = url_to_fs(out_url, storage_options)
     local = is_local(fs)
     stage = Path(out_path) if local else Path(pubmine_home()) / "tmp" / f"write-{name}"
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    model.save_pretrained(stage, safe_serialization=True)
+    state = ({k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+             if half else None)
+    model.save_pretrained(stage, safe_serialization=True, state_dict=state)
     tokenizer.save_pretrained(stage)
     for bad in UNSAFE:
         (stage / bad).unlink(missing_ok=True)
@@ -41,6 +57,7 @@ def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, An
         "name": name,
         "model_id": f"{name}-{content_hash(stage)}",
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "weights_dtype": "float16" if half else "float32",
         **meta,
     }
     (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -89,7 +89,10 @@ def load_base_tokenizer(name: str):
 def load_base_model(name: str, auto_class: str, **kwargs):
     """A base encoder with a (new) head: safetensors weights only; a head of another size is replaced."""
     import transformers
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights 0%..100%" for a 90 MB file says nothing
+    kwargs.setdefault("dtype", torch.float32)  # train in fp32 even from an fp16-stored artifact
     return getattr(transformers, auto_class).from_pretrained(resolve_base_model(name), use_safetensors=True, **kwargs)
 
 

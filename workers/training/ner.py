@@ -27,7 +27,7 @@ from pipeline.parse.pubtator import read_pubtator
 from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, bio_labels, per_type_labels,
                                        piece_shapes, word_spans)
 from workers.inference.ner import NerTagger
-from workers.training.artifacts import write_artifact
+from workers.training.artifacts import round_to_half, write_artifact
 from pipeline.parse.pubtator import doc_sentences
 from pipeline.scores import score
 from workers.training.corpora import IobSentence, read_iob
@@ -426,6 +426,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
     if state.get("best_state") is not None:
         model.load_state_dict(state["best_state"])
     model.to("cpu")
+    round_to_half(model)  # what is stored (dev F1 above is before rounding; README states test F1 after)
     meta = {
         "task": "ner",
         "label_scheme": cfg.label_scheme,
@@ -439,6 +440,6 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
                      "device": device, "precision": state["precision"], "seconds": state["seconds"]},
         "metrics": {"dev": {"f1": state.get("best_f1", -1.0)}, "history": state["history"]},
     }
-    manifest = write_artifact(model, tokenizer, output, cfg.name, meta, storage_options)
+    manifest = write_artifact(model, tokenizer, output, cfg.name, meta, storage_options, half=True)
     clear_checkpoint(cfg.name)
     return manifest

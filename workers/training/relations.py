@@ -23,7 +23,7 @@ import torch
 
 from pipeline.errors import ConfigError
 from workers.inference.relations import RelationClassifier
-from workers.training.artifacts import write_artifact
+from workers.training.artifacts import round_to_half, write_artifact
 from workers.training.corpora import (DOC_RE_CORPORA, DOC_RE_NEGATIVE, RelationExample, doc_relation_split, euadr_fold,
                                       read_chemprot, read_gad, related_type_pairs)
 from workers.training.evaluate import score_relations
@@ -116,6 +116,7 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
                 make_batches=lambda rng: length_batches([len(x) for x in enc], cfg.batch_size, rng),
                 batch_loss=batch_loss, progress=progress, log=log)
     model.to("cpu")
+    round_to_half(model)  # the test score below is of the weights stored
     metrics = {}
     if cfg.score_test:
         clf = RelationClassifier(tokenizer, model, {}, cfg.max_length)
@@ -131,6 +132,6 @@ def train_relation(cfg: ReTrainConfig, output: str, *, storage_options: dict | N
         "training": {**cfg.__dict__, "train_examples": len(train), "device": device, "seconds": state["seconds"]},
         "metrics": {**metrics, "history": state["history"]},
     }
-    manifest = write_artifact(model, tokenizer, output, cfg.name, meta, storage_options)
+    manifest = write_artifact(model, tokenizer, output, cfg.name, meta, storage_options, half=True)
     clear_checkpoint(cfg.name)
     return manifest
