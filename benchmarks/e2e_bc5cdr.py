@@ -48,6 +48,39 @@ def ensure_default_model() -> str:
     return str(folder)
 
 
+def run_on_gold(gold_docs, model: str, normalizer: str, relations: list[str], keep: str | None):
+    """The gold documents as a MEDLINE dump through `pubmine run` (local config, the given models, no
+    spot-check): (summary, entities, relations, seconds, config)."""
+    with tempfile.TemporaryDirectory(prefix="pubmine-e2e-") as tmp:
+        work = Path(keep or tmp)
+        dump = work / "gold.xml.gz"
+        write_medline_xml(gold_docs, dump)
+        cfg = load_config(ROOT / "configs/local.yaml",
+                          [f"extract.model={model}", f"extract.normalizer={normalizer}",
+                           f"extract.relations=[{','.join(relations)}]", "report.gold=none"],
+                          inputs=[str(dump)], store=str(work / "store"))
+        t0 = time.time()
+        summary = run(cfg)
+        seconds = time.time() - t0
+        store = Store(str(work / "store"))
+        ents = store.read_table("snapshots", summary.run_id, "entities",
+                                columns=["doc_id", "start", "end", "type", "concept_id"])
+        rels = store.read_table("snapshots", summary.run_id, "relations", columns=["doc_id", "head", "tail", "type"])
+    return summary, ents, rels, seconds, cfg
+
+
+def predicted_tables(ents) -> tuple[dict[int, set], dict[int, set]]:
+    """pmid -> {(pmid, start, end, type)} mentions and pmid -> {(pmid, concept id, type)} linked concepts."""
+    predicted: dict[int, set] = defaultdict(set)
+    concepts: dict[int, set] = defaultdict(set)
+    for doc_id, s, e, t, cid in zip(*(ents.column(c).to_pylist() for c in ("doc_id", "start", "end", "type", "concept_id"))):
+        pmid = int(doc_id.split(":")[1])
+        predicted[pmid].add((pmid, s, e, t))
+        if cid:
+            concepts[pmid].add((pmid, cid, t))
+    return predicted, concepts
+
+
 def main() -> None:
     from workers.inference.artifacts import artifact_exists
 
@@ -63,30 +96,9 @@ def main() -> None:
         if not artifact_exists(url):
             raise SystemExit(f"no {what} at {url}: build it with `{how}` or pass its URL")
     gold_docs = list(read_pubtator(shared_data_dir() / "bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz"))
+    summary, ents, rels, pipeline_s, cfg = run_on_gold(gold_docs, model, args.normalizer, [args.relation], args.keep)
 
-    with tempfile.TemporaryDirectory(prefix="pubmine-e2e-") as tmp:
-        work = Path(args.keep or tmp)
-        dump = work / "cdr_test.xml.gz"
-        write_medline_xml(gold_docs, dump)
-        cfg = load_config(ROOT / "configs/local.yaml",
-                          [f"extract.model={model}", f"extract.normalizer={args.normalizer}",
-                           f"extract.relations=[{args.relation}]", "report.gold=none"],
-                          inputs=[str(dump)], store=str(work / "store"))
-        t0 = time.time()
-        summary = run(cfg)
-        pipeline_s = time.time() - t0
-        store = Store(str(work / "store"))
-        ents = store.read_table("snapshots", summary.run_id, "entities",
-                                columns=["doc_id", "start", "end", "type", "concept_id"])
-        rels = store.read_table("snapshots", summary.run_id, "relations", columns=["doc_id", "head", "tail", "type"])
-
-    predicted: dict[int, set] = defaultdict(set)
-    concepts: dict[int, set] = defaultdict(set)
-    for doc_id, s, e, t, cid in zip(*(ents.column(c).to_pylist() for c in ("doc_id", "start", "end", "type", "concept_id"))):
-        pmid = int(doc_id.split(":")[1])
-        predicted[pmid].add((pmid, s, e, t))
-        if cid:
-            concepts[pmid].add((pmid, cid, t))
+    predicted, concepts = predicted_tables(ents)
     cid_pairs: dict[int, set] = defaultdict(set)
     for doc_id, head, tail, rtype in zip(*(rels.column(c).to_pylist() for c in ("doc_id", "head", "tail", "type"))):
         if rtype == "CID":

@@ -21,6 +21,8 @@ registration: DuckDB's own httpfs extension cannot be downloaded everywhere), fo
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 
 from pipeline import schemas
@@ -72,7 +74,11 @@ def _names(normalizer_folder: str | None) -> pa.Table:
     d = pq.read_table(f"{normalizer_folder}/{DICTIONARY_FILE}", columns=["concept_id", "name", "rank", "preferred"])
     d = d.sort_by([("preferred", "descending"), ("rank", "ascending"), ("name", "ascending")])
     first = d.group_by("concept_id", use_threads=False).aggregate([("name", "first")])
-    return first.rename_columns(["concept_id", "name"]).filter(pc.is_valid(pc.field("concept_id")))
+    first = first.rename_columns(["concept_id", "name"]).filter(pc.is_valid(pc.field("concept_id")))
+    from workers.inference.lexicon import LEXICON_MANIFEST, names_table
+
+    has_lexicon = os.path.exists(f"{normalizer_folder}/{LEXICON_MANIFEST}")
+    return pa.concat_tables([first, names_table(normalizer_folder)]) if has_lexicon else first
 
 
 CONCEPTS_SQL = """

@@ -44,6 +44,7 @@ class Counts(TextRows):
     entities: int = 0
     entities_by_type: dict = field(default_factory=dict)
     entities_linked: int = 0
+    linked_by_type: dict = field(default_factory=dict)
     relations: int = 0
     relations_by_type: dict = field(default_factory=dict)
     rejects_by_reason: dict = field(default_factory=dict)

@@ -93,14 +93,13 @@ def publish_parsed_shard(store_url: str, storage_options: dict, run_id: str, sha
 
 def count_files(store_url: str, storage_options: dict, run_id: str, name: str, files: list[str]) -> dict:
     """What some files of a snapshot table hold (a Ray task per batch of files): rows (from the
-    footers), and entities by type and linked, relations by type, rejects by reason."""
+    footers), and entities by type and linked by type, relations by type, rejects by reason."""
     from collections import Counter
 
     store = Store(store_url, storage_options)
     out: dict = {"rows": {name: 0}}
     column = {"entities": "type", "relations": "type", "rejects": "reason"}.get(name)
-    by = Counter()
-    linked = 0
+    by, linked_by = Counter(), Counter()
     for f in files:
         key = snapshot_key(run_id, name, f)
         if column is None:
@@ -110,11 +109,11 @@ def count_files(store_url: str, storage_options: dict, run_id: str, name: str, f
         out["rows"][name] += t.num_rows
         by.update(t.column(column).to_pylist())
         if name == "entities":
-            linked += int(pc.sum(pc.is_valid(t.column("concept_id"))).as_py() or 0)
+            linked_by.update(t.filter(pc.is_valid(t.column("concept_id"))).column(column).to_pylist())
     if column:
         out[{"entities": "entities_by_type", "relations": "relations_by_type", "rejects": "rejects_by_reason"}[name]] = dict(by)
     if name == "entities":
-        out["entities_linked"] = linked
+        out["linked_by_type"] = dict(linked_by)
     return out
 
 

@@ -21,7 +21,8 @@ def print_run_summary(s: RunSummary) -> None:
     t.add_row("documents", f"{c.documents:,}")
     t.add_row("sentences", f"{c.sentences:,}")
     for typ, n in c.entities_by_type.items():
-        t.add_row(f"entities: {typ}", f"{n:,}")
+        linked = c.linked_by_type.get(typ, 0)
+        t.add_row(f"entities: {typ}", f"{n:,}" + (f" ({100 * linked / n:.0f}% linked)" if n and c.linked_by_type else ""))
     t.add_row("entities: total", f"{sum(c.entities_by_type.values()):,}")
     t.add_row("entities linked to a concept", f"{c.entities_linked:,}" + (f" ({s.normalizer_version})" if s.normalizer_version
                                                                            else " (no normalizer)"))

@@ -183,7 +183,10 @@ def _types(m: Manifest) -> str:
     c = m.counts
     ents = _ranked(c.entities_by_type)
     rels = _ranked(c.relations_by_type)
-    et = _table(["entity type", "mentions"], [[_e(t), _v(f"counts.entities_by_type.{t}", n)] for t, n in ents], {1})
+    linked = c.linked_by_type
+    et = _table(["entity type", "mentions", "linked", "share linked"],
+                [[_e(t), _v(f"counts.entities_by_type.{t}", n), _v(f"counts.linked_by_type.{t}", linked.get(t, 0)),
+                  f"{100 * linked.get(t, 0) / n:.1f}%" if n else "—"] for t, n in ents], {1, 2, 3})
     rt = _table(["relation type", "rows"], [[_e(t), _v(f"counts.relations_by_type.{t}", n)] for t, n in rels], {1})
     return (f'<div class="grid"><div>{bars(ents, "entities by type")}<p></p>{et}</div>'
             f'<div>{bars(rels, "relations by type", cls="bar alt")}<p></p>{rt}</div></div>')

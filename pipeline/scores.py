@@ -54,7 +54,7 @@ def score(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], types: tupl
 def gold_concepts(doc: PubtatorDoc, types: tuple[str, ...]) -> set[tuple]:
     """(pmid, concept id, type) of a document's gold mentions; composite IDs count for each ID,
     unlinked (-1) mentions are left out (BC5CDR's concept-level evaluation)."""
-    return {(doc.pmid, cid, m.type) for m in doc.mentions if m.type in types for cid in gold_ids(m.ids)}
+    return {(doc.pmid, cid, m.type) for m in doc.mentions if m.type in types for cid in gold_ids(m.ids, m.type)}
 
 
 def score_concepts(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]], types: tuple[str, ...]) -> Scores:

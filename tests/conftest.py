@@ -141,7 +141,7 @@ def tiny_normalizer(tmp_path_factory, tiny_model) -> Path:
     d.sources.append("tiny")
     folder = tmp_path_factory.mktemp("tiny-normalizer")
     build_normalizer(str(folder), encoder=str(tiny_model), threshold=-1.0, progress=False, log=lambda *_: None,
-                     dictionary=d)
+                     dictionary=d, with_lexicon=False)
     return folder
 
 

@@ -175,6 +175,13 @@ def _expected(store, name):
     if name == "entities-by-year":
         c = Counter((docs[e["doc_id"]]["pub_year"], e["type"]) for e in ents)
         return sorted(((y, t, n) for (y, t), n in c.items()), key=lambda x: (x[0] is None, x[0] or 0, x[1]))
+    if name == "linked-share-by-type":
+        c = Counter(e["type"] for e in ents)
+        linked = Counter(e["type"] for e in ents if e["concept_id"])
+        return sorted(((t, n, linked[t], round(100.0 * linked[t] / n, 1)) for t, n in c.items()), key=lambda r: (-r[1], r[0]))
+    if name == "top-unlinked":
+        c = Counter((e["type"], e["text"]) for e in ents if not e["concept_id"])
+        return sorted(((t, x, n) for (t, x), n in c.items()), key=lambda r: (-r[2], r[0], r[1]))[:20]
     if name == "one-paper":
         at = {(e["doc_id"], e["start"], e["end"], e["type"]): e for e in ents}
         out = []

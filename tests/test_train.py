@@ -20,8 +20,10 @@ def test_tiny_training_run_lowers_loss_and_writes_an_artifact(tiny_model, tmp_pa
     losses = [h["train_loss"] for h in manifest["metrics"]["history"]]
     assert len(losses) == 3 and losses[-1] < 0.8 * losses[0], losses
     assert manifest["model_id"] == f"tiny-trained-{content_hash(out)}"
-    assert read_manifest(out)["labels"] == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease", "B-Gene", "I-Gene"]
-    assert manifest["training"]["train_documents"] == 90  # 30 sentences from each of the three corpora
+    assert read_manifest(out)["labels"] == ["O", *(f"{b}-{t}" for t in ("Chemical", "Disease", "Gene", "Species", "CellLine",
+                                                                       "Variant") for b in "BI")]
+    # 30 documents (BioRED abstracts) or IOB sentences from each of the default's five corpora
+    assert manifest["training"]["train_documents"] == 150
     # the artifact holds what training learned, not the base weights it started from, and it loads and tags
     import torch
     from safetensors.torch import load_file
@@ -133,7 +135,7 @@ def test_training_sources_name_the_types_they_annotate(tiny_model, tmp_path):
         load_sources(("biored/pubtator/Train.PubTator.gz@400-",), ("Gene",))
     cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/default-ner.yaml", [
         f"base_model={tiny_model}", "name=tiny-mtl", "limit_docs=40", "epochs=2", "learning_rate=3e-3",
-        "types=[Chemical, Disease, Gene]", "max_length=64",
+        "types=[Chemical, Disease, Gene]", "max_length=64", "oversample={}",
         "train=[bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz#Chemical+Disease, bc2gm/iob/train.tsv.gz#Gene]",
         "dev=[bc2gm/iob/devel.tsv.gz#Gene, ncbi_disease/iob/devel.tsv#Disease]", "freeze_word_embeddings=false"])
     manifest = train_ner(cfg, str(tmp_path / "mtl"), progress=False, log=lambda *_: None)

@@ -21,11 +21,12 @@ def train(
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="one-line progress logs instead of a bar"),
 ) -> None:
-    """Fine-tune a BERT-family encoder (task: ner | re in the config) and write a model artifact."""
+    """Fine-tune a BERT-family encoder (task: ner | re in the config) and write a model artifact.
+    With --if-missing an artifact already at --output is kept when it was trained from a config of
+    the same name, and replaced otherwise (a new default model)."""
     import yaml
 
     setup_logging(False)
-    from workers.inference.artifacts import artifact_exists
     from workers.training.ner import NerTrainConfig, train_ner
     from workers.training.relations import ReTrainConfig, train_relation
 
@@ -38,9 +39,12 @@ def train(
             raise PubmineError(f"{config}: task {task!r} is not one of ner, re")
         cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, config, set_ or [])
         if if_missing:
-            if artifact_exists(out):
+            present = existing_manifest(out)
+            if present is not None and present.get("name") == cfg.name:
                 typer.echo(f"model already present at {out}; not training (drop --if-missing to retrain)")
                 return
+            if present is not None:
+                typer.echo(f"{out} holds {present.get('name')!r}, not this config's {cfg.name!r}: training it")
         typer.echo(f"training {cfg.name} ({task}) from {cfg.base_model} -> {out}")
         if task == "ner":
             manifest = train_ner(cfg, out, progress="log" if quiet else True, log=typer.echo)
@@ -67,14 +71,16 @@ def build_normalizer_cmd(
     """Build MeSH 2024 + CTD MEDIC (+ the training corpora's linked names) into a normalizer artifact:
     the dictionary, its version, the encoder and every name embedded once."""
     setup_logging(False)
-    from workers.inference.artifacts import artifact_exists
     from workers.training.normalizer import build_normalizer
 
     out = artifact_url(output or "default", "normalizer")
     try:
-        if if_missing and artifact_exists(out):
+        present = existing_manifest(out) if if_missing else None
+        if present is not None and present.get("lexicon"):
             typer.echo(f"normalizer already present at {out}; not rebuilding (drop --if-missing to rebuild)")
             return
+        if present is not None:
+            typer.echo(f"the normalizer at {out} has no gene/species/cell line lexicon: rebuilding it")
         manifest = build_normalizer(out, encoder, threshold, progress="log" if quiet else True, log=typer.echo,
                                     finetune_pairs=finetune_pairs)
     except PubmineError as err:
@@ -161,3 +167,17 @@ def models_pull(
     for kind, model_id in sorted(installed.items()):
         typer.echo(f"{kind}: {model_id} -> {artifact_url('default', kind)}")
 
+
+def existing_manifest(url: str) -> dict | None:
+    """The pubmine.json of a complete artifact at ``url`` (any fsspec URL), or None."""
+    import json
+    import posixpath
+
+    from pipeline.storage import url_to_fs
+    from workers.inference.artifacts import MANIFEST, artifact_exists
+
+    if not artifact_exists(url):
+        return None
+    fs, path = url_to_fs(url)
+    with fs.open(posixpath.join(path, MANIFEST), "r") as f:
+        return json.load(f)

@@ -85,6 +85,7 @@ class Held:
     entities_linked: int
     rejects_by_reason: dict
     rows: dict
+    linked_by_type: dict = field(default_factory=dict)
 
 
 def snapshot_counts(config: RunConfig, run_id: str, per_task: int = 64) -> Held:
@@ -102,14 +103,13 @@ def snapshot_counts(config: RunConfig, run_id: str, per_task: int = 64) -> Held:
         refs += [task.remote(config.store, config.storage_options, run_id, name, files[k : k + per_task])
                  for k in range(0, len(files), per_task)]
     totals = {"entities_by_type": Counter(), "relations_by_type": Counter(), "rejects_by_reason": Counter(),
-              "rows": Counter({name: 0 for name in schemas.SNAPSHOT_TABLES})}
-    linked = 0
+              "linked_by_type": Counter(), "rows": Counter({name: 0 for name in schemas.SNAPSHOT_TABLES})}
     for part in gather(refs, "count snapshot", run_id):
         for key in totals:
             totals[key].update(part.get(key, {}))
-        linked += part.get("entities_linked", 0)
     return Held(dict(sorted(totals["entities_by_type"].items())), dict(sorted(totals["relations_by_type"].items())),
-                linked, dict(sorted(totals["rejects_by_reason"].items())), dict(totals["rows"]))
+                sum(totals["linked_by_type"].values()), dict(sorted(totals["rejects_by_reason"].items())),
+                dict(totals["rows"]), dict(sorted(totals["linked_by_type"].items())))
 
 
 def check_invariants(resolved: Resolved, text: TextTables, extracted: Extracted, carried: Carried, held: Held) -> None:
@@ -174,6 +174,7 @@ def build_manifest(config: RunConfig, run_id: str, s: Stages, timings: dict[str,
                      for sh, r in zip(s.parsed.shards, s.parsed.results)),
         counts=Counts(documents=text.documents, passages=text.passages, sentences=text.sentences,
                       entities=sum(by_type.values()), entities_by_type=by_type, entities_linked=held.entities_linked,
+                      linked_by_type=held.linked_by_type,
                       relations=sum(held.relations_by_type.values()), relations_by_type=held.relations_by_type,
                       rejects=text.rejects, rejects_by_reason=held.rejects_by_reason, failed_files=len(s.parsed.failed),
                       deleted=rc.deleted, superseded=rc.superseded),

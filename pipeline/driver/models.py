@@ -15,7 +15,7 @@ from pipeline.errors import ModelError
 from pipeline.storage import url_to_fs
 
 # the rule that keeps spans without a letter or digit out of the entities (workers.inference.stages)
-ENTITY_RULES = "letter-or-digit"
+ENTITY_RULES = "letter-and-two-characters+not-an-organism+one-type-per-span"  # decoding, lexicon.not_an_organism
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Models:
             "ner": {"url": self.ner_url, "model_id": self.ner.get("model_id"), "precision": precision},
             "normalizer": (None if self.normalizer is None else
                            {"url": self.normalizer_url, "model_id": self.normalizer["model_id"],
-                            "dictionary_version": self.normalizer["version"]}),
+                            "dictionary_version": self.normalizer["version"] + (
+                                f"+{self.normalizer['lexicon']['version']}" if self.normalizer.get("lexicon") else "")}),
             "relations": [{"url": u, "model_id": m["model_id"], "dataset": m.get("dataset")}
                           for u, m in zip(self.relation_urls, self.relations)],
         }

@@ -74,9 +74,18 @@ def doc_sentences(doc: PubtatorDoc) -> list[tuple[int, str]]:
     return out
 
 
-def gold_ids(ids: str) -> set[str]:
-    """A corpus's ID column (``D003924``, ``OMIM:613097``, ``D001|D002``, ``MESH:C001``) as the
-    concept IDs the linker returns."""
+ID_PREFIX = {"Gene": "NCBIGene:", "Species": "NCBITaxon:"}  # corpus IDs of these types are bare numbers
+
+
+def gold_ids(ids: str, kind: str | None = None) -> set[str]:
+    """A corpus's ID column as the concept IDs the linker returns: chemicals and diseases
+    (``D003924``, ``OMIM:613097``, ``D001|D002``, ``MESH:C001``) as MeSH/OMIM IDs; genes and species
+    (``7157``, ``22083,54624``) with their NCBI prefix; cell lines (``CVCL_0030``) and variants
+    (tmVar's ``p|SUB|V|600|E``, ``rs113488022``: the '|' is part of the ID) as they are."""
+    if kind == "Variant" or kind == "CellLine":
+        return {i.strip() for i in ids.split(";") if i.strip() and i.strip() not in ("-", "-1")}
+    if kind in ID_PREFIX:
+        return {ID_PREFIX[kind] + i.strip() for i in ids.replace(";", ",").split(",") if i.strip().isdigit()}
     out = set()
     for i in ids.replace(",", "|").split("|"):
         i = i.strip()

@@ -35,8 +35,14 @@ WEIGHTS = "model.safetensors"
 REQUIRED = ("config.json", WEIGHTS, MANIFEST)
 # pickle checkpoints: loading one can run arbitrary code, so they are never copied or loaded
 UNSAFE = ("pytorch_model.bin", "model.pt", "model.pkl", "model.ckpt", "pytorch_model.bin.index.json")
-# data files some artifacts carry beside the weights (a normalizer's dictionary and embedded names)
-DATA_FILES = ("dictionary.parquet", "names.npz")
+# a normalizer's gene, species and cell line tables (workers.inference.lexicon reads them)
+LEXICON_MANIFEST = "lexicon.json"
+LEXICON_GENES, LEXICON_GENE_SYMBOLS = "lexicon_genes.parquet", "lexicon_gene_symbols.parquet"
+LEXICON_SPECIES, LEXICON_CELL_LINES = "lexicon_species.parquet", "lexicon_cell_lines.parquet"
+# data files some artifacts carry beside the weights (a normalizer's dictionary, embedded names and
+# lexicon), all in the content hash
+DATA_FILES = ("dictionary.parquet", "names.npz", LEXICON_MANIFEST, LEXICON_GENES, LEXICON_GENE_SYMBOLS,
+              LEXICON_SPECIES, LEXICON_CELL_LINES)
 # the tokenizer and config files are parsed whole in memory: one over this is refused unread (BERT's
 # tokenizer.json is 0.7 MB; the largest multilingual ones are under 20 MB)
 MAX_TEXT_FILE_BYTES = 64 << 20

@@ -69,10 +69,26 @@ def calibrated(score: float, ab: list[float] | None) -> float:
     return 1.0 / (1.0 + math.exp(-min(max(t, -50.0), 50.0)))  # a saturated map is 0 or 1, not an overflow
 
 
-def has_letter_or_digit(text: str) -> bool:
-    """Whether a span can be a name: "-", "(" or "%" alone are never entities, whatever the model says
-    (the default model called a lone "-" a Gene 29 times in the MEDLINE sample)."""
-    return any(ch.isalnum() for ch in text)
+def can_be_entity(text: str) -> bool:
+    """Whether a span can be a name: it has a letter and two characters or more. Measured on the
+    training and dev gold of BioRED and BC5CDR (32,327 mentions): none is without a letter ("1",
+    "-1", "%"), and 78 (0.24%) are one character (element symbols: K, P, T as Chemical), while the
+    default model tagged "1" as Gene 24 times and "P" as Disease 20 times in the MEDLINE sample."""
+    stripped = text.strip()
+    return len(stripped) >= 2 and any(ch.isalpha() for ch in stripped)
+
+
+def one_type_per_span(spans: list[dict]) -> list[dict]:
+    """Of the spans a per-type model gives the same characters under several types ("PTEN" as Chemical
+    and as Gene), the one with the highest (calibrated) score; order kept. In the training and dev
+    gold of BioRED and BC5CDR no span (of 32,327) has two types, while the default model gave 520 in
+    the MEDLINE sample. Nested or overlapping spans of different types stay."""
+    best: dict[tuple[int, int], dict] = {}
+    for sp in spans:
+        key = (sp["start"], sp["end"])
+        if key not in best or sp["score"] > best[key]["score"]:
+            best[key] = sp
+    return [sp for sp in spans if best[(sp["start"], sp["end"])] is sp]
 
 
 @dataclass(frozen=True)

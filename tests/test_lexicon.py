@@ -1,0 +1,184 @@
+"""Genes, species, cell lines and variants linked (workers.inference.lexicon), over a lexicon built by
+the real builder (workers.training.lexicon) from small source files written here in the public
+files' own layouts (gene_info, HGNC, UniProt speclist, LINNAEUS, REACH, Cellosaurus)."""
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from workers.inference.lexicon import Lexicon, names_table, tight_key, variant_id
+from workers.inference.normalize import Dictionary, Normalizer
+from workers.training import lexicon as build
+
+GENE_HEADER = ("#tax_id\tGeneID\tSymbol\tLocusTag\tSynonyms\tdbXrefs\tchromosome\tmap_location\tdescription\t"
+               "type_of_gene\tSymbol_from_nomenclature_authority\tFull_name_from_nomenclature_authority\t"
+               "Nomenclature_status\tOther_designations\tModification_date\tFeature_type\n")
+
+
+def gene(tax, gid, symbol, synonyms="-", description="-", kind="protein-coding", designations="-"):
+    return "\t".join([str(tax), str(gid), symbol, "-", synonyms, "-", "1", "-", description, kind, symbol,
+                      description, "O", designations, "20240101", "-"]) + "\n"
+
+
+SOURCES = {
+    build.GENE_INFO[9606]: GENE_HEADER + gene(9606, 7157, "TP53", "P53|LFS1", "tumor protein p53")
+    + gene(9606, 1499, "CTNNB1", "beta-catenin|CTNNB", "catenin beta 1")
+    + gene(9606, 6528, "SLC5A5", "NIS", "solute carrier family 5 member 5")
+    + gene(9606, 9999001, "REGION1", "-", "a region", kind="biological-region")
+    + gene(9606, 7124, "TNF", "TNFA|TNF-alpha", "tumor necrosis factor"),
+    build.GENE_INFO[10090]: GENE_HEADER + gene(10090, 22059, "Trp53", "p53|Tp53", "transformation related protein 53"),
+    # the yeast copy's quirk: a comment line, then a header without '#'
+    build.GENE_INFO[559292]: "# Downloaded from https://ftp.ncbi.nih.gov/gene/\n" + GENE_HEADER[1:]
+    + gene(559292, 850354, "RER1", "-", "protein retrieval receptor"),
+    build.GENE_INFO[7955]: GENE_HEADER,
+    build.GENE_INFO[7227]: GENE_HEADER + gene(7227, 31151, "arm", "b-cat|armadillo", "armadillo"),
+    build.HGNC: "hgnc_id\tsymbol\tname\talias_symbol\tprev_symbol\tentrez_id\n"
+    "HGNC:11998\tTP53\ttumor protein p53\t\"TRP53\"\t\"\"\t7157\n",
+    build.SPECIES_NAMES: "patients\t9606\nwomen\t9606\nmice\t10090\nMice\t10095\nrats\t10116\nS. aureus\t1280\n",
+    build.UNIPROT_SPECIES: "HUMAN E    9606: N=Homo sapiens\n                 C=Human\n"
+    "MOUSE E   10090: N=Mus musculus\n                 C=Mouse\nRAT   E   10116: N=Rattus norvegicus\n"
+    "                 C=Rat\nMUSXX E   10095: N=Mus\n",
+    build.LINNAEUS_FREQUENCY: "species:ncbi:9606\t2783958\nspecies:ncbi:10116\t1845817\nspecies:ncbi:10090\t1073419\n"
+    "species:ncbi:10095\t51\n",
+    build.LINNAEUS_ACRONYMS: "species:ncbi:11676\tHIV-1\t1.0\n",
+    build.MESH_ORGANISMS: "Staphylococcus aureus\t1280\n",
+    build.CELLOSAURUS: "#2774\tCVCL_0420\tHomo sapiens\nHELA\tCVCL_0030\tHomo sapiens\nCOS-7\tCVCL_0224\tChlorocebus aethiops\n"
+    "SK-1\tCVCL_1111\tMus musculus\nSK-1\tCVCL_2222\tHomo sapiens\n",
+}
+
+
+@pytest.fixture(scope="module")
+def lexicon_folder(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("data")
+    for rel, text in SOURCES.items():
+        path = data / build.ROOT / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(text)
+    out = tmp_path_factory.mktemp("lexicon")
+    manifest = build.build_lexicon(out, data)
+    assert manifest["rows"]["genes"] == 7  # the biological region is not a gene
+    return out
+
+
+@pytest.fixture(scope="module")
+def lex(lexicon_folder) -> Lexicon:
+    return Lexicon.load(lexicon_folder)
+
+
+def test_species_names_fold_case_and_plurals_and_prefer_the_taxon_linnaeus_counts_most(lex):
+    assert lex.link_species("patients").concept_id == "NCBITaxon:9606"
+    assert lex.link_species("Women").concept_id == "NCBITaxon:9606"
+    assert lex.link_species("mice").concept_id == "NCBITaxon:10090"    # not the genus REACH gives "Mice"
+    assert lex.link_species("mouse").concept_id == "NCBITaxon:10090"   # UniProt's common name
+    assert lex.link_species("S. aureus").concept_id == "NCBITaxon:1280"
+    assert lex.link_species("Homo sapiens").concept_id == "NCBITaxon:9606"
+    assert lex.link_species("unicorns").concept_id is None
+
+
+def test_genes_follow_the_documents_organism_then_human_and_never_guess_another(lex):
+    human = lex.link_document([("p53", "Gene")])
+    assert (human[0].concept_id, human[0].method) == ("NCBIGene:7157", "exact-default")
+    mouse = lex.link_document([("mice", "Species"), ("p53", "Gene"), ("TP53", "Gene")])
+    assert [x.concept_id for x in mouse] == ["NCBITaxon:10090", "NCBIGene:22059", "NCBIGene:22059"]
+    assert mouse[1].method == "exact"
+    # a rat paper: rat genes are not in this lexicon, and the human gene would be a guess
+    assert lex.link_document([("rats", "Species"), ("p53", "Gene")])[1].concept_id is None
+    # only the fly has "armadillo": a human paper gets no link, a fly paper would
+    assert lex.link_gene("armadillo", (9606,)).concept_id is None
+    assert lex.link_gene("armadillo", (7227,)).concept_id == "NCBIGene:31151"
+    assert lex.link_gene("TRP53").concept_id == "NCBIGene:7157"   # HGNC's alias of a human gene
+
+
+def test_gene_keys_fold_punctuation_and_greek_letters_and_refuse_bare_characters(lex):
+    assert tight_key("TNF-α") == tight_key("TNF-alpha") == tight_key("tnfa")
+    assert lex.link_gene("TNF-α").concept_id == "NCBIGene:7124"
+    assert lex.link_gene("β-catenin").concept_id == "NCBIGene:1499"
+    assert lex.link_gene("b-catenin").concept_id == "NCBIGene:1499"
+    for junk in ("1", "P", "-1", "53"):
+        assert lex.link_gene(junk).concept_id is None, junk
+    assert lex.link_gene("REGION1").concept_id is None
+
+
+def test_a_gene_known_only_by_its_abbreviation_links_through_the_documents_definition(lex):
+    mentions = [("sodium/iodide symporter", "Gene"), ("NIS", "Gene")]
+    links = lex.link_document(mentions, {"NIS": "sodium/iodide symporter"})
+    assert [x.concept_id for x in links] == ["NCBIGene:6528", "NCBIGene:6528"]
+    assert [x.method for x in links] == ["abbrev", "exact-default"]
+
+
+def test_cell_lines_by_name_and_by_the_documents_organism(lex):
+    assert lex.link_cell_line("HeLa").concept_id == "CVCL_0030"
+    assert lex.link_cell_line("HeLa cells").concept_id == "CVCL_0030"
+    assert lex.link_cell_line("COS7").concept_id == "CVCL_0224"
+    assert lex.link_cell_line("#2774").concept_id == "CVCL_0420"   # a name beginning with '#' is a name
+    assert lex.link_cell_line("SK-1").concept_id == "CVCL_2222"    # shared name: human by default
+    assert lex.link_cell_line("SK-1", (10090,)).concept_id == "CVCL_1111"
+
+
+@pytest.mark.parametrize("mention,expected", [
+    ("V600E", "p|SUB|V|600|E"), ("p.V600E", "p|SUB|V|600|E"), ("Val600Glu", "p|SUB|V|600|E"),
+    ("Arg 1306 Trp", "p|SUB|R|1306|W"), ("Q536X", "p|SUB|Q|536|X"), ("E873stop", "p|SUB|E|873|X"),
+    ("arginine to tryptophan at codon 198", "p|SUB|R|198|W"), ("glycine-594-valine", "p|SUB|G|594|V"),
+    ("c.1799T>A", "c|SUB|T|1799|A"), ("643C>T", "c|SUB|C|643|T"), ("-1082 G/A", "c|SUB|G|-1082|A"),
+    ("IVS16+1G>A", "c|SUB|G|IVS16+1|A"), ("g.6410G>T", "g|SUB|G|6410|T"),
+    ("657del5", "c|DEL|657|5"), ("912delTA", "c|DEL|912|TA"), ("c.1314_1328del", "c|DEL|1314_1328|"),
+    ("222insT", "c|INS|222|T"), ("c.429_452dup", "c|DUP|429_452|"), ("Delta32", "c|DEL||32"),
+    ("nine nucleotide insertion", "c|INS||9"), ("p.G705RfsX16", "p|FS|G|705|R|16"), ("R58fs", "p|FS|R|58||"),
+    ("rs113488022", "rs113488022"), ("Rs702553", "rs702553"),
+])
+def test_variant_rules_give_tmvars_normalized_form(mention, expected):
+    assert variant_id(mention) == expected
+
+
+@pytest.mark.parametrize("mention", ["the patient", "mutation", "1", "B600", "exon 4"])
+def test_what_no_rule_covers_is_not_a_variant_id(mention):
+    assert variant_id(mention) is None
+
+
+def test_the_normalizer_hands_the_lexicon_its_types_and_says_which_dictionary_linked(lex):
+    d = Dictionary()
+    d.add("Chemical", "MESH:D002211", "capsaicin", 1, preferred=True)
+    d.sources.append("tiny")
+    n = Normalizer(d).with_lexicon(lex)
+    links = n.link_document("Capsaicin and p53 in mice with V600E.",
+                            [("Capsaicin", "Chemical"), ("p53", "Gene"), ("mice", "Species"), ("V600E", "Variant")])
+    assert [x.concept_id for x in links] == ["MESH:D002211", "NCBIGene:22059", "NCBITaxon:10090", "p|SUB|V|600|E"]
+    assert n.version_for("Gene") == lex.version and n.version_for("Chemical") == d.version
+    assert n.version == f"{d.version}+{lex.version}"
+
+
+def test_linked_concepts_have_names_for_the_knowledge_tables(lexicon_folder):
+    names = dict(zip(*(names_table(lexicon_folder).column(c).to_pylist() for c in ("concept_id", "name"))))
+    assert names["NCBIGene:7157"] == "TP53" and names["NCBIGene:22059"] == "Trp53"
+    assert names["NCBITaxon:10090"] == "Mus musculus" and names["CVCL_0224"] == "COS-7"
+
+
+def test_the_version_changes_when_a_source_file_does(tmp_path, lexicon_folder):
+    import json
+
+    from workers.inference.lexicon import LEXICON_MANIFEST
+
+    before = json.loads((lexicon_folder / LEXICON_MANIFEST).read_text())["version"]
+    data = tmp_path / "data"
+    for rel, text in SOURCES.items():
+        path = data / build.ROOT / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(text + ("extra\t1\n" if rel == build.SPECIES_NAMES else ""))
+    assert build.build_lexicon(tmp_path / "out", data)["version"] != before
+
+
+def test_a_missing_source_file_is_named(tmp_path):
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Homo_sapiens.gene_info.gz"):
+        build.build_lexicon(tmp_path / "out", tmp_path)
+
+
+def test_an_organisms_name_is_not_a_disease_chemical_or_gene(lex):
+    assert not lex.not_an_organism("mice", "Disease") and not lex.not_an_organism("S. aureus", "Chemical")
+    assert not lex.not_an_organism("patients", "Gene")
+    assert lex.not_an_organism("mice", "Species")                  # as a species it stays
+    assert lex.not_an_organism("hypertension", "Disease") and lex.not_an_organism("p53", "Gene")

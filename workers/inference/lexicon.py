@@ -1,0 +1,327 @@
+"""Linking the types a name dictionary or a rule decides: genes, species, cell lines and variants.
+
+Each linker answers with a ``normalize.Link`` whose method says how it was decided:
+
+- **Species** → NCBI Taxonomy (``NCBITaxon:9606``): the mention's name (case, punctuation and a plural
+  ``s`` folded) among the species names of REACH, UniProt's species list and LINNAEUS's acronyms; when
+  a name stands for several taxa, the one LINNAEUS counts most often in MEDLINE/PMC wins ("mice" is
+  *Mus musculus*, "patients" and "women" are human). Method ``exact``.
+- **Gene** → NCBI Gene (``NCBIGene:7157``), species-aware: among the genes whose symbol, synonym or
+  name the mention's key is (case, punctuation and Greek letters folded, HGNC aliases and previous
+  symbols added to human genes), the one of the document's own organisms (its species mentions, the
+  most mentioned first) wins, then the default organism (human), then any other organism that has the
+  name; within an organism an official symbol beats a synonym, which beats a full name, and a
+  protein-coding gene beats others. Method ``exact`` (``exact-default`` when the organism came from
+  the default, not the document). A name only another organism has, or a document about an organism
+  whose genes are not here (rat), is NIL: those links were nearly all wrong on BioRED Dev.
+- **CellLine** → Cellosaurus (``CVCL_0030``), by name (case and punctuation folded); a name several
+  lines share goes to the document's organism first, then human. Method ``exact``.
+- **Variant** → tmVar's normalized form (``p|SUB|V|600|E``, ``c|DEL|1314_1328|``, ``rs113488022``),
+  by rules over the mention text (``rules``). A variant known only by its dbSNP number in the gold
+  standard ("Ala569Val" = rs79351185) cannot be derived from its text; that needs dbSNP, which this
+  project does not have.
+
+The tables live in a normalizer artifact beside its dictionary (``workers.training.lexicon`` writes
+them from the raw NCBI/HGNC/UniProt/LINNAEUS/REACH/Cellosaurus files); ``Lexicon.version`` hashes them
+and goes into every linked row's ``dictionary_version`` and the extraction fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from workers.inference.artifacts import LEXICON_CELL_LINES as CELL_LINES
+from workers.inference.artifacts import LEXICON_GENE_SYMBOLS as GENE_SYMBOLS
+from workers.inference.artifacts import LEXICON_GENES as GENES
+from workers.inference.artifacts import LEXICON_MANIFEST
+from workers.inference.artifacts import LEXICON_SPECIES as SPECIES
+from workers.inference.link import NIL, Link
+
+# files of a normalizer artifact (named in workers.inference.artifacts, which hashes them): the
+# manifest (version, sources with sha256, row counts), gene name keys, each gene's official symbol,
+# species names, cell line names
+
+HUMAN = 9606                        # the default organism of a document that names none
+LEXICON_TYPES = ("Gene", "Species", "CellLine", "Variant")
+ORGANISM_NOT = ("Disease", "Chemical", "Gene")   # types whose span is dropped when its text is a species name
+PREFIX = {"Gene": "NCBIGene:", "Species": "NCBITaxon:", "CellLine": "", "Variant": ""}
+
+_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "κ": "kappa", "λ": "lambda",
+          "μ": "mu", "σ": "sigma", "τ": "tau", "ω": "omega", "ζ": "zeta", "η": "eta", "θ": "theta"}
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+_LETTER = re.compile(r"[a-z]")
+
+
+def tight_key(text: str) -> str:
+    """Gene and cell line names: unicode folded, lowercase, a Greek letter or its name as its first
+    Latin letter, only letters and digits kept ("IL-6" = "IL6", "TNF-α" = "TNF-alpha" = "TNFA",
+    "b-catenin" = "beta-catenin", "COS-7" = "COS7")."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _GREEK_WORD.sub(lambda m: m.group(1)[0], "".join(_GREEK.get(c, c) for c in text))
+    return _NOT_ALNUM.sub("", text)
+
+
+def species_key(text: str) -> str:
+    """Species names: lowercase, punctuation to spaces ("S. aureus" = "s aureus")."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return " ".join(_NOT_ALNUM.sub(" ", text).split())
+
+
+def _singular(key: str) -> str | None:
+    if key.endswith("ies") and len(key) > 4:
+        return key[:-3] + "y"
+    if key.endswith("oes") and len(key) > 4:   # mosquitoes
+        return key[:-2]
+    if key.endswith("s") and not key.endswith("ss") and len(key) > 3:
+        return key[:-1]
+    return None
+
+
+def _preference(organisms: tuple[int, ...]) -> dict[int, int]:
+    """taxon -> its place: the document's organisms in order, then the default (human)."""
+    order: dict[int, int] = {}
+    for t in (*organisms, HUMAN):
+        order.setdefault(t, len(order))
+    return order
+
+
+_GREEK_WORD = re.compile(r"(?<![a-z])(alpha|beta|gamma|delta|kappa)(?![a-z])")
+
+
+# ---------------------------------------------------------------- variants (tmVar's normalized forms)
+
+_AA3 = {"ala": "A", "arg": "R", "asn": "N", "asp": "D", "cys": "C", "gln": "Q", "glu": "E", "gly": "G", "his": "H",
+        "ile": "I", "leu": "L", "lys": "K", "met": "M", "phe": "F", "pro": "P", "ser": "S", "thr": "T", "trp": "W",
+        "tyr": "Y", "val": "V", "ter": "X", "stop": "X", "sec": "U"}
+_AA_NAMES = {"alanine": "A", "arginine": "R", "asparagine": "N", "aspartate": "D", "aspartic acid": "D",
+             "cysteine": "C", "glutamine": "Q", "glutamate": "E", "glutamic acid": "E", "glycine": "G",
+             "histidine": "H", "isoleucine": "I", "leucine": "L", "lysine": "K", "methionine": "M",
+             "phenylalanine": "F", "proline": "P", "serine": "S", "threonine": "T", "tryptophan": "W",
+             "tyrosine": "Y", "valine": "V", "stop": "X"}
+_AA3.update(_AA_NAMES)
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+_AA1 = "ACDEFGHIKLMNPQRSTVWY"
+_AA = r"(?:[A-Z]|Ala|Arg|Asn|Asp|Cys|Gln|Glu|Gly|His|Ile|Leu|Lys|Met|Phe|Pro|Ser|Thr|Trp|Tyr|Val|Ter|Sec)"
+_AA_TO = _AA + r"|X|\*|stop|Stop|STOP"
+_NT = r"[ACGTU]"
+_POS = r"(?:IVS\d+\s*[+-]\s*\d+|[-+*]?\d+(?:\s*[+-]\s*\d+)?)"
+_AA_NAME = "(?:" + "|".join(sorted(_AA_NAMES, key=len, reverse=True)) + ")"
+_RULES = [
+    ("rs", re.compile(r"^rs\s?(\d+)$", re.I)),
+    ("fs", re.compile(rf"^(?:p\.\s*)?({_AA})(\d+)({_AA})?\s*fs\s*(?:\*|X|Ter)?(\d+)?$")),
+    ("p_sub_named", re.compile(rf"^({_AA_NAME})[\s-]*(\d+)[\s-]*(?:to|for|-+>?|>)?[\s-]*({_AA_NAME})$", re.I)),
+    ("p_sub_at", re.compile(rf"^({_AA_NAME}|{_AA})\s+(?:to|for|by)\s+({_AA_NAME}|{_AA})\s+(?:at|in)\s+"
+                            r"(?:codon|position|residue|amino acid)\s+(\d+)$", re.I)),
+    ("size_del", re.compile(r"^(?:delta|Δ|DD)\s*(\d+)(?:\s+deletion)?$|^(\d+|[a-z]+)[\s-]*(?:bp|base[\s-]pairs?|nucleotides?)"
+                            r"\s+(deletion|insertion)$", re.I)),
+    ("p_sub", re.compile(rf"^(?:p\.\s*)?\(?({_AA})\s*(\d+)\s*(?:to\s+|-+|>)?\s*({_AA_TO})\)?$")),
+    ("c_sub", re.compile(rf"^(?:([cgmnr])\.\s*)?({_POS})\s*\(?({_NT})\s*(?:>|/|to|->)\s*({_NT})\)?$")),
+    ("c_sub_pre", re.compile(rf"^(?:([cgmnr])\.\s*)?({_NT})\s*({_POS})\s*({_NT})$")),
+    ("del", re.compile(rf"^(?:([cgmnrp])\.\s*)?({_POS})(?:\s*_\s*({_POS}))?\s*del\s*([ACGTU]+|\d+|[A-Z]+)?$", re.I)),
+    ("ins", re.compile(rf"^(?:([cgmnrp])\.\s*)?({_POS})(?:\s*_\s*({_POS}))?\s*ins\s*([ACGTU]+|\d+)$", re.I)),
+    ("dup", re.compile(rf"^(?:([cgmnrp])\.\s*)?({_POS})(?:\s*_\s*({_POS}))?\s*dup\s*([ACGTU]+|\d+)?$", re.I)),
+]
+
+
+def _aa(x: str) -> str:
+    if len(x) == 1:
+        return "X" if x == "*" else x.upper()
+    return _AA3.get(x.lower(), x.upper())
+
+
+def _pos(p: str) -> str:
+    return re.sub(r"\s+", "", p)
+
+
+def variant_id(mention: str) -> str | None:
+    """tmVar's normalized form of a variant mention, or None where no rule applies."""
+    text = " ".join(mention.split()).strip(" ,;.()")
+    for name, rx in _RULES:
+        m = rx.match(text)
+        if not m:
+            continue
+        if name == "rs":
+            return f"rs{m.group(1)}"
+        if name == "fs":
+            a, pos, b, n = m.groups()
+            return f"p|FS|{_aa(a)}|{pos}|{_aa(b) if b else ''}|{n or ''}"
+        if name == "p_sub_named":
+            a, pos, b = m.groups()
+            return f"p|SUB|{_aa(a)}|{pos}|{_aa(b)}"
+        if name == "p_sub_at":
+            a, b, pos = m.groups()
+            return f"p|SUB|{_aa(a)}|{pos}|{_aa(b)}"
+        if name == "size_del":
+            delta, size, what = m.groups()
+            size = delta or _NUMBER_WORDS.get((size or "").lower(), size)
+            if not size or not size.isdigit():
+                continue
+            return f"c|{'INS' if what and what.lower() == 'insertion' else 'DEL'}||{size}"
+        if name == "p_sub":
+            a, pos, b = m.groups()
+            if len(a) == 1 and a not in _AA1 or (len(b) == 1 and b not in _AA1 + "X*"):
+                continue
+            return f"p|SUB|{_aa(a)}|{pos}|{_aa(b)}"
+        if name == "c_sub":
+            seq, pos, a, b = m.groups()
+            return f"{seq or 'c'}|SUB|{a.upper()}|{_pos(pos)}|{b.upper()}"
+        if name == "c_sub_pre":
+            seq, a, pos, b = m.groups()
+            return f"{seq or 'c'}|SUB|{a.upper()}|{_pos(pos)}|{b.upper()}"
+        seq, start, stop, what = m.groups()
+        where = _pos(start) + (f"_{_pos(stop)}" if stop else "")
+        kind = name.upper()
+        return f"{seq or 'c'}|{kind}|{where}|{(what or '').upper() if what and not what.isdigit() else what or ''}"
+    return None
+
+
+# ---------------------------------------------------------------- the dictionaries
+
+
+class Lexicon:
+    """Genes, species and cell lines by name; variants by rule (see the module's docstring)."""
+
+    def __init__(self, genes: dict[str, list[tuple[str, int, int]]], species: dict[str, list[tuple[int, float]]],
+                 cell_lines: dict[str, list[tuple[str, int]]], names: dict[str, str], version: str) -> None:
+        self.genes, self.species, self.cell_lines, self.names, self.version = genes, species, cell_lines, names, version
+        self.gene_organisms = frozenset(t for hits in genes.values() for _, t, _ in hits)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Lexicon":
+        """The lexicon files of a normalizer artifact folder."""
+        import pyarrow.parquet as pq
+
+        folder = Path(folder)
+        manifest = json.loads((folder / LEXICON_MANIFEST).read_text())
+        genes: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        names: dict[str, str] = {}
+        g = pq.read_table(folder / GENES).to_pydict()
+        for key, gid, tax, rank in zip(g["key"], g["gene_id"], g["taxon"], g["rank"]):
+            genes[key].append((gid, tax, rank))
+        symbols = pq.read_table(folder / GENE_SYMBOLS)
+        for gid, symbol in zip(symbols.column("gene_id").to_pylist(), symbols.column("symbol").to_pylist()):
+            names[PREFIX["Gene"] + gid] = symbol
+        species: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        s = pq.read_table(folder / SPECIES).to_pydict()
+        for key, tax, freq, name, pref in zip(s["key"], s["taxon"], s["frequency"], s["name"], s["preferred"]):
+            species[key].append((tax, freq))
+            if pref:
+                names[PREFIX["Species"] + str(tax)] = name
+        cell_lines: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        c = pq.read_table(folder / CELL_LINES).to_pydict()
+        for key, acc, tax, name in zip(c["key"], c["accession"], c["taxon"], c["name"]):
+            cell_lines[key].append((acc, tax))
+            names.setdefault(acc, name)
+        return cls(dict(genes), dict(species), dict(cell_lines), names, manifest["version"])
+
+    # -- one mention
+
+    def link_species(self, mention: str) -> Link:
+        key = species_key(mention)
+        hits = self.species.get(key) or self.species.get(_singular(key) or "")
+        if not hits:
+            return NIL
+        taxon = max(hits, key=lambda h: (h[1], -h[0]))[0]
+        return Link(f"{PREFIX['Species']}{taxon}", "exact", 1.0)
+
+    def link_gene(self, mention: str, organisms: tuple[int, ...] = ()) -> Link:
+        key = tight_key(mention)
+        if len(key) < 2 or not _LETTER.search(key):
+            return NIL   # "1", "P", "-1": no gene is known by a lone character or a number
+        hits = self.genes.get(key) or (self.genes.get(key[:-1]) if len(key) > 4 and key.endswith("s") else None)
+        if not hits:
+            return NIL
+        order = _preference(organisms)
+        gid, tax, _ = min(hits, key=lambda h: (order.get(h[1], len(order)), h[2], int(h[0])))
+        if tax in organisms:
+            return Link(f"{PREFIX['Gene']}{gid}", "exact", 1.0)
+        if tax != HUMAN or (organisms and organisms[0] not in self.gene_organisms):
+            # only another organism has the name (2 of 68 right on BioRED Dev), or the document is
+            # about an organism whose genes are not here (rat): no guess
+            return NIL
+        return Link(f"{PREFIX['Gene']}{gid}", "exact-default", 1.0)
+
+    def link_cell_line(self, mention: str, organisms: tuple[int, ...] = ()) -> Link:
+        key = tight_key(mention)
+        bare = re.sub(r"cells?$", "", key)   # "HeLa cells"
+        hits = self.cell_lines.get(key) or self.cell_lines.get(bare)
+        if not hits or len(key) < 2:
+            return NIL
+        order = _preference(organisms)
+        acc, _ = min(hits, key=lambda h: (order.get(h[1], len(order)), h[0]))
+        return Link(acc, "exact", 1.0)
+
+    def not_an_organism(self, mention: str, kind: str) -> bool:
+        """False for a Disease, Chemical or Gene span whose whole text is a species name ("Anopheles",
+        "mosquitoes", "P. falciparum" tagged Disease): in the training and dev gold of BioRED, BC5CDR
+        and NCBI-disease, 0.34% of disease and chemical mentions and 0.2% of gene mentions are
+        species names ("ICH", "Li", "cannabis"), while the default model tagged 180 organisms so in
+        the MEDLINE sample (benchmarks/results/junk.md)."""
+        return kind not in ORGANISM_NOT or not self.link_species(mention).concept_id
+
+    @staticmethod
+    def link_variant(mention: str) -> Link:
+        vid = variant_id(mention)
+        return Link(vid, "rules", 1.0) if vid else NIL
+
+    # -- a document
+
+    def link_document(self, mentions: list[tuple[str, str]], abbrevs: dict[str, str] | None = None) -> list[Link | None]:
+        """Links for the mentions of the lexicon's types (None for any other type): species first, so
+        that the document's organisms (most mentioned first) decide its genes and cell lines. A gene
+        the dictionary does not know by this name is tried by the other form of an abbreviation the
+        document defines ("sodium/iodide symporter (NIS)")."""
+        abbrevs = abbrevs or {}
+        long_to_short = {v.lower(): k for k, v in abbrevs.items()}
+        out: list[Link | None] = [None] * len(mentions)
+        counts: Counter[int] = Counter()
+        for i, (text, kind) in enumerate(mentions):
+            if kind == "Species":
+                out[i] = link = self.link_species(text)
+                if link.concept_id:
+                    counts[int(link.concept_id.split(":")[1])] += 1
+        organisms = tuple(t for t, _ in counts.most_common())
+        for i, (text, kind) in enumerate(mentions):
+            if kind == "Gene":
+                link = self.link_gene(text, organisms)
+                other = abbrevs.get(text.strip()) or long_to_short.get(text.strip().lower())
+                if link.concept_id is None and other:
+                    via = self.link_gene(other, organisms)
+                    link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
+                out[i] = link
+            elif kind == "CellLine":
+                out[i] = self.link_cell_line(text, organisms)
+            elif kind == "Variant":
+                out[i] = self.link_variant(text)
+        return out
+
+    def name_of(self, concept_id: str) -> str | None:
+        return self.names.get(concept_id)
+
+
+def names_table(folder: str | Path):
+    """concept_id -> name of every gene (its official symbol), species (its scientific name) and
+    cell line of a normalizer artifact folder's lexicon: what the knowledge tables name linked concepts by."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder = str(folder).rstrip("/")
+    g = pq.read_table(f"{folder}/{GENE_SYMBOLS}")
+    s = pq.read_table(f"{folder}/{SPECIES}", columns=["taxon", "name", "preferred"]).filter(pc.field("preferred"))
+    s = s.group_by("taxon", use_threads=False).aggregate([("name", "min")])
+    c = pq.read_table(f"{folder}/{CELL_LINES}", columns=["accession", "name"])
+    c = c.group_by("accession", use_threads=False).aggregate([("name", "min")])
+    ids = [pc.binary_join_element_wise(PREFIX["Gene"], g.column("gene_id"), ""),
+           pc.binary_join_element_wise(PREFIX["Species"], pc.cast(s.column("taxon"), pa.string()), ""),
+           c.column("accession")]
+    return pa.table({"concept_id": pa.concat_arrays([pa.array(x.to_pylist(), pa.string()) for x in ids]),
+                     "name": pa.concat_arrays([pa.array(x.to_pylist(), pa.string())
+                                               for x in (g.column("symbol"), s.column("name_min"), c.column("name_min"))])})
+
+
+__all__ = ["Lexicon", "names_table", "LEXICON_MANIFEST", "ORGANISM_NOT", "LEXICON_TYPES", "HUMAN", "tight_key", "species_key", "variant_id"]

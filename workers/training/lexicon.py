@@ -1,0 +1,185 @@
+"""Building the gene, species and cell line tables that ``workers.inference.lexicon`` links with, from
+the raw public files (NCBI Gene ``gene_info`` per organism, HGNC's complete set, UniProt's species
+list, LINNAEUS's species frequencies and acronyms, REACH's species and Cellosaurus names, MeSH
+organism → taxon). Written into a normalizer artifact's ``lexicon/`` folder, with ``lexicon.json``
+naming every source file with its sha256, so that ``version`` changes when any of them does.
+
+On a cluster the same files come from their homes (ftp.ncbi.nlm.nih.gov/gene/DATA/GENE_INFO/,
+ftp.ebi.ac.uk/pub/databases/genenames/hgnc/tsv/, ftp.uniprot.org/.../speclist.txt,
+ftp.expasy.org/databases/cellosaurus/); set PUBMINE_DATA to the folder that holds them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+from workers.inference.lexicon import (CELL_LINES, GENE_SYMBOLS, GENES, HUMAN, LEXICON_MANIFEST, SPECIES,
+                                       species_key, tight_key)
+
+ROOT = "normalization_dicts"
+GENE_INFO = {  # organism -> gene_info file (NCBI Gene, one file per organism)
+    9606: "ncbi_gene/Homo_sapiens.gene_info.gz",
+    10090: "ncbi_gene/Mus_musculus.gene_info.gz",
+    559292: "ncbi_gene/Saccharomyces_cerevisiae.gene_info.gz",
+    7955: "ncbi_gene/Danio_rerio.gene_info.gz",
+    7227: "ncbi_gene/Drosophila_melanogaster.gene_info.gz",
+}
+HGNC = "ncbi_gene/hgnc_complete_set.txt.gz"
+SPECIES_NAMES = "species/reach_Species_exhaustive.tsv.gz"
+UNIPROT_SPECIES = "species/uniprot_speclist_2019_07.txt.gz"
+LINNAEUS_FREQUENCY = "species/linnaeus_species-frequency.tsv.gz"
+LINNAEUS_ACRONYMS = "species/linnaeus_synonyms-acronyms.tsv.gz"
+MESH_ORGANISMS = "species/julie_desc2tax.tsv.gz"
+CELLOSAURUS = "cellosaurus_2016/reach_Cellosaurus.tsv.gz"
+SKIPPED_GENE_TYPES = frozenset({"biological-region", "other", "unknown"})  # regions and placeholders, not genes
+# name ranks inside one organism (lower wins): symbols, then synonyms and locus tags, then full names;
+# a gene that is not protein-coding gets NOT_CODING more
+SYMBOL, SYNONYM, FULL_NAME, NOT_CODING = 0, 1, 2, 3
+_UNIPROT = re.compile(r"^(\w+)\s+[ABEVO]\s+(\d+):\s+N=(.+)$")
+_UNIPROT_MORE = re.compile(r"^\s+([CS])=(.+)$")
+
+
+def _lines(path: Path):
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+        yield from f
+
+
+def _gene_rows(path: Path, organism: int):
+    """(key, gene_id, taxon, rank) and (gene_id, symbol) of one gene_info file."""
+    for line in _lines(path):
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) < 14 or not cols[0].isdigit() or cols[9] in SKIPPED_GENE_TYPES:
+            continue  # headers (the yeast copy's has no '#') and non-genes
+        gid, extra = cols[1], 0 if cols[9] == "protein-coding" else NOT_CODING
+        names = [(cols[2], SYMBOL), (cols[10], SYMBOL)]
+        names += [(s, SYNONYM) for s in cols[4].split("|")] + [(cols[3], SYNONYM)]
+        names += [(cols[8], FULL_NAME), (cols[11], FULL_NAME)]
+        if not extra:
+            names += [(s, FULL_NAME) for s in cols[13].split("|")]
+        yield gid, cols[2], [(n, r + extra) for n, r in names if n and n != "-"]
+
+
+def gene_tables(root: Path):
+    best: dict[tuple[str, str], tuple[int, int]] = {}   # (key, gene id) -> (rank, taxon)
+    symbols: dict[str, str] = {}
+    for organism, rel in GENE_INFO.items():
+        for gid, symbol, names in _gene_rows(root / rel, organism):
+            symbols[gid] = symbol
+            for name, rank in names:
+                key = tight_key(name)
+                if key and best.get((key, gid), (99,))[0] > rank:
+                    best[(key, gid)] = (rank, organism)
+    with gzip.open(root / HGNC, "rt", encoding="utf-8") as f:   # aliases and previous symbols of human genes
+        for row in csv.DictReader(f, delimiter="\t"):
+            gid = row.get("entrez_id") or ""
+            if gid not in symbols:
+                continue
+            for field in ("alias_symbol", "prev_symbol"):
+                for name in (row.get(field) or "").strip('"').split("|"):
+                    key = tight_key(name)
+                    if key and best.get((key, gid), (99,))[0] > SYNONYM:
+                        best[(key, gid)] = (SYNONYM, HUMAN)
+    rows = sorted((k, g, t, r) for (k, g), (r, t) in best.items())
+    return rows, symbols
+
+
+def species_tables(root: Path):
+    """(key, taxon, frequency, name, preferred): every name of REACH, UniProt, LINNAEUS acronyms and MeSH
+    organisms; frequency is LINNAEUS's count of the taxon in MEDLINE/PMC (the tie-breaker)."""
+    freq: dict[int, float] = {}
+    for line in _lines(root / LINNAEUS_FREQUENCY):
+        tax, _, n = line.rstrip("\n").partition("\t")
+        if tax.startswith("species:ncbi:") and n.strip().isdigit():
+            freq[int(tax.rsplit(":", 1)[1])] = float(n)
+    names: dict[tuple[str, int], tuple[str, bool]] = {}
+
+    def add(name: str, taxon: int, preferred: bool = False) -> None:
+        key = species_key(name)
+        if key and (preferred or (key, taxon) not in names):
+            names[(key, taxon)] = (name, preferred)
+
+    taxon = None  # the record a C= / S= continuation line belongs to
+    for line in _lines(root / UNIPROT_SPECIES):
+        m = _UNIPROT.match(line)
+        if m:
+            taxon = int(m.group(2))
+            add(m.group(3).strip(), taxon, preferred=True)
+            continue
+        m = _UNIPROT_MORE.match(line)
+        if m and taxon is not None:
+            add(m.group(2).strip(), taxon)
+    for line in _lines(root / SPECIES_NAMES):
+        name, _, tax = line.rstrip("\n").partition("\t")
+        if tax.strip().isdigit():
+            add(name, int(tax))
+    for line in _lines(root / LINNAEUS_ACRONYMS):
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) >= 3 and cols[0].startswith("species:ncbi:") and float(cols[2] or 0) >= 0.5:
+            add(cols[1], int(cols[0].rsplit(":", 1)[1]))
+    for line in _lines(root / MESH_ORGANISMS):
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) >= 2 and cols[-1].strip().isdigit():
+            add(cols[0], int(cols[-1]))
+    return sorted((k, t, freq.get(t, 0.0), n, p) for (k, t), (n, p) in names.items())
+
+
+def cell_line_table(root: Path, scientific: dict[str, int]):
+    """(key, accession, taxon, name) of every Cellosaurus name (REACH's 2016 table; names may begin
+    with '#', which is not a comment there)."""
+    rows = {}
+    for line in _lines(root / CELLOSAURUS):
+        cols = line.rstrip("\n").split("\t")
+        if len(cols) < 2 or not cols[1].startswith("CVCL_"):
+            continue
+        taxon = scientific.get((cols[2] if len(cols) > 2 else "").strip().lower(), 0)
+        key = tight_key(cols[0])
+        if key:
+            rows.setdefault((key, cols[1]), (taxon, cols[0]))
+    return sorted((k, a, t, n) for (k, a), (t, n) in rows.items())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_lexicon(into: Path, data_dir: Path) -> dict:
+    """Write the lexicon's tables and ``lexicon.json`` into ``into``; returns the manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = data_dir / ROOT
+    sources = [*GENE_INFO.values(), HGNC, SPECIES_NAMES, UNIPROT_SPECIES, LINNAEUS_FREQUENCY, LINNAEUS_ACRONYMS,
+               MESH_ORGANISMS, CELLOSAURUS]
+    missing = [s for s in sources if not (root / s).exists()]
+    if missing:
+        raise ConfigError(f"lexicon source files not found under {root}: {', '.join(missing)}; set PUBMINE_DATA "
+                          "to the folder that holds normalization_dicts/ (see its PROVENANCE-genes-species-cells.md)")
+    into.mkdir(parents=True, exist_ok=True)
+    genes, symbols = gene_tables(root)
+    species = species_tables(root)
+    scientific = {n.lower(): t for _, t, _, n, p in species if p}
+    cells = cell_line_table(root, scientific)
+    write = lambda rows, names, types, name: pq.write_table(  # noqa: E731
+        pa.table({c: pa.array(list(v), t) for c, v, t in zip(names, zip(*rows) if rows else [[]] * len(names), types)}),
+        into / name, compression="zstd")
+    write(genes, ("key", "gene_id", "taxon", "rank"), (pa.string(), pa.string(), pa.int32(), pa.int8()), GENES)
+    write(sorted(symbols.items()), ("gene_id", "symbol"), (pa.string(), pa.string()), GENE_SYMBOLS)
+    write(species, ("key", "taxon", "frequency", "name", "preferred"),
+          (pa.string(), pa.int32(), pa.float64(), pa.string(), pa.bool_()), SPECIES)
+    write(cells, ("key", "accession", "taxon", "name"), (pa.string(), pa.string(), pa.int32(), pa.string()), CELL_LINES)
+    files = {s: _sha256(root / s) for s in sources}
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v1").hexdigest()[:12]
+    manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016#{digest}",
+                "sources": files, "rows": {"gene_names": len(genes), "genes": len(symbols), "species_names": len(species),
+                                           "cell_line_names": len(cells)}}
+    (into / LEXICON_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+__all__ = ["build_lexicon", "gene_tables", "species_tables", "cell_line_table"]
