@@ -201,3 +201,21 @@ def test_per_type_thresholds_come_from_dev_with_the_dev_strings_held_out(tmp_pat
     n = Normalizer(full, index, threshold=0.5, thresholds={"Disease": None, "Chemical": 0.5})
     links = n.link_document("x", [("heart attack", "Disease"), ("imatinib", "Chemical")])
     assert [l.method for l in links] == ["nil", "embed"]  # Disease: no embedding links at all
+
+
+def test_character_ngrams_link_a_spelling_variant_and_only_above_their_threshold():
+    from workers.inference.normalize import Dictionary, Normalizer
+
+    d = Dictionary()
+    d.add("Chemical", "MESH:D002112", "25-hydroxyvitamin D 3", 1, preferred=True)
+    d.add("Chemical", "MESH:D000666", "amphotericin B", 1, preferred=True)
+    d.sources.append("tiny")
+    n = Normalizer(d).with_ngrams({"Chemical": 0.5})
+    links = n.link_document("x", [("25-hydroxyvitamin D", "Chemical"), ("amphotericine B", "Chemical"),
+                                  ("zebrafish", "Chemical"), ("amphotericin B", "Chemical")])
+    assert [(x.concept_id, x.method) for x in links] == [("MESH:D002112", "ngram"), ("MESH:D000666", "ngram"),
+                                                        (None, "nil"), ("MESH:D000666", "exact")]
+    assert all(0.5 <= x.score < 1 for x in links[:2])
+    strict = Normalizer(d).with_ngrams({"Chemical": 0.99}).link_document("x", [("amphotericine B", "Chemical")])
+    assert strict[0].concept_id is None
+    assert Normalizer(d).with_ngrams({"Chemical": None}).ngrams is None   # a type dev gave no threshold: none

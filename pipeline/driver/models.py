@@ -96,7 +96,7 @@ def extraction_fingerprint(config: RunConfig, models: Models, precision: str) ->
                  "case_features": models.ner.get("case_features")},
          "normalizer": None if models.normalizer is None else
          {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold"),
-          "thresholds": models.normalizer.get("thresholds")},
+          "thresholds": models.normalizer.get("thresholds"), "ngram_thresholds": models.normalizer.get("ngram_thresholds")},
          "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
                         "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
         {"precision": precision, "max_length": ex.max_length, "stride": ex.stride, "parser": SENTENCES_VERSION,

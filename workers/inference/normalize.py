@@ -12,7 +12,11 @@ The linker tries, in order, and reports which step answered:
                SapBERT style; the MiniLM sentence encoder here), if at least the type's threshold:
                chosen per type on dev data when the normalizer is built, the least cosine at which
                the accepted embedding links were at least 85% correct there (no such cosine: that
-               type gets no embedding links).
+               type gets no embedding links);
+5. ``ngram``   the nearest dictionary name by cosine of character 3-gram TF-IDF (scispaCy's
+               linker), for the types and from the cosine chosen the same way (``NgramIndex``).
+
+Genes, species, cell lines and variants go to the normalizer's lexicon (``workers.inference.lexicon``).
 
 Anything else is NIL (no concept ID, never a guess). A normalizer artifact holds the dictionary, the
 encoder and every dictionary name embedded once; ``workers.training.normalizer`` builds it from MeSH
@@ -185,6 +189,43 @@ def dequantized(vectors, scale):
     return vectors.astype(np.float32) * scale
 
 
+class NgramIndex:
+    """scispaCy's linker's candidate step: every dictionary name of a type as TF-IDF weights of its
+    character 3-grams (the normalized name, word-bounded); a mention's nearest name by cosine. It
+    catches the spelling variants word-level keys miss ("25-hydroxyvitamin D" / "25-hydroxyvitamin
+    D 3", "amphotericine B"). Built from the dictionary when a normalizer loads (seconds); which types
+    use it, and from which cosine, is chosen on dev when the normalizer is built (``ngram_thresholds``)."""
+
+    def __init__(self, dictionary: "Dictionary", kinds) -> None:
+        import numpy as np
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.kinds: dict[str, tuple] = {}
+        for kind in kinds:
+            keys = sorted(k for k, by in dictionary.exact.items() if kind in by and len(k) >= 3)
+            if not keys:
+                continue
+            vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3), lowercase=False, dtype=np.float32)
+            matrix = vec.fit_transform(keys)
+            self.kinds[kind] = (vec, matrix.T.tocsr(), keys, [best_concept(dictionary.exact[k][kind]) for k in keys])
+
+    def nearest(self, texts: list[str], kind: str, chunk: int = 512) -> list[tuple[str | None, float]]:
+        if kind not in self.kinds or not texts:
+            return [(None, 0.0)] * len(texts)
+        vec, names_t, _, concepts = self.kinds[kind]
+        out: list[tuple[str | None, float]] = []
+        for i in range(0, len(texts), chunk):
+            sims = (vec.transform([norm_key(t) for t in texts[i:i + chunk]]) @ names_t).tocsr()
+            for row in range(sims.shape[0]):
+                lo, hi = sims.indptr[row], sims.indptr[row + 1]
+                if lo == hi:
+                    out.append((None, 0.0))
+                    continue
+                j = lo + int(sims.data[lo:hi].argmax())
+                out.append((concepts[sims.indices[j]], float(sims.data[j])))
+        return out
+
+
 class EmbeddingIndex:
     """Every dictionary name of each type, embedded once (``mean_pooled``); a query is a matrix
     product. Made by ``from_dictionary`` (building a normalizer) or ``load`` (a normalizer artifact)."""
@@ -329,12 +370,20 @@ class Normalizer:
         self.thresholds = dict(thresholds or {})
         self.manifest: dict = {}
         self.lexicon = None   # workers.inference.lexicon.Lexicon: genes, species, cell lines, variants
+        self.ngram_thresholds: dict[str, float] = {}   # type -> least n-gram cosine (chosen on dev)
+        self.ngrams: NgramIndex | None = None
 
     def threshold_for(self, kind: str) -> float | None:
         return self.thresholds.get(kind, self.threshold)
 
     def with_lexicon(self, lexicon) -> "Normalizer":
         self.lexicon = lexicon
+        return self
+
+    def with_ngrams(self, thresholds: dict[str, float | None]) -> "Normalizer":
+        """Character n-gram links for the types with a threshold (-1: every nearest name, for scoring)."""
+        self.ngram_thresholds = {k: v for k, v in thresholds.items() if v is not None}
+        self.ngrams = NgramIndex(self.dictionary, self.ngram_thresholds) if self.ngram_thresholds else None
         return self
 
     @property
@@ -362,6 +411,8 @@ class Normalizer:
         out.manifest = manifest
         if (folder / LEXICON_MANIFEST).exists():   # normalizers built before the lexicon have none
             out.lexicon = Lexicon.load(folder)
+        if manifest.get("ngram_thresholds"):
+            out.with_ngrams(manifest["ngram_thresholds"])
         return out
 
     def link_document(self, text: str, mentions: list[tuple[str, str]]) -> list[Link]:
@@ -380,17 +431,23 @@ class Normalizer:
             links = [done if done is not None else self.link(m, kind, abbrevs)
                      for (m, kind), done in zip(mentions, decided)]
             out.append(links)
-            if self.index is not None:
+            if self.index is not None or self.ngrams is not None:
                 for i, ((m, kind), link) in enumerate(zip(mentions, links)):
                     if link.concept_id is None and decided[i] is None:
                         pending[kind].append((d, i, abbrevs.get(m.strip(), m)))
-        for kind, items in pending.items():
+        for kind, items in (pending.items() if self.index is not None else ()):
             least = self.threshold_for(kind)
             if least is None:  # this type's embedding links were not precise enough on dev: none
                 continue
             for (d, i, _), (cid, sim) in zip(items, self.index.nearest([q for *_, q in items], kind)):
                 if cid is not None and sim >= least:
                     out[d][i] = Link(cid, "embed", sim)
+        if self.ngrams is not None:
+            for kind, least in self.ngram_thresholds.items():
+                items = [(d, i, abbrevs_q) for d, i, abbrevs_q in pending.get(kind, ()) if out[d][i].concept_id is None]
+                for (d, i, _), (cid, sim) in zip(items, self.ngrams.nearest([q for *_, q in items], kind)):
+                    if cid is not None and sim >= least:
+                        out[d][i] = Link(cid, "ngram", sim)
         return out
 
     def link(self, mention: str, kind: str, abbrevs: dict[str, str] | None = None) -> Link:

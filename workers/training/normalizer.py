@@ -206,7 +206,14 @@ def build_normalizer(output: str, encoder: str = "minilm", threshold: float = DE
             log(f"{kind}: embedding links from cosine {t:.3f} ({n} dev links, {100 * p:.1f}% correct)" if t is not None
                 else f"{kind}: no embedding links (no cosine gives {100 * embed_precision:.0f}% correct on "
                      f"{dev[kind]['reached']} dev mentions that reach the embedding step)")
+    ngram_thresholds, ngram_dev = choose_ngram_thresholds(data_dir, embed_precision) if choose else ({}, {})
+    for kind, t in ngram_thresholds.items():
+        d = ngram_dev[kind]
+        log(f"{kind}: n-gram links from cosine {t:.3f} ({d['accepted']} dev links, {100 * d['precision']:.1f}% correct)"
+            if t is not None else f"{kind}: no n-gram links (no cosine gives {100 * embed_precision:.0f}% correct on "
+                                  f"{d['reached']} dev mentions that reach the n-gram step)")
     meta = {"task": "normalizer", "version": dictionary.version, "threshold": threshold, "thresholds": thresholds,
+            "ngram_thresholds": ngram_thresholds, "ngram_choice": {"precision": embed_precision, "dev": ngram_dev},
             "threshold_choice": {"embed_precision": embed_precision, "min_links": MIN_DEV_LINKS, "dev": dev},
             "encoder": label, "sources": dictionary.sources, "lexicon": lexicon,  # filled by extra()
             "entity_types": sorted(index.names), "names": {k: len(v) for k, v in index.names.items()}}
@@ -259,6 +266,25 @@ def choose_thresholds(held_out: Normalizer, data_dir: Path | None, precision: fl
             report[kind] = {"reached": 0, "accepted": 0, "precision": None, "missing": [f for f in files if not (root / f).exists()]}
             continue
         rows = [(score, ok) for method, _, score, ok in dev_links(held_out, kind, data_dir) if method == "embed"]
+        t = least_precise_threshold(rows, precision)
+        accepted = [ok for score, ok in rows if t is not None and score >= t]
+        thresholds[kind] = None if t is None else round(t, 4)
+        report[kind] = {"reached": len(rows), "accepted": len(accepted),
+                        "precision": round(sum(accepted) / len(accepted), 4) if accepted else None}
+    return thresholds, report
+
+
+def choose_ngram_thresholds(data_dir: Path | None, precision: float) -> tuple[dict, dict]:
+    """Per type, the least character n-gram cosine at which dev mentions that the held-out dictionary
+    leaves unlinked are linked ``precision`` correct (None: no n-gram links of that type)."""
+    held_out = default_dictionary(data_dir, [c for c in CORPUS_NAMES if not c[1].endswith("-dev")])
+    scorer = Normalizer(held_out, None).with_ngrams({kind: -1.0 for kind in DEV_MENTIONS})
+    thresholds, report = {}, {}
+    root = data_dir or shared_data_dir()
+    for kind, files in DEV_MENTIONS.items():
+        if not all((root / f).exists() for f in files):
+            continue
+        rows = [(score, ok) for method, _, score, ok in dev_links(scorer, kind, data_dir) if method == "ngram"]
         t = least_precise_threshold(rows, precision)
         accepted = [ok for score, ok in rows if t is not None and score >= t]
         thresholds[kind] = None if t is None else round(t, 4)
