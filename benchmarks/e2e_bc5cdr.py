@@ -48,6 +48,16 @@ def ensure_default_model() -> str:
     return str(folder)
 
 
+def model_arguments(doc: str) -> argparse.ArgumentParser:
+    """The end-to-end benchmarks' options: the three models and where to keep the run."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--model", default=None, help="NER model artifact URL (default: the pipeline's default model)")
+    ap.add_argument("--normalizer", default=str(default_artifact_dir("normalizer")), help="normalizer artifact URL")
+    ap.add_argument("--relation", default=str(default_artifact_dir("relation")), help="relation model artifact URL")
+    ap.add_argument("--keep", default=None, help="write the dump and store here instead of a temporary folder")
+    return ap
+
+
 def run_on_gold(gold_docs, model: str, normalizer: str, relations: list[str], keep: str | None):
     """The gold documents as a MEDLINE dump through `pubmine run` (local config, the given models, no
     spot-check): (summary, entities, relations, seconds, config)."""
@@ -84,12 +94,7 @@ def predicted_tables(ents) -> tuple[dict[int, set], dict[int, set]]:
 def main() -> None:
     from workers.inference.artifacts import artifact_exists
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=None, help="NER model artifact URL (default: the pipeline's default model)")
-    ap.add_argument("--normalizer", default=str(default_artifact_dir("normalizer")), help="normalizer artifact URL")
-    ap.add_argument("--relation", default=str(default_artifact_dir("relation")), help="CID relation model artifact URL")
-    ap.add_argument("--keep", default=None, help="write the dump and store here instead of a temporary folder")
-    args = ap.parse_args()
+    args = model_arguments(__doc__).parse_args()
     model = args.model or ensure_default_model()
     for what, url, how in (("normalizer", args.normalizer, "pubmine build-normalizer"),
                            ("CID model", args.relation, "make model")):

@@ -14,10 +14,8 @@ Last line: RESULT e2e_biored f1=<micro span F1> concept_f1=<micro> f1_<type>=...
 
 from __future__ import annotations
 
-import argparse
-
-from benchmarks.e2e_bc5cdr import ensure_default_model, predicted_tables, run_on_gold
-from pipeline.config import default_artifact_dir, shared_data_dir
+from benchmarks.e2e_bc5cdr import ensure_default_model, model_arguments, predicted_tables, run_on_gold
+from pipeline.config import shared_data_dir
 from pipeline.parse.pubtator import read_pubtator
 from pipeline.report import print_scores
 from pipeline.scores import score, score_concepts
@@ -29,12 +27,7 @@ DEV = "biored/pubtator/Dev.PubTator.gz"
 def main() -> None:
     from workers.inference.artifacts import artifact_exists
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=None, help="NER model artifact URL (default: the pipeline's default model)")
-    ap.add_argument("--normalizer", default=str(default_artifact_dir("normalizer")), help="normalizer artifact URL")
-    ap.add_argument("--relation", default=str(default_artifact_dir("relation")), help="relation model artifact URL")
-    ap.add_argument("--keep", default=None, help="write the dump and store here instead of a temporary folder")
-    args = ap.parse_args()
+    args = model_arguments(__doc__).parse_args()
     model = args.model or ensure_default_model()
     if not artifact_exists(args.normalizer):
         raise SystemExit(f"no normalizer at {args.normalizer}: build it with `pubmine build-normalizer` or pass its URL")

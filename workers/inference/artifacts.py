@@ -39,10 +39,11 @@ UNSAFE = ("pytorch_model.bin", "model.pt", "model.pkl", "model.ckpt", "pytorch_m
 LEXICON_MANIFEST = "lexicon.json"
 LEXICON_GENES, LEXICON_GENE_SYMBOLS = "lexicon_genes.parquet", "lexicon_gene_symbols.parquet"
 LEXICON_SPECIES, LEXICON_CELL_LINES = "lexicon_species.parquet", "lexicon_cell_lines.parquet"
+LEXICON_VARIANTS = "lexicon_variants.parquet"
 # data files some artifacts carry beside the weights (a normalizer's dictionary, embedded names and
 # lexicon), all in the content hash
 DATA_FILES = ("dictionary.parquet", "names.npz", LEXICON_MANIFEST, LEXICON_GENES, LEXICON_GENE_SYMBOLS,
-              LEXICON_SPECIES, LEXICON_CELL_LINES)
+              LEXICON_SPECIES, LEXICON_CELL_LINES, LEXICON_VARIANTS)
 # the tokenizer and config files are parsed whole in memory: one over this is refused unread (BERT's
 # tokenizer.json is 0.7 MB; the largest multilingual ones are under 20 MB)
 MAX_TEXT_FILE_BYTES = 64 << 20

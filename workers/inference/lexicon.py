@@ -39,6 +39,7 @@ from workers.inference.artifacts import LEXICON_GENE_SYMBOLS as GENE_SYMBOLS
 from workers.inference.artifacts import LEXICON_GENES as GENES
 from workers.inference.artifacts import LEXICON_MANIFEST
 from workers.inference.artifacts import LEXICON_SPECIES as SPECIES
+from workers.inference.artifacts import LEXICON_VARIANTS as VARIANTS
 from workers.inference.link import NIL, Link
 
 # files of a normalizer artifact (named in workers.inference.artifacts, which hashes them): the
@@ -69,6 +70,11 @@ def species_key(text: str) -> str:
     """Species names: lowercase, punctuation to spaces ("S. aureus" = "s aureus")."""
     text = unicodedata.normalize("NFKC", text).lower()
     return " ".join(_NOT_ALNUM.sub(" ", text).split())
+
+
+def variant_key(text: str) -> str:
+    """Variant mentions as annotators' strings are matched: lowercase, spacing collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
 def _singular(key: str) -> str | None:
@@ -186,9 +192,14 @@ class Lexicon:
     """Genes, species and cell lines by name; variants by rule (see the module's docstring)."""
 
     def __init__(self, genes: dict[str, list[tuple[str, int, int]]], species: dict[str, list[tuple[int, float]]],
-                 cell_lines: dict[str, list[tuple[str, int]]], names: dict[str, str], version: str) -> None:
+                 cell_lines: dict[str, list[tuple[str, int]]], names: dict[str, str], version: str,
+                 variants: dict[str, str] | None = None, organisms: tuple[int, ...] | None = None) -> None:
         self.genes, self.species, self.cell_lines, self.names, self.version = genes, species, cell_lines, names, version
-        self.gene_organisms = frozenset(t for hits in genes.values() for _, t, _ in hits)
+        self.variants = variants or {}
+        # the organisms whose genes are all here (gene_info): a paper about another one gets no
+        # human fallback for a name its organism lacks
+        self.gene_organisms = frozenset(organisms if organisms is not None else
+                                        (t for hits in genes.values() for _, t, _ in hits))
 
     @classmethod
     def load(cls, folder: str | Path) -> "Lexicon":
@@ -216,7 +227,12 @@ class Lexicon:
         for key, acc, tax, name in zip(c["key"], c["accession"], c["taxon"], c["name"]):
             cell_lines[key].append((acc, tax))
             names.setdefault(acc, name)
-        return cls(dict(genes), dict(species), dict(cell_lines), names, manifest["version"])
+        variants = {}
+        if (folder / VARIANTS).exists():
+            v = pq.read_table(folder / VARIANTS)
+            variants = dict(zip(v.column("key").to_pylist(), v.column("variant_id").to_pylist()))
+        organisms = tuple(manifest["organisms"]) if "organisms" in manifest else None
+        return cls(dict(genes), dict(species), dict(cell_lines), names, manifest["version"], variants, organisms)
 
     # -- one mention
 
@@ -263,8 +279,12 @@ class Lexicon:
         the MEDLINE sample (benchmarks/results/junk.md)."""
         return kind not in ORGANISM_NOT or not self.link_species(mention).concept_id
 
-    @staticmethod
-    def link_variant(mention: str) -> Link:
+    def link_variant(self, mention: str) -> Link:
+        """The ID annotators gave this string in training (often an rs number no rule can derive),
+        else tmVar's normalized form by rule."""
+        known = self.variants.get(variant_key(mention))
+        if known:
+            return Link(known, "exact", 1.0)
         vid = variant_id(mention)
         return Link(vid, "rules", 1.0) if vid else NIL
 
@@ -324,4 +344,4 @@ def names_table(folder: str | Path):
                                                for x in (g.column("symbol"), s.column("name_min"), c.column("name_min"))])})
 
 
-__all__ = ["Lexicon", "names_table", "LEXICON_MANIFEST", "ORGANISM_NOT", "LEXICON_TYPES", "HUMAN", "tight_key", "species_key", "variant_id"]
+__all__ = ["Lexicon", "names_table", "LEXICON_MANIFEST", "ORGANISM_NOT", "VARIANTS", "variant_key", "LEXICON_TYPES", "HUMAN", "tight_key", "species_key", "variant_id"]

@@ -1,7 +1,7 @@
 """Building the gene, species and cell line tables that ``workers.inference.lexicon`` links with, from
 the raw public files (NCBI Gene ``gene_info`` per organism, HGNC's complete set, UniProt's species
 list, LINNAEUS's species frequencies and acronyms, REACH's species and Cellosaurus names, MeSH
-organism → taxon). Written into a normalizer artifact's ``lexicon/`` folder, with ``lexicon.json``
+organism → taxon), and BioRED train's annotated gene and variant strings. Written into a normalizer artifact's ``lexicon/`` folder, with ``lexicon.json``
 naming every source file with its sha256, so that ``version`` changes when any of them does.
 
 On a cluster the same files come from their homes (ftp.ncbi.nlm.nih.gov/gene/DATA/GENE_INFO/,
@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from workers.inference.lexicon import (CELL_LINES, GENE_SYMBOLS, GENES, HUMAN, LEXICON_MANIFEST, SPECIES,
-                                       species_key, tight_key)
+from workers.inference.lexicon import (CELL_LINES, GENE_SYMBOLS, GENES, HUMAN, LEXICON_MANIFEST, SPECIES, VARIANTS,
+                                       species_key, tight_key, variant_key)
 
 ROOT = "normalization_dicts"
 GENE_INFO = {  # organism -> gene_info file (NCBI Gene, one file per organism)
@@ -37,6 +37,10 @@ LINNAEUS_FREQUENCY = "species/linnaeus_species-frequency.tsv.gz"
 LINNAEUS_ACRONYMS = "species/linnaeus_synonyms-acronyms.tsv.gz"
 MESH_ORGANISMS = "species/julie_desc2tax.tsv.gz"
 CELLOSAURUS = "cellosaurus_2016/reach_Cellosaurus.tsv.gz"
+# annotated training mentions (BioRED train: its Dev split is the test, never read here): how
+# annotators linked a string is the best evidence for it, as for chemicals and diseases
+CORPUS = "biored/pubtator/Train.PubTator.gz"
+ANNOTATED = -1   # a gene name's rank when annotators linked it (before symbols)
 SKIPPED_GENE_TYPES = frozenset({"biological-region", "other", "unknown"})  # regions and placeholders, not genes
 # name ranks inside one organism (lower wins): symbols, then synonyms and locus tags, then full names;
 # a gene that is not protein-coding gets NOT_CODING more
@@ -85,8 +89,32 @@ def gene_tables(root: Path):
                     key = tight_key(name)
                     if key and best.get((key, gid), (99,))[0] > SYNONYM:
                         best[(key, gid)] = (SYNONYM, HUMAN)
-    rows = sorted((k, g, t, r) for (k, g), (r, t) in best.items())
-    return rows, symbols
+    return best, symbols
+
+
+def corpus_names(path: Path, symbols: dict[str, str], taxa: dict[str, int]):
+    """From an annotated corpus: gene (key, id, taxon) votes with the gene's organism (its gene_info
+    one, else the document's most annotated species: BioRED's rat genes), a name for genes without
+    a gene_info here, and variant (mention key, id) votes."""
+    from collections import Counter
+
+    from pipeline.parse.pubtator import read_pubtator
+
+    genes, variants, names = Counter(), Counter(), {}
+    for doc in read_pubtator(path):
+        species = Counter(m.ids.strip() for m in doc.mentions if m.type == "Species" and m.ids.strip().isdigit())
+        top = int(species.most_common(1)[0][0]) if species else HUMAN
+        for m in doc.mentions:
+            ids = [i.strip() for i in m.ids.replace(";", ",").split(",") if i.strip()]
+            if len(ids) != 1:
+                continue
+            if m.type == "Gene" and ids[0].isdigit() and tight_key(m.text):
+                genes[(tight_key(m.text), ids[0], taxa.get(ids[0], top))] += 1
+                if ids[0] not in symbols:
+                    names.setdefault(ids[0], Counter())[m.text] += 1
+            elif m.type == "Variant" and ids[0] not in ("-", "-1"):
+                variants[(variant_key(m.text), ids[0])] += 1
+    return genes, variants, {gid: c.most_common(1)[0][0] for gid, c in names.items()}
 
 
 def species_tables(root: Path):
@@ -156,12 +184,23 @@ def build_lexicon(into: Path, data_dir: Path) -> dict:
     root = data_dir / ROOT
     sources = [*GENE_INFO.values(), HGNC, SPECIES_NAMES, UNIPROT_SPECIES, LINNAEUS_FREQUENCY, LINNAEUS_ACRONYMS,
                MESH_ORGANISMS, CELLOSAURUS]
-    missing = [s for s in sources if not (root / s).exists()]
+    missing = [s for s in sources if not (root / s).exists()] + ([] if (data_dir / CORPUS).exists() else [CORPUS])
     if missing:
         raise ConfigError(f"lexicon source files not found under {root}: {', '.join(missing)}; set PUBMINE_DATA "
                           "to the folder that holds normalization_dicts/ (see its PROVENANCE-genes-species-cells.md)")
     into.mkdir(parents=True, exist_ok=True)
-    genes, symbols = gene_tables(root)
+    best, symbols = gene_tables(root)
+    taxa = {gid: t for (_, gid), (_, t) in best.items()}
+    gene_votes, variant_votes, extra_symbols = corpus_names(data_dir / CORPUS, symbols, taxa)
+    for (key, gid, taxon), _ in gene_votes.items():
+        best[(key, gid)] = (ANNOTATED, taxon)
+    symbols.update(extra_symbols)
+    genes = sorted((k, g, t, r) for (k, g), (r, t) in best.items())
+    top_variant: dict[str, tuple[int, str]] = {}
+    for (key, vid), n in variant_votes.items():   # the ID annotators chose most often for a string
+        if key and (key not in top_variant or (n, vid) > top_variant[key]):
+            top_variant[key] = (n, vid)
+    variants = sorted((k, v) for k, (_, v) in top_variant.items())
     species = species_tables(root)
     scientific = {n.lower(): t for _, t, _, n, p in species if p}
     cells = cell_line_table(root, scientific)
@@ -173,11 +212,14 @@ def build_lexicon(into: Path, data_dir: Path) -> dict:
     write(species, ("key", "taxon", "frequency", "name", "preferred"),
           (pa.string(), pa.int32(), pa.float64(), pa.string(), pa.bool_()), SPECIES)
     write(cells, ("key", "accession", "taxon", "name"), (pa.string(), pa.string(), pa.int32(), pa.string()), CELL_LINES)
-    files = {s: _sha256(root / s) for s in sources}
+    write(variants, ("key", "variant_id"), (pa.string(), pa.string()), VARIANTS)
+    files = {**{s: _sha256(root / s) for s in sources}, CORPUS: _sha256(data_dir / CORPUS)}
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v1").hexdigest()[:12]
-    manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016#{digest}",
-                "sources": files, "rows": {"gene_names": len(genes), "genes": len(symbols), "species_names": len(species),
-                                           "cell_line_names": len(cells)}}
+    manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016+BioRED-train#{digest}",
+                "sources": files, "organisms": sorted(GENE_INFO),   # whose genes are all here
+                "rows": {"gene_names": len(genes), "genes": len(symbols), "species_names": len(species),
+                         "cell_line_names": len(cells), "variant_names": len(variants),
+                         "annotated_gene_names": len(gene_votes)}}
     (into / LEXICON_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 

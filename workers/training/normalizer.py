@@ -257,15 +257,17 @@ def least_precise_threshold(scored: list[tuple[float, bool]], precision: float, 
     return best
 
 
-def choose_thresholds(held_out: Normalizer, data_dir: Path | None, precision: float):
-    """Per type, the embedding-link threshold from dev (see the module) and what dev said of it."""
+def choose_thresholds(held_out: Normalizer, data_dir: Path | None, precision: float, method: str = "embed"):
+    """Per type, the least score of ``method``'s links (embed: cosine of sentence embeddings; ngram:
+    of character 3-grams) at which dev mentions are linked ``precision`` correct through the
+    held-out view (None: no such links of that type), and what dev said of it."""
     thresholds, report = {}, {}
     root = data_dir or shared_data_dir()
     for kind, files in DEV_MENTIONS.items():
         if not all((root / f).exists() for f in files):  # no dev data here: the single threshold stays
             report[kind] = {"reached": 0, "accepted": 0, "precision": None, "missing": [f for f in files if not (root / f).exists()]}
             continue
-        rows = [(score, ok) for method, _, score, ok in dev_links(held_out, kind, data_dir) if method == "embed"]
+        rows = [(score, ok) for m, _, score, ok in dev_links(held_out, kind, data_dir) if m == method]
         t = least_precise_threshold(rows, precision)
         accepted = [ok for score, ok in rows if t is not None and score >= t]
         thresholds[kind] = None if t is None else round(t, 4)
@@ -275,22 +277,11 @@ def choose_thresholds(held_out: Normalizer, data_dir: Path | None, precision: fl
 
 
 def choose_ngram_thresholds(data_dir: Path | None, precision: float) -> tuple[dict, dict]:
-    """Per type, the least character n-gram cosine at which dev mentions that the held-out dictionary
-    leaves unlinked are linked ``precision`` correct (None: no n-gram links of that type)."""
+    """``choose_thresholds`` for the character n-gram step, over the held-out dictionary alone."""
     held_out = default_dictionary(data_dir, [c for c in CORPUS_NAMES if not c[1].endswith("-dev")])
     scorer = Normalizer(held_out, None).with_ngrams({kind: -1.0 for kind in DEV_MENTIONS})
-    thresholds, report = {}, {}
-    root = data_dir or shared_data_dir()
-    for kind, files in DEV_MENTIONS.items():
-        if not all((root / f).exists() for f in files):
-            continue
-        rows = [(score, ok) for method, _, score, ok in dev_links(scorer, kind, data_dir) if method == "ngram"]
-        t = least_precise_threshold(rows, precision)
-        accepted = [ok for score, ok in rows if t is not None and score >= t]
-        thresholds[kind] = None if t is None else round(t, 4)
-        report[kind] = {"reached": len(rows), "accepted": len(accepted),
-                        "precision": round(sum(accepted) / len(accepted), 4) if accepted else None}
-    return thresholds, report
+    thresholds, report = choose_thresholds(scorer, data_dir, precision, method="ngram")
+    return {k: v for k, v in thresholds.items() if k in report and "missing" not in report[k]}, report
 
 
 def synonym_pairs(dictionary: Dictionary, n_pairs: int, seed: int = 13) -> list[tuple[str, str, str]]:
