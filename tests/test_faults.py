@@ -133,7 +133,7 @@ def test_s3_down_for_good_fails_with_a_message_naming_the_store_and_latest_untou
         store = Store("s3://pubmine/down", server.storage_options())
         assert store.read_text(LATEST).strip() == "before"
         # the rerun, store back: the unfinished folder goes, the run publishes
-        assert run(_s3_cfg(server, OUTAGE_INPUTS, tiny_model, "after", "down")).documents > 500
+        assert run(_s3_cfg(server, OUTAGE_INPUTS, tiny_model, "after", "down")).counts.documents > 500
         assert not store.exists(*snapshot_key("during"))
     finally:
         server.stop()

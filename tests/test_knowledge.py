@@ -179,9 +179,10 @@ def _expected(store, name):
         c = Counter(e["type"] for e in ents)
         linked = Counter(e["type"] for e in ents if e["concept_id"])
         return sorted(((t, n, linked[t], round(100.0 * linked[t] / n, 1)) for t, n in c.items()), key=lambda r: (-r[1], r[0]))
-    if name == "top-unlinked":
-        c = Counter((e["type"], e["text"]) for e in ents if not e["concept_id"])
-        return sorted(((t, x, n) for (t, x), n in c.items()), key=lambda r: (-r[2], r[0], r[1]))[:20]
+    if name == "top-mentions":
+        c = Counter((e["type"], e["text"]) for e in ents)
+        linked = Counter((e["type"], e["text"]) for e in ents if e["concept_id"])
+        return sorted(((t, x, n, linked[t, x]) for (t, x), n in c.items()), key=lambda r: (-r[2], r[0], r[1]))[:20]
     if name == "one-paper":
         at = {(e["doc_id"], e["start"], e["end"], e["type"]): e for e in ents}
         out = []
