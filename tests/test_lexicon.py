@@ -195,11 +195,12 @@ def test_an_organisms_name_is_not_a_disease_chemical_or_gene(lex):
     assert lex.not_an_organism("hypertension", "Disease") and lex.not_an_organism("p53", "Gene")
 
 
-def test_annotated_training_strings_link_genes_of_organisms_without_a_gene_file_and_rs_variants(lex):
+def test_annotated_training_strings_link_genes_of_organisms_without_a_gene_file_and_rs_variants(lex, lexicon_folder):
     # the rat Bax annotators linked in training: a rat paper gets it; no human fallback for others
     assert lex.link_document([("rats", "Species"), ("Bax", "Gene")])[1].concept_id == "NCBIGene:24887"
     assert lex.link_document([("rats", "Species"), ("TP53", "Gene")])[1].concept_id is None
-    assert lex.name_of("NCBIGene:24887") == "Bax"
+    names = dict(zip(*(names_table(lexicon_folder).column(c).to_pylist() for c in ("concept_id", "name"))))
+    assert names["NCBIGene:24887"] == "Bax"
     assert lex.link_variant("677C>T") == lex.link_variant("677c>t")
     assert lex.link_variant("677C>T").concept_id == "rs1801133"           # annotators' ID beats the rule
     assert lex.link_variant("643C>T").concept_id == "c|SUB|C|643|T"       # no annotation: the rule

@@ -192,9 +192,9 @@ class Lexicon:
     """Genes, species and cell lines by name; variants by rule (see the module's docstring)."""
 
     def __init__(self, genes: dict[str, list[tuple[str, int, int]]], species: dict[str, list[tuple[int, float]]],
-                 cell_lines: dict[str, list[tuple[str, int]]], names: dict[str, str], version: str,
+                 cell_lines: dict[str, list[tuple[str, int]]], version: str,
                  variants: dict[str, str] | None = None, organisms: tuple[int, ...] | None = None) -> None:
-        self.genes, self.species, self.cell_lines, self.names, self.version = genes, species, cell_lines, names, version
+        self.genes, self.species, self.cell_lines, self.version = genes, species, cell_lines, version
         self.variants = variants or {}
         # the organisms whose genes are all here (gene_info): a paper about another one gets no
         # human fallback for a name its organism lacks
@@ -209,30 +209,23 @@ class Lexicon:
         folder = Path(folder)
         manifest = json.loads((folder / LEXICON_MANIFEST).read_text())
         genes: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-        names: dict[str, str] = {}
         g = pq.read_table(folder / GENES).to_pydict()
         for key, gid, tax, rank in zip(g["key"], g["gene_id"], g["taxon"], g["rank"]):
             genes[key].append((gid, tax, rank))
-        symbols = pq.read_table(folder / GENE_SYMBOLS)
-        for gid, symbol in zip(symbols.column("gene_id").to_pylist(), symbols.column("symbol").to_pylist()):
-            names[PREFIX["Gene"] + gid] = symbol
         species: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        s = pq.read_table(folder / SPECIES).to_pydict()
-        for key, tax, freq, name, pref in zip(s["key"], s["taxon"], s["frequency"], s["name"], s["preferred"]):
+        s = pq.read_table(folder / SPECIES, columns=["key", "taxon", "frequency"]).to_pydict()
+        for key, tax, freq in zip(s["key"], s["taxon"], s["frequency"]):
             species[key].append((tax, freq))
-            if pref:
-                names[PREFIX["Species"] + str(tax)] = name
         cell_lines: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        c = pq.read_table(folder / CELL_LINES).to_pydict()
-        for key, acc, tax, name in zip(c["key"], c["accession"], c["taxon"], c["name"]):
+        c = pq.read_table(folder / CELL_LINES, columns=["key", "accession", "taxon"]).to_pydict()
+        for key, acc, tax in zip(c["key"], c["accession"], c["taxon"]):
             cell_lines[key].append((acc, tax))
-            names.setdefault(acc, name)
         variants = {}
         if (folder / VARIANTS).exists():
             v = pq.read_table(folder / VARIANTS)
             variants = dict(zip(v.column("key").to_pylist(), v.column("variant_id").to_pylist()))
         organisms = tuple(manifest["organisms"]) if "organisms" in manifest else None
-        return cls(dict(genes), dict(species), dict(cell_lines), names, manifest["version"], variants, organisms)
+        return cls(dict(genes), dict(species), dict(cell_lines), manifest["version"], variants, organisms)
 
     # -- one mention
 
@@ -256,8 +249,8 @@ class Lexicon:
         if tax in organisms:
             return Link(f"{PREFIX['Gene']}{gid}", "exact", 1.0)
         if tax != HUMAN or (organisms and organisms[0] not in self.gene_organisms):
-            # only another organism has the name (2 of 68 right on BioRED Dev), or the document is
-            # about an organism whose genes are not here (rat): no guess
+            # only another organism has the name (16 of 239 such links right on BioRED train), or
+            # the document is about an organism whose genes are not here (rat; 9 of 277): no guess
             return NIL
         return Link(f"{PREFIX['Gene']}{gid}", "exact-default", 1.0)
 
@@ -318,9 +311,6 @@ class Lexicon:
             elif kind == "Variant":
                 out[i] = self.link_variant(text)
         return out
-
-    def name_of(self, concept_id: str) -> str | None:
-        return self.names.get(concept_id)
 
 
 def names_table(folder: str | Path):

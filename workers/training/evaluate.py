@@ -156,17 +156,7 @@ def evaluate_linking(normalizer: Normalizer, dataset: str, data_dir: Path | None
     if dataset not in NORM_DATASETS:
         raise NormalizationError(f"unknown normalization dataset {dataset!r}; choose one of {', '.join(NORM_DATASETS)}")
     rel, kind = NORM_DATASETS[dataset]
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    docs = list(read_pubtator((data_dir or shared_data_dir()) / rel))
-    mentions = [[m for m in doc.mentions if m.type == kind and gold_ids(m.ids)] for doc in docs]
-    links = normalizer.link_documents([(doc.text, [(m.text, kind) for m in ms]) for doc, ms in zip(docs, mentions)])
-    for ms, ls in zip(mentions, links):
-        for m, link in zip(ms, ls):
-            c = counts[link.method]
-            c[0] += link.concept_id in gold_ids(m.ids)
-            c[1] += 1
-    n = sum(c[1] for c in counts.values())
-    return LinkingScore(sum(c[0] for c in counts.values()) / max(n, 1), n, {k: tuple(v) for k, v in counts.items()})
+    return evaluate_linking_by_type(normalizer, rel, (kind,), data_dir)[kind]
 
 
 def evaluate_linking_by_type(normalizer: Normalizer, rel: str = BIORED_DEV, types: tuple[str, ...] = SIX_TYPES,
