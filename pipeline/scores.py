@@ -74,3 +74,58 @@ def score_cid(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]]) -> Scor
                 for c in gold_ids(a) for x in gold_ids(b)}
         s.add(gold, {(*p, "CID") for p in predicted.get(d.pmid, set())})
     return s
+
+
+def _raw_ids(ids: str, kind: str) -> list[str]:
+    """A mention's ID column split as ``gold_ids`` splits it, unprefixed (relation lines name these)."""
+    seps = ";" if kind in ("Variant", "CellLine") else ",|;"
+    for sep in seps[1:]:
+        ids = ids.replace(sep, seps[0])
+    return [i.strip() for i in ids.split(seps[0]) if i.strip() and i.strip() not in ("-", "-1")]
+
+
+def gold_relations(doc: PubtatorDoc) -> set[tuple]:
+    """A document's relations as (pmid, {(type, concept id), (type, concept id)}, relation type,
+    novelty or None), concept IDs as the linker gives them (``gold_ids``); unordered, as BioRED scores."""
+    kind: dict[str, str] = {}
+    for m in doc.mentions:
+        for raw in _raw_ids(m.ids, m.type):
+            kind.setdefault(raw, m.type)
+    out = set()
+    for rtype, a, b in doc.relations:
+        if a not in kind or b not in kind:
+            continue
+        novelty = doc.novelty.get((a, b), doc.novelty.get((b, a)))
+        for ga in gold_ids(a, kind[a]):
+            for gb in gold_ids(b, kind[b]):
+                if (kind[a], ga) != (kind[b], gb):
+                    out.add((doc.pmid, frozenset({(kind[a], ga), (kind[b], gb)}), rtype, novelty))
+    return out
+
+
+@dataclass
+class RelationScores:
+    """BioRED's document-level measures (the BioCreative VIII track's): the entity pair; the pair and
+    its relation type; the pair and its novelty; all three."""
+
+    pair: Scores
+    type: Scores       # by_type: per relation type
+    novelty: Scores
+    all: Scores
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for name in ("pair", "type", "novelty", "all"):
+            p, r, f = getattr(self, name).overall()
+            out[name] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
+        return out
+
+
+def score_doc_relations(gold: set[tuple], predicted: set[tuple]) -> RelationScores:
+    """``gold`` and ``predicted``: (pmid, pair, relation type, novelty) as ``gold_relations`` gives them."""
+    s = RelationScores(Scores(), Scores(), Scores(), Scores())
+    s.pair.add({(g[0], g[1], "pair") for g in gold}, {(p[0], p[1], "pair") for p in predicted})
+    s.type.add({(g[0], g[1], g[2]) for g in gold}, {(p[0], p[1], p[2]) for p in predicted})
+    s.novelty.add({(g[0], g[1], str(g[3]), "novelty") for g in gold}, {(p[0], p[1], str(p[3]), "novelty") for p in predicted})
+    s.all.add({(g[0], g[1], g[2], str(g[3]), "all") for g in gold}, {(p[0], p[1], p[2], str(p[3]), "all") for p in predicted})
+    return s

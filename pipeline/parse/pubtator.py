@@ -2,7 +2,8 @@
 
 A PubTator document is ``PMID|t|title``, ``PMID|a|abstract``, mention lines
 ``PMID<TAB>start<TAB>end<TAB>text<TAB>type<TAB>ids`` and relation lines
-``PMID<TAB>REL<TAB>id1<TAB>id2``. Offsets are over ``title + " " + abstract`` — the same convention
+``PMID<TAB>REL<TAB>id1<TAB>id2`` (BioRED adds ``<TAB>Novel`` or ``<TAB>No``: a novel finding of
+the paper or background knowledge). Offsets are over ``title + " " + abstract`` — the same convention
 as pubmine's MEDLINE passages, so gold mentions compare to pipeline output directly.
 
 ``write_medline_xml`` turns documents into a MEDLINE-style PubmedArticleSet (real PMIDs, titles,
@@ -48,6 +49,7 @@ class PubtatorDoc:
     abstract: str
     mentions: list[Mention] = field(default_factory=list)
     relations: list[tuple[str, str, str]] = field(default_factory=list)
+    novelty: dict[tuple[str, str], str] = field(default_factory=dict)  # BioRED: (id1, id2) -> "Novel" / "No"
 
     @property
     def text(self) -> str:
@@ -133,6 +135,8 @@ def read_pubtator(path: str | Path, type_map: dict[str, str] | None = None) -> I
                 doc.mentions.append(Mention(start, end, text, tmap.get(cols[4], cols[4]), cols[5] if len(cols) > 5 else ""))
             elif len(cols) >= 4:
                 doc.relations.append((cols[1], cols[2], cols[3]))
+                if len(cols) >= 5 and cols[4].strip():
+                    doc.novelty[cols[2], cols[3]] = cols[4].strip()
     if doc is not None:
         yield doc
 

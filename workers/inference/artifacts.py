@@ -5,7 +5,7 @@ one way every model kind is loaded.
   so the actors of one node share one copy), verifies the weights against the ``model_id`` in
   ``pubmine.json``, and returns the local folder.
 - ``load_artifact(folder, task)`` loads tokenizer + model + manifest for every task (``ner``, ``re``,
-  ``normalizer``): safetensors weights only, ``local_files_only``, never remote code. A pickle-only
+  ``re-doc``, ``normalizer``): safetensors weights only, ``local_files_only``, never remote code. A pickle-only
   checkpoint, a config that asks for code from the folder, a tokenizer or config file over
   ``MAX_TEXT_FILE_BYTES`` and weights that no longer hash to the manifest's ``model_id`` (local
   folders too) are refused with the reason.
@@ -40,16 +40,20 @@ LEXICON_MANIFEST = "lexicon.json"
 LEXICON_GENES, LEXICON_GENE_SYMBOLS = "lexicon_genes.parquet", "lexicon_gene_symbols.parquet"
 LEXICON_SPECIES, LEXICON_CELL_LINES = "lexicon_species.parquet", "lexicon_cell_lines.parquet"
 LEXICON_VARIANTS = "lexicon_variants.parquet"
+HEADS = "heads.safetensors"  # a document-level relation model's pair heads (workers.inference.docre)
 # data files some artifacts carry beside the weights (a normalizer's dictionary, embedded names and
 # lexicon), all in the content hash
 DATA_FILES = ("dictionary.parquet", "names.npz", LEXICON_MANIFEST, LEXICON_GENES, LEXICON_GENE_SYMBOLS,
-              LEXICON_SPECIES, LEXICON_CELL_LINES, LEXICON_VARIANTS)
+              LEXICON_SPECIES, LEXICON_CELL_LINES, LEXICON_VARIANTS, HEADS)
 # the tokenizer and config files are parsed whole in memory: one over this is refused unread (BERT's
 # tokenizer.json is 0.7 MB; the largest multilingual ones are under 20 MB)
 MAX_TEXT_FILE_BYTES = 64 << 20
 # what each task's model is, as a transformers auto class
 TASK_MODELS = {"ner": "AutoModelForTokenClassification", "re": "AutoModelForSequenceClassification",
-               "normalizer": "AutoModel"}
+               "normalizer": "AutoModel", "re-doc": "AutoModel"}
+# what a task's encoder needs beyond the defaults: the document-level relation heads read the last
+# layer's attention (localized context pooling), which only the eager attention returns
+TASK_MODEL_KWARGS = {"re-doc": {"attn_implementation": "eager"}}
 
 
 def content_hash(folder: str | os.PathLike) -> str:
@@ -206,5 +210,6 @@ def load_artifact(folder: str | os.PathLike, task: str, device: str = "cpu") -> 
 
     # fp32 in memory whatever the file holds (fp16-stored artifacts); the run's precision is autocast's
     model = getattr(transformers, TASK_MODELS[task]).from_pretrained(
-        folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=torch.float32)
+        folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=torch.float32,
+        **TASK_MODEL_KWARGS.get(task, {}))
     return tokenizer, model.eval().to(device), manifest

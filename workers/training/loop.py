@@ -125,15 +125,21 @@ def length_batches(lengths: list[int], batch_size: int, rng: random.Random) -> l
     return batches
 
 
-def optimizer_and_schedule(model, cfg: Hyperparams, total_steps: int):
+def optimizer_and_schedule(model, cfg: Hyperparams, total_steps: int,
+                           learning_rates: Callable[[str], float] | None = None):
     """AdamW over the trainable parameters, no weight decay on biases and LayerNorm weights, linear
-    warmup (``cfg.warmup_ratio``) then linear decay to 0."""
+    warmup (``cfg.warmup_ratio``) then linear decay to 0. ``learning_rates(name)``, when given, is
+    each parameter's rate (new heads may learn faster than the encoder); else ``cfg.learning_rate``."""
     from transformers import get_linear_schedule_with_warmup
 
     no_decay = ("bias", "LayerNorm.weight")
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    params = [{"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": cfg.weight_decay},
-              {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0}]
+    rate = learning_rates or (lambda _: cfg.learning_rate)
+    groups: dict[tuple[float, float], list] = {}
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            decay = 0.0 if any(k in n for k in no_decay) else cfg.weight_decay
+            groups.setdefault((rate(n), decay), []).append(p)
+    params = [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
     optim = torch.optim.AdamW(params, lr=cfg.learning_rate)
     return optim, get_linear_schedule_with_warmup(optim, int(cfg.warmup_ratio * total_steps), total_steps)
 
@@ -160,7 +166,7 @@ class EpochEnd:
 def fit(model, cfg: Hyperparams, *, name: str, device: str, steps_per_epoch: int,
         make_batches: Callable[[random.Random], list], batch_loss: Callable[[Any], torch.Tensor],
         after_epoch: Callable[[EpochEnd], bool] | None = None, key: Any = None,
-        progress: bool | str = True, log=print) -> dict:
+        progress: bool | str = True, log=print, learning_rates: Callable[[str], float] | None = None) -> dict:
     """Train ``model`` (already on ``device``) for ``cfg.epochs`` epochs; returns the trainer state
     (``history`` and whatever ``after_epoch`` kept). ``make_batches(rng)`` gives one epoch's batches,
     ``batch_loss(batch)`` a batch's loss (run under autocast), ``after_epoch`` may score, keep state in
@@ -168,7 +174,7 @@ def fit(model, cfg: Hyperparams, *, name: str, device: str, steps_per_epoch: int
     config), so a changed config never resumes an old run; ``clear_checkpoint(name)`` once the
     artifact is written."""
     rng = random.Random(cfg.seed)
-    optim, sched = optimizer_and_schedule(model, cfg, steps_per_epoch * cfg.epochs)
+    optim, sched = optimizer_and_schedule(model, cfg, steps_per_epoch * cfg.epochs, learning_rates)
     dtype = resolve_precision(cfg.precision, device)
     ckpt, ckpt_key = checkpoint_path(name), _config_key(key if key is not None else cfg)
     state: dict = {"epoch": 0, "history": []}

@@ -1,0 +1,223 @@
+"""Training the document-level relation model (``task: re-doc``; the model is ``workers.inference.docre``).
+
+BioRED Train's 400 abstracts: every concept of a related type (Chemical, Disease, Gene, Variant) is
+an entity, every unordered pair of entities whose types BioRED relates is a candidate, labelled with
+its relation type or none, and its novelty where it is a relation. The loss is ATLOP's adaptive
+threshold loss over the labels plus binary cross-entropy of the novelty of gold relations. BioRED's
+test split is withheld here; Dev is the test, scored once after the last epoch, and nothing is chosen
+on it (fixed epochs, no threshold to tune: the threshold is a learned class).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.errors import ConfigError
+from pipeline.parse.pubtator import PubtatorDoc, doc_sentences, gold_ids, read_pubtator
+from pipeline.scores import RelationScores, gold_relations, score_doc_relations
+from workers.inference.artifacts import HEADS
+from workers.inference.docre import (NO_RELATION, NOVEL, DocRelationExtractor, DocRelationModel, Encoded, Entity,
+                                     encode_document, marker_id)
+from workers.training.artifacts import round_to_half, write_artifact
+from workers.training.corpora import BIORED_TYPES, data_file
+from workers.training.loop import (MINILM, Hyperparams, base_model_label, clear_checkpoint, fit, load_base_model,
+                                   load_base_tokenizer, prepare)
+
+DOC_RE_DATASETS = {  # name -> (train files, test files); BioRED's test split is withheld: Dev is the test
+    "biored": (("biored/pubtator/Train.PubTator.gz",), ("biored/pubtator/Dev.PubTator.gz",)),
+}
+RELATED_TYPES = ("Chemical", "Disease", "Gene", "Variant")  # the types BioRED relates
+
+
+@dataclass(frozen=True)
+class DocReTrainConfig(Hyperparams):
+    name: str = "biored-minilm-redoc"
+    task: str = "re-doc"
+    base_model: str = MINILM
+    dataset: str = "biored"
+    max_length: int = 512              # the encoder's window; longer documents are encoded in overlapping windows
+    stride: int = 128                  # pieces two windows share
+    batch_size: int = 2                # documents per step
+    learning_rate: float = 5e-5        # the encoder's
+    head_learning_rate: float = 1e-4   # the pair heads' (ATLOP: a higher rate for the new layers)
+    warmup_ratio: float = 0.06
+    epochs: int = 10
+    novelty: bool = True               # learn BioRED's novelty label too
+    limit_docs: int = 0                # >0: the first n training documents (smoke runs)
+    score_test: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.task != "re-doc":
+            raise ConfigError(f"task {self.task!r} is not the document-level relation task (expected 're-doc')")
+        if self.dataset not in DOC_RE_DATASETS:
+            raise ConfigError(f"dataset {self.dataset!r} unknown for re-doc; choose one of {', '.join(DOC_RE_DATASETS)}")
+        if not 0 <= self.stride < self.max_length - 2 or self.head_learning_rate <= 0:
+            raise ConfigError("stride must be in [0, max_length - 2) and head_learning_rate > 0")
+
+
+def read_documents(dataset: str, split: str) -> list[PubtatorDoc]:
+    train, test = DOC_RE_DATASETS[dataset]
+    return [d for f in (train if split == "train" else test) for d in read_pubtator(data_file(f), BIORED_TYPES)]
+
+
+def gold_entities(doc: PubtatorDoc, types=RELATED_TYPES) -> list[Entity]:
+    """The document's concepts of ``types`` as entities, with the IDs the linker gives (``gold_ids``:
+    composite IDs count for each), in order of first mention."""
+    mentions: dict[tuple[str, str], list] = {}
+    for m in sorted(doc.mentions, key=lambda m: (m.start, m.end)):
+        if m.type in types:
+            for cid in sorted(gold_ids(m.ids, m.type)):
+                mentions.setdefault((m.type, cid), []).append((m.start, m.end))
+    return [Entity(t, c, tuple(ms)) for (t, c), ms in mentions.items()]
+
+
+def related_pairs(docs: list[PubtatorDoc]) -> list[tuple[str, str]]:
+    """The entity-type pairs the documents relate, both orders."""
+    pairs = set()
+    for doc, rel in ((d, r) for d in docs for r in gold_relations(d)):
+        (ta, _), (tb, _) = sorted(rel[1])
+        pairs |= {(ta, tb), (tb, ta)}
+    return sorted(pairs)
+
+
+@dataclass
+class DocExample:
+    enc: Encoded
+    type_ids: list[int]
+    pairs: list[tuple[int, int]]
+    labels: list[int]
+    novel: list[int]          # 1 novel, 0 background, -1 no relation
+
+
+def examples(docs, tokenizer, labels: list[str], types: list[str], type_pairs) -> list[DocExample]:
+    marker, out = marker_id(tokenizer), []
+    for doc in docs:
+        ents = gold_entities(doc, tuple(types))
+        enc = encode_document(tokenizer, doc.text, ents, marker)
+        gold = {rel[1]: (rel[2], rel[3]) for rel in gold_relations(doc)}
+        pairs, y, nov = [], [], []
+        for i in range(len(ents)):
+            for j in range(i + 1, len(ents)):
+                a, b = ents[i], ents[j]
+                if (a.type, b.type) not in type_pairs or not enc.starts[i] or not enc.starts[j]:
+                    continue
+                rtype, novelty = gold.get(frozenset({(a.type, a.concept_id), (b.type, b.concept_id)}), (NO_RELATION, None))
+                pairs.append((i, j))
+                y.append(labels.index(rtype))
+                nov.append(-1 if novelty is None else int(novelty == NOVEL))
+        if pairs:
+            starts = [s if s else [0] for s in enc.starts]
+            out.append(DocExample(Encoded(enc.ids, enc.char, starts), [types.index(e.type) for e in ents], pairs, y, nov))
+    return out
+
+
+def threshold_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """ATLOP's adaptive threshold loss with one gold label per pair (0: none): the gold label above
+    the threshold class, the threshold above every other label."""
+    logits = logits.float()
+    labels = torch.nn.functional.one_hot(y, logits.shape[-1]).float()
+    labels[:, 0] = 0.0
+    th = torch.zeros_like(labels)
+    th[:, 0] = 1.0
+    keep_pos = labels + th                    # the gold label and the threshold
+    loss_pos = -(torch.log_softmax(logits - (1 - keep_pos) * 1e30, -1) * labels).sum(-1)
+    loss_neg = -(torch.log_softmax(logits - labels * 1e30, -1) * th).sum(-1)
+    return (loss_pos + loss_neg).mean()
+
+
+def predict_relations(extractor: DocRelationExtractor, docs: list[PubtatorDoc]) -> set[tuple]:
+    """Predicted (pmid, pair, label, novelty) for the documents given their gold entities."""
+    inputs = []
+    for d in docs:
+        sents = [(s, s + len(t)) for s, t in doc_sentences(d)]
+        inputs.append((d.text, sents, gold_entities(d, tuple(extractor.model.types))))
+    out = set()
+    for d, (_, _, ents), scores in zip(docs, inputs, extractor.predict(inputs)):
+        for p in scores:
+            if p.label != NO_RELATION:
+                a, b = ents[p.head], ents[p.tail]
+                out.add((d.pmid, frozenset({(a.type, a.concept_id), (b.type, b.concept_id)}), p.label, p.novelty))
+    return out
+
+
+def evaluate_gold_entities(extractor: DocRelationExtractor, docs: list[PubtatorDoc]) -> RelationScores:
+    return score_doc_relations({r for d in docs for r in gold_relations(d)}, predict_relations(extractor, docs))
+
+
+def train_docre(cfg: DocReTrainConfig, output: str, *, storage_options: dict | None = None,
+                progress: bool | str = True, log=print) -> dict:
+    from safetensors.torch import save_file
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    device = prepare(cfg)
+    train_docs = read_documents(cfg.dataset, "train")
+    if cfg.limit_docs:
+        train_docs = train_docs[: cfg.limit_docs]
+    type_pairs = related_pairs(read_documents(cfg.dataset, "train"))
+    types = sorted({t for p in type_pairs for t in p})
+    counts = Counter(r[2] for d in train_docs for r in gold_relations(d))
+    labels = [NO_RELATION, *sorted(counts)]
+    tokenizer = load_base_tokenizer(cfg.base_model)
+    encoder = load_base_model(cfg.base_model, "AutoModel", attn_implementation="eager")
+    model = DocRelationModel(encoder, labels, types, cfg.novelty, cfg.max_length, cfg.stride).to(device)
+    train = examples(train_docs, tokenizer, labels, types, set(type_pairs))
+    log(f"{len(train)} training documents, {sum(len(x.pairs) for x in train)} candidate pairs, "
+        f"{sum(v for v in counts.values())} relations ({', '.join(f'{k} {v}' for k, v in counts.most_common())})")
+    tok = tokenizer
+    pad = tok.pad_token_id or 0
+
+    def batch_loss(batch):
+        docs = [train[i] for i in batch]
+        states = model.encode([x.enc for x in docs], tok.cls_token_id, tok.sep_token_id, pad)
+        losses = []
+        for x, (h, a) in zip(docs, states):
+            logits, novelty, _ = model.pair_logits(h, a, x.enc, x.type_ids, x.pairs)
+            y = torch.tensor(x.labels, device=h.device)
+            loss = threshold_loss(logits, y)
+            nov = torch.tensor(x.novel, device=h.device)
+            if novelty is not None and (nov >= 0).any():
+                known = nov >= 0
+                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                    novelty.float()[known], nov[known].float())
+            losses.append(loss)
+        return torch.stack(losses).mean()
+
+    def make_batches(rng: random.Random):
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        return [order[k:k + cfg.batch_size] for k in range(0, len(order), cfg.batch_size)]
+
+    heads = {n for n, _ in model.named_parameters() if not n.startswith("encoder.")}
+    state = fit(model, cfg, name=cfg.name, device=device, steps_per_epoch=math.ceil(len(train) / cfg.batch_size),
+                make_batches=make_batches, batch_loss=batch_loss, progress=progress, log=log,
+                learning_rates=lambda n: cfg.head_learning_rate if n in heads else cfg.learning_rate)
+    model.to("cpu")
+    round_to_half(model)  # the score below is of the weights stored
+    meta_heads = {"labels": labels, "types": types, "novelty": cfg.novelty, "window": cfg.max_length,
+                  "stride": cfg.stride}
+    metrics = {}
+    if cfg.score_test:
+        extractor = DocRelationExtractor(tokenizer, model, {"type_pairs": type_pairs}, precision=cfg.precision)
+        test_docs = read_documents(cfg.dataset, "test")
+        s = evaluate_gold_entities(extractor, test_docs)
+        metrics["test"] = s.summary()
+        log("test (gold entities) " + " ".join(f"{k} {v['f1']:.4f}" for k, v in s.summary().items()))
+    meta = {
+        "task": "re-doc", "dataset": cfg.dataset, "type_pairs": [list(p) for p in type_pairs], "heads": meta_heads,
+        "relation_counts": dict(counts), "base_model": base_model_label(cfg.base_model),
+        "training": {**cfg.__dict__, "train_documents": len(train), "device": device, "seconds": state["seconds"],
+                     "precision": state["precision"]},
+        "metrics": {**metrics, "history": state["history"]},
+    }
+    head_state = {k: v.half().contiguous() for k, v in model.head_state().items()}
+    manifest = write_artifact(model.encoder, tokenizer, output, cfg.name, meta, storage_options, half=True,
+                              extra=lambda stage: save_file(head_state, str(stage / HEADS)))
+    clear_checkpoint(cfg.name)
+    return manifest
