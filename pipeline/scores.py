@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipeline.parse.pubtator import PubtatorDoc, gold_ids
+from pipeline.parse.pubtator import PubtatorDoc, gold_ids, raw_ids
 
 
 @dataclass
@@ -76,20 +76,12 @@ def score_cid(docs: list[PubtatorDoc], predicted: dict[int, set[tuple]]) -> Scor
     return s
 
 
-def _raw_ids(ids: str, kind: str) -> list[str]:
-    """A mention's ID column split as ``gold_ids`` splits it, unprefixed (relation lines name these)."""
-    seps = ";" if kind in ("Variant", "CellLine") else ",|;"
-    for sep in seps[1:]:
-        ids = ids.replace(sep, seps[0])
-    return [i.strip() for i in ids.split(seps[0]) if i.strip() and i.strip() not in ("-", "-1")]
-
-
 def gold_relations(doc: PubtatorDoc) -> set[tuple]:
     """A document's relations as (pmid, {(type, concept id), (type, concept id)}, relation type,
     novelty or None), concept IDs as the linker gives them (``gold_ids``); unordered, as BioRED scores."""
     kind: dict[str, str] = {}
     for m in doc.mentions:
-        for raw in _raw_ids(m.ids, m.type):
+        for raw in raw_ids(m.ids, m.type):
             kind.setdefault(raw, m.type)
     out = set()
     for rtype, a, b in doc.relations:

@@ -84,16 +84,25 @@ def gold_ids(ids: str, kind: str | None = None) -> set[str]:
     (``D003924``, ``OMIM:613097``, ``D001|D002``, ``MESH:C001``) as MeSH/OMIM IDs; genes and species
     (``7157``, ``22083,54624``) with their NCBI prefix; cell lines (``CVCL_0030``) and variants
     (tmVar's ``p|SUB|V|600|E``, ``rs113488022``: the '|' is part of the ID) as they are."""
+    raw = raw_ids(ids, kind)
     if kind == "Variant" or kind == "CellLine":
-        return {i.strip() for i in ids.split(";") if i.strip() and i.strip() not in ("-", "-1")}
+        return set(raw)
     if kind in ID_PREFIX:
-        return {ID_PREFIX[kind] + i.strip() for i in ids.replace(";", ",").split(",") if i.strip().isdigit()}
-    out = set()
-    for i in ids.replace(",", "|").split("|"):
-        i = i.strip()
-        if i and i != "-1":
-            out.add(i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}")
-    return out
+        return {ID_PREFIX[kind] + i for i in raw if i.isdigit()}
+    return {i if i.startswith("OMIM:") else f"MESH:{i.removeprefix('MESH:')}" for i in raw}
+
+
+def raw_ids(ids: str, kind: str | None = None) -> list[str]:
+    """A corpus's ID column split into its IDs as written (relation lines name these), the way
+    ``gold_ids`` splits it: variants and cell lines on ';' (a tmVar ID holds '|'), genes and species on
+    ',' and ';', chemicals and diseases on ',' and '|'; unnormalized entries left out."""
+    if kind == "Variant" or kind == "CellLine":
+        parts, unknown = ids.split(";"), ("", "-", "-1")
+    elif kind in ID_PREFIX:
+        parts, unknown = ids.replace(";", ",").split(","), ("",)
+    else:
+        parts, unknown = ids.replace(",", "|").split("|"), ("", "-1")
+    return [i.strip() for i in parts if i.strip() not in unknown]
 
 
 _TITLE_LINE = re.compile(r"(\d+)\|t\|")

@@ -23,6 +23,7 @@ The artifact is an encoder (``save_pretrained``: config.json + model.safetensors
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +73,16 @@ def encode_document(tokenizer, text: str, entities: list[Entity], marker_id: int
     mentions each get their own); a mention that covers no piece is left out of its entity."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     pieces, offsets = enc["input_ids"], enc["offset_mapping"]
+    piece_starts, piece_ends = [a for a, _ in offsets], [b for _, b in offsets]
     opens: dict[int, list[int]] = {}
     closes: dict[int, int] = {}
     for k, ent in enumerate(entities):
         for s, e in ent.mentions:
-            covered = [i for i, (a, b) in enumerate(offsets) if a < e and b > s]
-            if covered:
-                opens.setdefault(covered[0], []).append(k)
-                closes[covered[-1]] = closes.get(covered[-1], 0) + 1
+            # the pieces a mention overlaps: from the first that ends after its start to the last that starts before its end
+            first, last = bisect_right(piece_ends, s), bisect_left(piece_starts, e) - 1
+            if first <= last:
+                opens.setdefault(first, []).append(k)
+                closes[last] = closes.get(last, 0) + 1
     ids, char, starts = [], [], [[] for _ in entities]
     for i, (piece, (a, b)) in enumerate(zip(pieces, offsets)):
         for k in opens.get(i, ()):
@@ -92,6 +95,14 @@ def encode_document(tokenizer, text: str, entities: list[Entity], marker_id: int
             ids.append(marker_id)
             char.append(b)
     return Encoded(ids, char, starts)
+
+
+def candidate_pairs(entities: list[Entity], enc: Encoded, type_pairs) -> list[tuple[int, int]]:
+    """Unordered pairs (the earlier entity first) of distinct concepts whose types ``type_pairs``
+    relates and whose mentions both reached the encoding; training and inference pair with this."""
+    return [(i, j) for i in range(len(entities)) for j in range(i + 1, len(entities))
+            if (entities[i].type, entities[j].type) in type_pairs
+            and entities[i].concept_id != entities[j].concept_id and enc.starts[i] and enc.starts[j]]
 
 
 def marker_id(tokenizer) -> int:
@@ -161,8 +172,8 @@ class DocRelationModel(nn.Module):
         """(label logits [P, labels], novelty logits [P] or None, context weights [P, n]) for the
         unordered ``pairs`` of one document's entities."""
         ent, att = [], []
-        for positions in doc.starts:
-            idx = torch.tensor(positions, device=h.device)
+        for positions in doc.starts:  # an entity without pieces (never paired) reads position 0
+            idx = torch.tensor(positions or [0], device=h.device)
             ent.append(torch.logsumexp(h[idx], 0))
             att.append(a[:, idx].mean(1))
         ent, att = torch.stack(ent), torch.stack(att)            # [E, d], [E, heads, n]
@@ -230,13 +241,6 @@ class DocRelationExtractor:
     def model_id(self) -> str:
         return self.manifest.get("model_id", "")
 
-    def candidates(self, entities: list[Entity]) -> list[tuple[int, int]]:
-        """Unordered pairs of distinct concepts whose types the model relates (each pair once, the
-        earlier entity first)."""
-        return [(i, j) for i in range(len(entities)) for j in range(i + 1, len(entities))
-                if (entities[i].type, entities[j].type) in self.type_pairs
-                and entities[i].concept_id != entities[j].concept_id]
-
     @torch.inference_mode()
     def predict(self, docs: list[tuple[str, list[tuple[int, int]], list[Entity]]]) -> list[list[PairScore]]:
         """Per document (text, sentence (start, end) offsets, entities): a PairScore per candidate pair."""
@@ -245,11 +249,10 @@ class DocRelationExtractor:
         for d, (text, sents, ents) in enumerate(docs):
             index = [k for k, e in enumerate(ents) if e.type in self.model.types]  # known -> ents
             known = [ents[k] for k in index]
-            pairs = self.candidates(known)
-            if not pairs:
+            if len(known) < 2:
                 continue
             enc = encode_document(self.tokenizer, text, known, self.marker)
-            pairs = [p for p in pairs if enc.starts[p[0]] and enc.starts[p[1]]]
+            pairs = candidate_pairs(known, enc, self.type_pairs)
             if pairs:
                 work.append((d, enc, known, pairs, sents, index))
         work.sort(key=lambda w: len(w[1].ids))
@@ -259,9 +262,8 @@ class DocRelationExtractor:
             with autocast(self.device, self.autocast):
                 states = self.model.encode([w[1] for w in part], tok.cls_token_id, tok.sep_token_id, tok.pad_token_id or 0)
                 for (d, enc, known, pairs, sents, index), (h, a) in zip(part, states):
-                    starts = [s if s else [0] for s in enc.starts]  # entities without pieces are never paired
-                    logits, novelty, q = self.model.pair_logits(h, a, Encoded(enc.ids, enc.char, starts),
-                                                                [self.model.types.index(e.type) for e in known], pairs)
+                    logits, novelty, q = self.model.pair_logits(h, a, enc, [self.model.types.index(e.type) for e in known],
+                                                                pairs)
                     out[d] = self._scores(logits, novelty, q, enc, known, pairs, sents, index)
         return out
 

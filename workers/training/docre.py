@@ -22,7 +22,7 @@ from pipeline.parse.pubtator import PubtatorDoc, doc_sentences, gold_ids, read_p
 from pipeline.scores import RelationScores, gold_relations, score_doc_relations
 from workers.inference.artifacts import HEADS
 from workers.inference.docre import (NO_RELATION, NOVEL, DocRelationExtractor, DocRelationModel, Encoded, Entity,
-                                     encode_document, marker_id)
+                                     candidate_pairs, encode_document, marker_id)
 from workers.training.artifacts import round_to_half, write_artifact
 from workers.training.corpora import BIORED_TYPES, data_file
 from workers.training.loop import (MINILM, Hyperparams, base_model_label, clear_checkpoint, fit, load_base_model,
@@ -101,19 +101,14 @@ def examples(docs, tokenizer, labels: list[str], types: list[str], type_pairs) -
         ents = gold_entities(doc, tuple(types))
         enc = encode_document(tokenizer, doc.text, ents, marker)
         gold = {rel[1]: (rel[2], rel[3]) for rel in gold_relations(doc)}
-        pairs, y, nov = [], [], []
-        for i in range(len(ents)):
-            for j in range(i + 1, len(ents)):
-                a, b = ents[i], ents[j]
-                if (a.type, b.type) not in type_pairs or not enc.starts[i] or not enc.starts[j]:
-                    continue
-                rtype, novelty = gold.get(frozenset({(a.type, a.concept_id), (b.type, b.concept_id)}), (NO_RELATION, None))
-                pairs.append((i, j))
-                y.append(labels.index(rtype))
-                nov.append(-1 if novelty is None else int(novelty == NOVEL))
+        pairs, y, nov = candidate_pairs(ents, enc, type_pairs), [], []
+        for i, j in pairs:
+            a, b = ents[i], ents[j]
+            rtype, novelty = gold.get(frozenset({(a.type, a.concept_id), (b.type, b.concept_id)}), (NO_RELATION, None))
+            y.append(labels.index(rtype))
+            nov.append(-1 if novelty is None else int(novelty == NOVEL))
         if pairs:
-            starts = [s if s else [0] for s in enc.starts]
-            out.append(DocExample(Encoded(enc.ids, enc.char, starts), [types.index(e.type) for e in ents], pairs, y, nov))
+            out.append(DocExample(enc, [types.index(e.type) for e in ents], pairs, y, nov))
     return out
 
 
@@ -157,10 +152,9 @@ def train_docre(cfg: DocReTrainConfig, output: str, *, storage_options: dict | N
 
     hf_logging.set_verbosity_error()
     device = prepare(cfg)
-    train_docs = read_documents(cfg.dataset, "train")
-    if cfg.limit_docs:
-        train_docs = train_docs[: cfg.limit_docs]
-    type_pairs = related_pairs(read_documents(cfg.dataset, "train"))
+    all_train = read_documents(cfg.dataset, "train")
+    type_pairs = related_pairs(all_train)  # of the whole split, also in smoke runs
+    train_docs = all_train[: cfg.limit_docs] if cfg.limit_docs else all_train
     types = sorted({t for p in type_pairs for t in p})
     counts = Counter(r[2] for d in train_docs for r in gold_relations(d))
     labels = [NO_RELATION, *sorted(counts)]
@@ -170,8 +164,7 @@ def train_docre(cfg: DocReTrainConfig, output: str, *, storage_options: dict | N
     train = examples(train_docs, tokenizer, labels, types, set(type_pairs))
     log(f"{len(train)} training documents, {sum(len(x.pairs) for x in train)} candidate pairs, "
         f"{sum(v for v in counts.values())} relations ({', '.join(f'{k} {v}' for k, v in counts.most_common())})")
-    tok = tokenizer
-    pad = tok.pad_token_id or 0
+    tok, pad = tokenizer, tokenizer.pad_token_id or 0
 
     def batch_loss(batch):
         docs = [train[i] for i in batch]
