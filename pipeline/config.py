@@ -35,18 +35,24 @@ def shared_data_dir() -> Path:
 
 
 # the default artifacts (`make model` builds them, `pubmine models pull` fetches them), by kind
-DEFAULT_ARTIFACTS = {"ner": "default-ner", "normalizer": "normalizer", "relation": "default-cid"}
+DEFAULT_ARTIFACTS = {"ner": "default-ner", "normalizer": "normalizer", "relation": "default-cid",
+                     "redoc": "default-redoc"}
 
 
 def default_artifact_dir(kind: str) -> Path:
-    """Where the default artifact of ``kind`` (ner | normalizer | relation) lives: ~/.cache/pubmine/models/<name>."""
+    """Where the default artifact of ``kind`` lives: ~/.cache/pubmine/models/<name> (ner | normalizer |
+    relation: BC5CDR CID per pair | redoc: BioRED's types, one pass per document)."""
     return pubmine_home() / "models" / DEFAULT_ARTIFACTS[kind]
 
 
 def artifact_url(value: str, kind: str) -> str:
-    """An artifact setting as a URL: "default" is the default artifact of ``kind``; anything else is itself.
-    The one place "default" is resolved (run config, evaluate, train and build-normalizer outputs)."""
-    return str(default_artifact_dir(kind)) if value == "default" else value
+    """An artifact setting as a URL: "default" is the default artifact of ``kind``, a default's own name
+    ("default-redoc", "default-cid") is that default; anything else is itself. The one place defaults
+    are resolved (run config, evaluate, train and build-normalizer outputs)."""
+    if value == "default":
+        return str(default_artifact_dir(kind))
+    named = {name: k for k, name in DEFAULT_ARTIFACTS.items() if name.startswith("default-")}
+    return str(default_artifact_dir(named[value])) if value in named else value
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class RetryConfig:
 class ExtractConfig:
     model: str = "default"             # NER model artifact URL (file://, s3://, local path) or "default"
     normalizer: str = "default"        # normalizer artifact URL, "default", or "none" (concept_id stays null)
-    relations: tuple[str, ...] = ()    # document-level relation model URLs ("default" = the CID model)
+    relations: tuple[str, ...] = ()    # relation model URLs: "default-redoc" (BioRED's types, one pass per document), "default" = "default-cid" (BC5CDR CID, per pair)
     num_actors: int = 1                # NER actor pool size
     num_cpus_per_actor: float = 1.0    # torch threads = this rounded up
     num_gpus_per_actor: float = 0.0    # set to 1 on GPU nodes; the same config otherwise

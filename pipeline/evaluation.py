@@ -32,6 +32,7 @@ PUBTATOR_NORM_F1 = {"Gene": 86.7, "Species": 85.4, "Disease": 83.7, "Chemical": 
 def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, task: str = "auto",
              encoder: str = "minilm", threshold: float | None = None, normalizer: str | None = None) -> None:
     """Route ``dataset`` (and ``task``) to its scorer and print its scores and RESULT line."""
+    from workers.training.docre import DOC_RE_DATASETS
     from workers.training.evaluate import DATASETS, IOB_EVAL
     from workers.training.relations import RE_NAMES
 
@@ -39,6 +40,8 @@ def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, t
         return evaluate_normalization(dataset, encoder, threshold, normalizer, model, precision)
     if task != "auto":
         raise PubmineError(f"--task {task!r} is not one of auto, normalization")
+    if dataset in DOC_RE_DATASETS and _task_of(relation_model_url(model, dataset)) == "re-doc":
+        return evaluate_doc_relations(relation_model_url(model, dataset), dataset, precision)
     if dataset in RE_NAMES:
         return evaluate_relations(model, dataset, fold)
     if dataset not in DATASETS and dataset not in IOB_EVAL:
@@ -151,12 +154,55 @@ def relation_model_url(model: str, dataset: str) -> str:
     """``-m default`` for a relation dataset: the pipeline's default relation model is BC5CDR CID; no
     other dataset has a default, so it must be named."""
     if model != "default":
-        return model
+        return artifact_url(model, "relation")
     if dataset == "bc5cdr-cid":
         return artifact_url("default", "relation")
+    if dataset == "biored":
+        return artifact_url("default", "redoc")
     raise PubmineError(f"-d {dataset} has no default model (the default relation model is BC5CDR CID); train one "
                        f"with `pubmine train -c configs/models/{dataset}.yaml -o DIR` and pass it: "
                        f"pubmine evaluate -d {dataset} -m DIR")
+
+
+def _task_of(url: str) -> str | None:
+    """The task in an artifact's pubmine.json (None: no artifact there)."""
+    from workers.inference.artifacts import MANIFEST
+    from pipeline.storage import url_to_fs
+    import json
+    import posixpath
+
+    fs, path = url_to_fs(url)
+    try:
+        return json.loads(fs.cat_file(posixpath.join(path, MANIFEST))).get("task")
+    except FileNotFoundError:
+        raise PubmineError(f"no model artifact at {url} (pubmine.json not found): `make model` builds the defaults, "
+                           f"`pubmine train -c configs/models/default-redoc.yaml -o DIR` a document-level one") from None
+
+
+# BioCreative VIII BioRED track (Islamaj et al. 2024), best F1 per measure: subtask 1 gives gold
+# entities, subtask 2 is end to end from the text
+BIORED_TRACK_BEST = {"gold entities": {"pair": 77.17, "type": 58.95, "novelty": 59.22, "all": 44.55},
+                     "end to end": {"pair": 55.84, "type": 43.03, "all": 32.75}}
+
+
+def evaluate_doc_relations(url: str, dataset: str, precision: str) -> None:
+    """BioRED Dev at document level with gold entities: pair, +type, +novelty, all (the track's measures)."""
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.docre import DocRelationExtractor
+    from workers.training.docre import evaluate_gold_entities, read_documents
+
+    extractor = DocRelationExtractor.load(stage_artifact(url), precision=precision)
+    docs = read_documents(dataset, "test")
+    s = evaluate_gold_entities(extractor, docs).summary()
+    best = BIORED_TRACK_BEST["gold entities"]
+    typer.echo(f"{extractor.model_id} on {dataset} Dev ({len(docs)} documents, gold entities, {str(extractor.autocast or 'fp32').removeprefix('torch.')}); "
+               "BioRED's test split is withheld, Dev is the test")
+    typer.echo(f"{'measure':<10}{'P':>8}{'R':>8}{'F1':>8}   BioCreative VIII best F1")
+    for name in ("pair", "type", "novelty", "all"):
+        m = s[name]
+        typer.echo(f"{name:<10}{100 * m['precision']:8.2f}{100 * m['recall']:8.2f}{100 * m['f1']:8.2f}   {best[name]:.2f}")
+    typer.echo(f"RESULT evaluate dataset={dataset} pair_f1={s['pair']['f1']:.4f} type_f1={s['type']['f1']:.4f} "
+               f"novelty_f1={s['novelty']['f1']:.4f} all_f1={s['all']['f1']:.4f}")
 
 
 def evaluate_relations(model: str, dataset: str, fold: int) -> None:

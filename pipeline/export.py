@@ -7,7 +7,10 @@ their own offsets and annotations their document offsets. Concept ids are writte
 holds them (MESH:D003000); a mention without one is `-` in PubTator and has no identifier infon in
 BioC. Relations: PubTator's `PMID<TAB>type<TAB>head concept<TAB>tail concept` lines (one per concept
 pair and type in the document); in BioC, a document-level relation whose nodes point at the head and
-tail annotations (role `head`, `tail`), with its score.
+tail annotations (role `head`, `tail`), with its score. ``relations`` is PubTator3's
+``relation2pubtator3`` layout: one line per document, relation type and concept pair,
+`PMID<TAB>type<TAB>Type|ID<TAB>Type|ID` (types as the snapshot names them: BioRED's
+Positive_Correlation, ..., or CID), no header, so that tools reading PubTator3's file read ours.
 
 Documents are read and written in chunks (``CHUNK`` documents each), so an export of millions never
 holds them all; a progress bar shows on a terminal.
@@ -27,7 +30,7 @@ from pipeline.parse.document import text_at_offsets
 from pipeline.progress import Progress
 from pipeline.storage import Store
 
-FORMATS = ("pubtator", "biocxml", "biocjson")
+FORMATS = ("pubtator", "biocxml", "biocjson", "relations")
 CHUNK = 5000
 
 
@@ -104,6 +107,14 @@ def pubtator_document(doc: dict, passages: list[dict], entities: list[dict], rel
                     if r["head"]["concept_id"] and r["tail"]["concept_id"]})
     lines += ["\t".join([key, t, h, tl]) for t, h, tl in pairs]
     return "\n".join(lines) + "\n\n"
+
+
+def relation_lines(doc: dict, relations: list[dict]) -> str:
+    """``relation2pubtator3`` lines of one document: distinct (type, head, tail) of linked concepts."""
+    key = _key(doc)
+    rows = sorted({(r["type"], f"{r['head']['type']}|{r['head']['concept_id']}", f"{r['tail']['type']}|{r['tail']['concept_id']}")
+                   for r in relations if r["head"]["concept_id"] and r["tail"]["concept_id"]})
+    return "".join(f"{key}\t{t}\t{h}\t{tl}\n" for t, h, tl in rows)
 
 
 def bioc_document(doc: dict, passages: list[dict], entities: list[dict], relations: list[dict]) -> dict:
@@ -198,6 +209,8 @@ def export(store: Store, run_id: str, fmt: str, out: Path, pmids: tuple[int, ...
                 p, e, r = passages.get(d, []), entities.get(d, []), relations.get(d, [])
                 if fmt == "pubtator":
                     f.write(pubtator_document(doc, p, e, r))
+                elif fmt == "relations":
+                    f.write(relation_lines(doc, r))
                 else:
                     b = bioc_document(doc, p, e, r)
                     if fmt == "biocjson":

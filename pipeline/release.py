@@ -35,7 +35,7 @@ log = logging.getLogger("pubmine")
 
 RELEASE_FORMAT = "pubmine-release/1"
 INDEX = "release.json"
-TASKS = {"ner": "ner", "normalizer": "normalizer", "relation": "re"}
+TASKS = {"ner": "ner", "normalizer": "normalizer", "relation": "re", "redoc": "re-doc"}
 
 
 def model_contract() -> str:

@@ -131,6 +131,8 @@ RELATIONS = pa.schema(
         ("tail", ENTITY_REF),
         ("type", pa.string()),
         ("score", pa.float32()),
+        ("novelty", pa.string()),
+        ("novelty_score", pa.float32()),
         ("model_id", pa.string()),
         ("run_id", pa.string()),
     ]
@@ -330,11 +332,17 @@ COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "relations": {
         "doc_id": ("the document", "pmid:17212035"),
-        "sent_idx": ("the sentence of a sentence-level relation; null for document-level ones", ""),
-        "head": ("the head mention: start, end, type, concept_id", "{start: 211, end: 221, type: Chemical, concept_id: MESH:D015738}"),
+        "sent_idx": ("the evidence sentence: the sentence of a sentence-level relation, or the one holding most of a "
+                     "document-level pair's context attention (null for the per-pair CID model)", "3"),
+        "head": ("the head mention: start, end, type, concept_id (for a document-level relation, the concept's "
+                 "mention in the evidence sentence, else its first)", "{start: 211, end: 221, type: Chemical, concept_id: MESH:D015738}"),
         "tail": ("the tail mention: start, end, type, concept_id", "{start: 242, end: 250, type: Disease, concept_id: MESH:D003693}"),
-        "type": ("relation type (CID: chemical-induced disease, ...)", "CID"),
-        "score": ("the relation classifier's probability", "0.91"),
+        "type": ("relation type: BioRED's Association, Positive_Correlation, Negative_Correlation, Bind, Cotreatment, "
+                 "Comparison, Drug_Interaction, Conversion; CID (chemical-induced disease) from the CID model", "Positive_Correlation"),
+        "score": ("the relation model's probability of this type", "0.91"),
+        "novelty": ("BioRED's novelty: Novel (the paper's finding) or No (background); null where the model has no "
+                    "novelty head", "Novel"),
+        "novelty_score": ("the probability of that novelty label", "0.83"),
         "model_id": ("the relation model", "bc5cdr-cid-minilm-re-6c6c0b95534b"),
         "run_id": ("the run that extracted it", "20261201T020000Z"),
     },

@@ -156,6 +156,17 @@ def tiny_relation(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_docre(tmp_path_factory) -> Path:
+    """A tiny one-pass document-level relation artifact (task re-doc) that relates every candidate
+    Chemical/Disease/Gene concept pair as Positive_Correlation, Novel."""
+    from workers.training.tiny import tiny_docre as build
+
+    folder = tmp_path_factory.mktemp("tiny-redoc")
+    build(folder, always="Positive_Correlation")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray, in-process, for the whole session."""
     import ray

@@ -28,13 +28,14 @@ def _rows(store, run_id, name):
 
 
 @pytest.fixture(scope="module")
-def snapshot(ray_local, tiny_model, tiny_normalizer, tiny_relation, tmp_path_factory):
+def snapshot(ray_local, tiny_model, tiny_normalizer, tiny_relation, tiny_docre, tmp_path_factory):
     d = tmp_path_factory.mktemp("knowledge")
     f1 = write_medline(d / "in" / "pubmed26n0001.xml", [(p, f"Clonidine and hypertension, case {p}.", ABSTRACT)
                                                         for p in range(1, 7)])
     f2 = write_medline(d / "in" / "pubmed26n0002.xml", [(7, "Famotidine and delirium.", ABSTRACT)])
     store = d / "store"
-    sets = (f"extract.normalizer={tiny_normalizer}", f"extract.relations=[{tiny_relation}]", "extract.batch_size=16")
+    sets = (f"extract.normalizer={tiny_normalizer}", f"extract.relations=[{tiny_relation},{tiny_docre}]",
+            "extract.batch_size=16")  # a per-pair CID model and a one-pass BioRED-type model
     f0 = write_medline(d / "in" / "pubmed25n0001.xml", [(100, "Clonidine in hypertension.", None)])
     run(_cfg(store, [f0], tiny_model, "k1", *sets))  # the previous snapshot, small: k2 brings new pairs
     run(_cfg(store, [f0, f1, f2], tiny_model, "k2", *sets))
@@ -280,6 +281,33 @@ def test_export_read_back_by_the_bioc_package_equals_the_snapshot(snapshot, tmp_
                                 (r["tail"]["start"], r["tail"]["end"], r["tail"]["type"], r["tail"]["concept_id"])) for r in rels)
     assert got_ents == want_ents and got_ents
     assert got_rels == want_rels and got_rels
+
+
+def test_relations_export_in_pubtator3_layout_reads_back_as_the_snapshot_relations(snapshot, tmp_path):
+    out = tmp_path / "relation2pubtator3"
+    r = CliRunner().invoke(app, ["export", "-s", str(snapshot), "--format", "relations", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    docs = {d["doc_id"]: str(d["pmid"]) for d in _rows(snapshot, "k2", "documents")}
+    want = {(docs[r["doc_id"]], r["type"], f"{r['head']['type']}|{r['head']['concept_id']}",
+             f"{r['tail']['type']}|{r['tail']['concept_id']}") for r in _rows(snapshot, "k2", "relations")}
+    lines = out.read_text().splitlines()
+    got = [tuple(line.split("\t")) for line in lines]
+    assert all(len(g) == 4 and g[0].isdigit() for g in got)
+    assert len(got) == len(set(got)) and set(got) == want and {g[1] for g in got} == {"CID", "Positive_Correlation"}
+
+
+def test_one_pass_relations_carry_novelty_and_an_evidence_sentence_holding_their_mentions(snapshot):
+    sents = {(s["doc_id"], s["sent_idx"]): s for s in _rows(snapshot, "k2", "sentences")}
+    ents = {(e["doc_id"], e["start"], e["end"], e["type"], e["concept_id"]) for e in _rows(snapshot, "k2", "entities")}
+    one_pass = [r for r in _rows(snapshot, "k2", "relations") if r["type"] == "Positive_Correlation"]
+    assert one_pass
+    for r in one_pass:
+        assert r["novelty"] == "Novel" and 0.5 < r["novelty_score"] <= 1 and 0.5 < r["score"] <= 1
+        s = sents[r["doc_id"], r["sent_idx"]]  # the evidence sentence is the document's
+        for end in (r["head"], r["tail"]):
+            assert (r["doc_id"], end["start"], end["end"], end["type"], end["concept_id"]) in ents
+    cid = [r for r in _rows(snapshot, "k2", "relations") if r["type"] == "CID"]
+    assert cid and all(r["novelty"] is None and r["sent_idx"] is None for r in cid)
 
 
 def test_export_selects_by_pmid_and_where_and_says_when_nothing_matches(snapshot, tmp_path):

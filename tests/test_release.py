@@ -37,8 +37,9 @@ def base_normalizer(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture()
-def artifacts(tiny_model, base_normalizer, tiny_relation):
-    return {"ner": str(tiny_model), "normalizer": str(base_normalizer), "relation": str(tiny_relation)}
+def artifacts(tiny_model, base_normalizer, tiny_relation, tiny_docre):
+    return {"ner": str(tiny_model), "normalizer": str(base_normalizer), "relation": str(tiny_relation),
+            "redoc": str(tiny_docre)}
 
 
 def test_a_normalizer_whose_encoder_loads_differently_each_time_carries_its_weights(tiny_normalizer, tmp_path):
@@ -58,7 +59,7 @@ def _pushed(tmp_path, artifacts) -> Path:
 def test_push_then_pull_installs_the_same_artifacts_and_references_the_base_encoder(artifacts, tmp_path):
     dest = _pushed(tmp_path, artifacts)
     index = json.loads((dest / release.INDEX).read_text())
-    assert index["contract"] == release.model_contract() and set(index["models"]) == {"ner", "normalizer", "relation"}
+    assert index["contract"] == release.model_contract() and set(index["models"]) == {"ner", "normalizer", "relation", "redoc"}
     # the tiny normalizer's encoder is the unchanged tiny base model: its weights are referenced, not copied
     norm = {f["name"]: f for f in index["models"]["normalizer"]["files"]}
     assert norm[WEIGHTS].get("base") == read_manifest(artifacts["normalizer"])["encoder"]
@@ -106,12 +107,13 @@ def test_the_cli_pulls_into_the_default_folders_and_says_when_there_is_no_releas
     missing = runner.invoke(app, ["models", "pull", "--from", str(tmp_path / "nowhere")])
     assert missing.exit_code == 3 and "no model release at" in missing.output
     pushed = runner.invoke(app, ["models", "push", "--to", str(tmp_path / "rel"), "--ner", artifacts["ner"],
-                                 "--normalizer", artifacts["normalizer"], "--relation", artifacts["relation"]])
+                                 "--normalizer", artifacts["normalizer"], "--relation", artifacts["relation"],
+                                 "--redoc", artifacts["redoc"]])
     assert pushed.exit_code == 0, pushed.output
     assert "base encoder referenced" in pushed.output and "contract pubmine-model/1" in pushed.output
     pulled = runner.invoke(app, ["models", "pull", "--from", str(tmp_path / "rel")])
     assert pulled.exit_code == 0, pulled.output
-    for kind in ("ner", "normalizer", "relation"):
+    for kind in ("ner", "normalizer", "relation", "redoc"):
         assert read_manifest(pubmine_home / "models" / release.DEFAULT_ARTIFACTS[kind])["model_id"] in pulled.output
 
 

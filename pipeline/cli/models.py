@@ -16,28 +16,33 @@ from workers.inference.normalize import DEFAULT_THRESHOLD
 @app.command()
 def train(
     config: Path = typer.Option(Path("configs/models/default-ner.yaml"), "--config", "-c", help="training config YAML"),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default model folder)"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="artifact URL (default: the pipeline's default model "
+                                         "folder of the config's task)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override a training field: key=value"),
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="one-line progress logs instead of a bar"),
 ) -> None:
-    """Fine-tune a BERT-family encoder (task: ner | re in the config) and write a model artifact.
+    """Fine-tune a BERT-family encoder (task: ner | re | re-doc in the config) and write a model artifact.
     With --if-missing an artifact already at --output is kept when it was trained from a config of
     the same name, and replaced otherwise (a new default model)."""
     import yaml
 
     setup_logging(False)
+    from workers.training.docre import DocReTrainConfig, train_docre
     from workers.training.ner import NerTrainConfig, train_ner
     from workers.training.relations import ReTrainConfig, train_relation
 
-    out = artifact_url(output or "default", "ner")
+    tasks = {"ner": (NerTrainConfig, train_ner, "ner"), "re": (ReTrainConfig, train_relation, "relation"),
+             "re-doc": (DocReTrainConfig, train_docre, "redoc")}  # task -> config, trainer, default artifact
     try:
         if not config.exists():
             raise PubmineError(f"training config {config} not found")
         task = (yaml.safe_load(config.read_text()) or {}).get("task", "ner")
-        if task not in ("ner", "re"):
-            raise PubmineError(f"{config}: task {task!r} is not one of ner, re")
-        cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, config, set_ or [])
+        if task not in tasks:
+            raise PubmineError(f"{config}: task {task!r} is not one of {', '.join(tasks)}")
+        config_class, trainer, kind = tasks[task]
+        out = artifact_url(output or "default", kind)
+        cfg = load_dataclass(config_class, config, set_ or [])
         if if_missing:
             present = existing_manifest(out)
             if present is not None and present.get("name") == cfg.name:
@@ -46,12 +51,13 @@ def train(
             if present is not None:
                 typer.echo(f"{out} holds {present.get('name')!r}, not this config's {cfg.name!r}: training it")
         typer.echo(f"training {cfg.name} ({task}) from {cfg.base_model} -> {out}")
+        manifest = trainer(cfg, out, progress="log" if quiet else True, log=typer.echo)
+        test = manifest["metrics"].get("test")
         if task == "ner":
-            manifest = train_ner(cfg, out, progress="log" if quiet else True, log=typer.echo)
             result = f"dev F1 {manifest['metrics']['dev']['f1']:.4f}"
+        elif task == "re-doc" and test:
+            result = f"test (gold entities) pair F1 {test['pair']['f1']:.4f}, +type {test['type']['f1']:.4f}"
         else:
-            manifest = train_relation(cfg, out, progress="log" if quiet else True, log=typer.echo)
-            test = manifest["metrics"].get("test")
             result = f"test F1 {test['f1']:.4f}" if test else f"test not scored: pubmine evaluate -m {out} -d {cfg.dataset}"
     except PubmineError as err:
         fail(err)
@@ -95,7 +101,8 @@ def evaluate(
     dataset: str = typer.Option("bc5cdr", "--dataset", "-d",
                                 help="ncbi-disease | bc5cdr-chem | bc5cdr-disease | bc2gm (BioBERT's IOB test splits) "
                                      "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts) "
-                                     "| gad | euadr | chemprot | bc5cdr-cid | biored (relation classifiers)"),
+                                     "| gad | euadr | chemprot | bc5cdr-cid (relation classifiers) | biored (BioRED Dev at "
+                                     "document level, gold entities: the default re-doc model)"),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
     fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
     task: str = typer.Option("auto", "--task", help="auto (from the dataset) | normalization (link gold mentions: "
@@ -128,6 +135,8 @@ def models_push(
     ner: str = typer.Option("default", "--ner", help="NER artifact URL ('default': the pipeline's)"),
     normalizer: str = typer.Option("default", "--normalizer", help="normalizer artifact URL"),
     relation: str = typer.Option("default", "--relation", help="relation artifact URL (the CID model by default)"),
+    redoc: str = typer.Option("default", "--redoc", help="document-level relation artifact URL (BioRED's types; "
+                                                         "'none' to leave it out)"),
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
 ) -> None:
     """Publish the default models (or the ones named) as a release with an index of every file's size
@@ -136,7 +145,8 @@ def models_push(
 
     setup_logging(False)
     try:
-        index = release.push(to, options_arg(storage_options), {"ner": ner, "normalizer": normalizer, "relation": relation})
+        index = release.push(to, options_arg(storage_options), {"ner": ner, "normalizer": normalizer, "relation": relation,
+                                                                **({} if redoc == "none" else {"redoc": redoc})})
     except PubmineError as err:
         fail(err)
     stored, whole = release.release_size(index)

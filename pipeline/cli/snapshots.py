@@ -61,7 +61,8 @@ def query(
 @app.command()
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="the file to write"),
-    format: str = typer.Option(..., "--format", "-f", help="pubtator, biocxml or biocjson"),
+    format: str = typer.Option(..., "--format", "-f", help="pubtator, biocxml, biocjson, or relations "
+                                "(PubTator3's relation2pubtator3 layout: PMID, type, Type|ID, Type|ID)"),
     store: str = typer.Option("store", "--store", "-s", help="store root URL (local path, file://, s3://)"),
     at: Optional[str] = typer.Option(None, "--at", help="the snapshot's run id (default: the one LATEST names)"),
     pmid: Optional[List[int]] = typer.Option(None, "--pmid", help="only these PMIDs (repeatable)"),
@@ -69,7 +70,8 @@ def export(
     storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
 ) -> None:
     """A snapshot's documents with their entities (type, concept id) and relations as PubTator, BioC XML
-    or BioC JSON: pubmine export --format biocxml --pmid 17212035 --out paper.xml"""
+    or BioC JSON, or its relations as PubTator3's relation2pubtator3 file:
+    pubmine export --format biocxml --pmid 17212035 --out paper.xml"""
     from pipeline.export import export as export_snapshot
     from pipeline.publish import pick_snapshots
 

@@ -39,7 +39,7 @@ class Models:
         }
 
 
-def _model_manifest(url: str, storage_options: dict, what: str = "extract.model", task: str = "ner") -> dict:
+def _model_manifest(url: str, storage_options: dict, what: str = "extract.model", task: str | tuple = "ner") -> dict:
     """An artifact's pubmine.json: a missing or wrong model fails the run at once, not after the parse."""
     fs, path = url_to_fs(url, storage_options)
     try:
@@ -51,8 +51,9 @@ def _model_manifest(url: str, storage_options: dict, what: str = "extract.model"
             f"--output DIR` to make one, or set {what} to an artifact URL"
             + (" ('none' to skip linking)." if task == "normalizer" else ".")
         ) from exc
-    if manifest.get("task") != task:
-        raise ModelError(f"{what} at {url} is a {manifest.get('task')!r} artifact; expected task {task!r}")
+    tasks = (task,) if isinstance(task, str) else task
+    if manifest.get("task") not in tasks:
+        raise ModelError(f"{what} at {url} is a {manifest.get('task')!r} artifact; expected task {' or '.join(tasks)}")
     return manifest
 
 
@@ -68,7 +69,7 @@ def check_models(config: RunConfig) -> Models:
         normalizer_url=normalizer_url,
         normalizer=_model_manifest(normalizer_url, so, "extract.normalizer", "normalizer") if normalizer_url else None,
         relation_urls=relation_urls,
-        relations=tuple(_model_manifest(u, so, "extract.relations", "re") for u in relation_urls))
+        relations=tuple(_model_manifest(u, so, "extract.relations", ("re", "re-doc")) for u in relation_urls))
 
 
 def ner_precision(config: RunConfig) -> str:
@@ -98,6 +99,7 @@ def extraction_fingerprint(config: RunConfig, models: Models, precision: str) ->
          {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold"),
           "thresholds": models.normalizer.get("thresholds"), "ngram_thresholds": models.normalizer.get("ngram_thresholds")},
          "relations": [{"model_id": m["model_id"], "window": (m.get("training") or {}).get("window"),
-                        "max_length": (m.get("training") or {}).get("max_length")} for m in models.relations]},
+                        "max_length": (m.get("training") or {}).get("max_length"),
+                        "heads": m.get("heads")} for m in models.relations]},
         {"precision": precision, "max_length": ex.max_length, "stride": ex.stride, "parser": SENTENCES_VERSION,
          "entities": ENTITY_RULES})  # sentences are its input

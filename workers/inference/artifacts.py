@@ -51,9 +51,9 @@ MAX_TEXT_FILE_BYTES = 64 << 20
 # what each task's model is, as a transformers auto class
 TASK_MODELS = {"ner": "AutoModelForTokenClassification", "re": "AutoModelForSequenceClassification",
                "normalizer": "AutoModel", "re-doc": "AutoModel"}
-# what a task's encoder needs beyond the defaults: the document-level relation heads read the last
-# layer's attention (localized context pooling), which only the eager attention returns
-TASK_MODEL_KWARGS = {"re-doc": {"attn_implementation": "eager"}}
+# what a task's encoder needs beyond the defaults (none today: the document-level relation model
+# recomputes the last layer's attention itself and switches other encoder shapes to eager attention)
+TASK_MODEL_KWARGS: dict[str, dict] = {}
 
 
 def content_hash(folder: str | os.PathLike) -> str:

@@ -164,6 +164,8 @@ class DocumentStage:
                  precision: str = "auto", num_threads: int | None = None):
         import torch
 
+        from workers.inference.artifacts import read_manifest
+        from workers.inference.docre import DocRelationExtractor
         from workers.inference.normalize import Normalizer
         from workers.inference.relations import RelationClassifier
 
@@ -172,10 +174,14 @@ class DocumentStage:
         self.store = Store(store_url, storage_options)
         self.run_id, self.ner_model_id, self.xfp = run_id, ner_model_id, xfp
         self.normalizer = Normalizer.load(_staged(normalizer_url, storage_options)) if normalizer_url else None
-        self.relations = [RelationClassifier.load(_staged(u, storage_options), precision=precision)
-                          for u in relation_urls]
-        for clf in self.relations:
-            clf.pipeline_check()
+        self.relations, self.doc_relations = [], []   # per-pair classifiers; one-pass document models
+        for url in relation_urls:
+            folder = _staged(url, storage_options)
+            if read_manifest(folder).get("task") == "re-doc":
+                self.doc_relations.append(DocRelationExtractor.load(folder, precision=precision))
+            else:
+                self.relations.append(RelationClassifier.load(folder, precision=precision))
+                self.relations[-1].pipeline_check()
 
     def annotate(self, batch: pa.Table) -> tuple[list[_Doc], pa.Table, pa.Table]:
         """A TAGGED batch's documents, their entity rows (linked) and relation rows; nothing written
@@ -245,7 +251,7 @@ class DocumentStage:
 
     def _relations(self, docs, ents: pa.Table) -> pa.Table:
         rows: list[dict] = []
-        if not self.relations or not ents.num_rows:
+        if not (self.relations or self.doc_relations) or not ents.num_rows:
             return schemas.RELATIONS.empty_table()
         e_doc, e_start, e_end, e_type, e_cid, e_sent = (ents.column(c).to_pylist() for c in
                                                         ("doc_id", "start", "end", "type", "concept_id", "sent_idx"))
@@ -264,7 +270,38 @@ class DocumentStage:
                 rows.append({"doc_id": doc_id, "sent_idx": sent_idx, "head": ref(head), "tail": ref(tail),
                              "type": clf.relation_type(label), "score": prob, "model_id": clf.model_id,
                              "run_id": self.run_id})
+        for extractor in self.doc_relations:
+            rows += self._one_pass(extractor, docs, by_doc, ref, e_type, e_cid, e_start, e_end, e_sent)
         return pa.Table.from_pylist(rows, schema=schemas.RELATIONS) if rows else schemas.RELATIONS.empty_table()
+
+    def _one_pass(self, extractor, docs, by_doc, ref, e_type, e_cid, e_start, e_end, e_sent) -> list[dict]:
+        """Every linked concept pair of the model's types, each document encoded once (batched): a row
+        per pair with a relation, its evidence sentence, and each concept's mention in that sentence
+        (else its first)."""
+        from workers.inference.docre import NO_RELATION, Entity
+
+        inputs, rows_of = [], []
+        for doc in docs:
+            concepts: dict[tuple[str, str], list[int]] = defaultdict(list)
+            for i in by_doc.get(doc.doc_id, ()):
+                if e_cid[i] and e_type[i] in extractor.model.types:
+                    concepts[e_type[i], e_cid[i]].append(i)
+            keys = list(concepts)
+            inputs.append((doc.text, [(start, start + len(text)) for _, start, text in doc.sents],
+                           [Entity(t, c, tuple((e_start[i], e_end[i]) for i in concepts[t, c])) for t, c in keys]))
+            rows_of.append([concepts[k] for k in keys])
+        out = []
+        for doc, mentions, scores in zip(docs, rows_of, extractor.predict(inputs)):
+            for p in scores:
+                if p.label == NO_RELATION:
+                    continue
+                sent_idx = doc.sents[p.evidence][0]
+                pick = lambda rows: _Mention(0, 0, next((i for i in rows if e_sent[i] == sent_idx), rows[0]))
+                out.append({"doc_id": doc.doc_id, "sent_idx": sent_idx, "head": ref(pick(mentions[p.head])),
+                            "tail": ref(pick(mentions[p.tail])), "type": p.label, "score": p.probability,
+                            "novelty": p.novelty, "novelty_score": p.novelty_probability,
+                            "model_id": extractor.model_id, "run_id": self.run_id})
+        return out
 
     def _document_candidates(self, clf, docs, by_doc, e_type, e_cid, e_start, e_end) -> list[tuple]:
         """(doc_id, None, head mention, tail mention, text) for each linked concept pair in the window."""

@@ -159,7 +159,7 @@ def train_docre(cfg: DocReTrainConfig, output: str, *, storage_options: dict | N
     counts = Counter(r[2] for d in train_docs for r in gold_relations(d))
     labels = [NO_RELATION, *sorted(counts)]
     tokenizer = load_base_tokenizer(cfg.base_model)
-    encoder = load_base_model(cfg.base_model, "AutoModel", attn_implementation="eager")
+    encoder = load_base_model(cfg.base_model, "AutoModel")
     model = DocRelationModel(encoder, labels, types, cfg.novelty, cfg.max_length, cfg.stride).to(device)
     train = examples(train_docs, tokenizer, labels, types, set(type_pairs))
     log(f"{len(train)} training documents, {sum(len(x.pairs) for x in train)} candidate pairs, "

@@ -64,3 +64,33 @@ def tiny_relation_bert(folder: str | os.PathLike, labels: tuple[str, ...] = ("CI
         "type_pairs": [list(p) for p in DOCUMENT_FORMS[dataset]] if DOCUMENT_FORMS.get(dataset) else None,
         "base_model": "random tiny BERT",
         "training": {"window": 2, "max_length": 128}, "metrics": {}})
+
+
+def tiny_docre(folder: str | os.PathLike, always: str | None = None, seed: int = 0, name: str = "tiny-bert-redoc",
+               labels: tuple[str, ...] = ("None", "Association", "Positive_Correlation"),
+               types: tuple[str, ...] = ("Chemical", "Disease", "Gene")) -> dict:
+    """A tiny real document-level relation artifact (task re-doc: encoder + heads.safetensors).
+    ``always``: bias the heads so every candidate pair gets that label, and Novel (plumbing tests)."""
+    from safetensors.torch import save_file
+    from transformers import BertModel
+
+    from workers.inference.artifacts import HEADS
+    from workers.inference.docre import DocRelationModel
+
+    torch.manual_seed(seed)
+    tokenizer = load_base_tokenizer(MINILM)
+    encoder = BertModel(_tiny_config(tokenizer, labels), add_pooling_layer=False)
+    model = DocRelationModel(encoder, list(labels), list(types), True, 128, 32)
+    if always is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([10.0 if l == always else 0.0 for l in labels]))
+            model.novelty.weight.zero_()
+            model.novelty.bias.fill_(3.0)
+    heads = {k: v.contiguous() for k, v in model.head_state().items()}
+    type_pairs = sorted({(a, b) for a in types for b in types if a != b})
+    return write_artifact(model.encoder, tokenizer, str(folder), name, {
+        "task": "re-doc", "dataset": "biored", "type_pairs": [list(p) for p in type_pairs],
+        "heads": {"labels": list(labels), "types": list(types), "novelty": True, "window": 128, "stride": 32},
+        "base_model": "random tiny BERT", "training": {"max_length": 128}, "metrics": {}},
+        extra=lambda stage: save_file(heads, str(stage / HEADS)))

@@ -1,0 +1,99 @@
+"""The document-level relation model's pieces against hand-computed cases: BioRED's gold relations
+read from PubTator (novelty, tmVar IDs), the track's four measures, the marked encoding, the
+evidence sentence, and the defaults' names."""
+
+import gzip
+
+import pytest
+
+from pipeline.config import artifact_url, default_artifact_dir
+from pipeline.parse.pubtator import read_pubtator
+from pipeline.scores import gold_relations, score_doc_relations
+from workers.inference.docre import DocRelationExtractor, Entity, candidate_pairs, encode_document, marker_id
+
+TEXT = "BRAF V600E in melanoma. Vemurafenib treats melanoma."
+#       0123456789012345678901234567890123456789012345678901
+PUBTATOR = "\n".join([
+    "42|t|BRAF V600E in melanoma.",
+    "42|a|Vemurafenib treats melanoma.",
+    "42\t0\t4\tBRAF\tGeneOrGeneProduct\t673",
+    "42\t5\t10\tV600E\tSequenceVariant\tp|SUB|V|600|E",
+    "42\t14\t22\tmelanoma\tDiseaseOrPhenotypicFeature\tD008545",
+    "42\t24\t35\tVemurafenib\tChemicalEntity\tD000077484",
+    "42\t43\t51\tmelanoma\tDiseaseOrPhenotypicFeature\tD008545",
+    "42\tPositive_Correlation\tp|SUB|V|600|E\tD008545\tNovel",
+    "42\tNegative_Correlation\tD000077484\tD008545\tNo",
+    "42\tAssociation\t673\tD999999\tNovel",  # a concept no mention has: not a gold relation
+    "", ""])
+
+
+@pytest.fixture
+def doc(tmp_path):
+    path = tmp_path / "tiny.PubTator.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(PUBTATOR)
+    (d,) = read_pubtator(path)
+    assert d.text == TEXT
+    return d
+
+
+def test_gold_relations_are_unordered_linker_ids_with_their_novelty(doc):
+    assert gold_relations(doc) == {
+        (42, frozenset({("Variant", "p|SUB|V|600|E"), ("Disease", "MESH:D008545")}), "Positive_Correlation", "Novel"),
+        (42, frozenset({("Chemical", "MESH:D000077484"), ("Disease", "MESH:D008545")}), "Negative_Correlation", "No"),
+    }
+
+
+def test_the_four_track_measures_count_pair_type_novelty_and_all_separately():
+    x, y, z = (frozenset({("Chemical", c), ("Disease", "MESH:D1")}) for c in ("MESH:C1", "MESH:C2", "MESH:C3"))
+    gold = {(1, x, "Association", "Novel"), (1, y, "Positive_Correlation", "No")}
+    pred = {(1, x, "Association", "No"),           # right pair and type, wrong novelty
+            (1, y, "Negative_Correlation", "No"),  # right pair and novelty, wrong type
+            (1, z, "Bind", "Novel")}               # no such pair
+    s = score_doc_relations(gold, pred).summary()
+    # pair: tp 2 fp 1 fn 0 -> P 2/3 R 1 F1 0.8; type: tp 1 fp 2 fn 1 -> P 1/3 R 1/2 F1 0.4
+    assert s["pair"] == {"precision": 0.6667, "recall": 1.0, "f1": 0.8}
+    assert s["type"] == {"precision": 0.3333, "recall": 0.5, "f1": 0.4}
+    assert s["novelty"] == {"precision": 0.3333, "recall": 0.5, "f1": 0.4}   # y's "No" only
+    assert s["all"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert score_doc_relations(gold, {(2, x, "Association", "Novel")}).summary()["pair"]["f1"] == 0.0  # another document
+
+
+def test_encoding_marks_every_mention_and_points_each_entity_at_its_start_markers(tiny_docre):
+    ex = DocRelationExtractor.load(tiny_docre, device="cpu")
+    tok = ex.tokenizer
+    m = marker_id(tok)
+    ents = [Entity("Gene", "NCBIGene:673", ((0, 4),)), Entity("Disease", "MESH:D008545", ((14, 22), (43, 51)))]
+    enc = encode_document(tok, TEXT, ents, m)
+    piece = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    braf, v600e, mel = piece("BRAF"), piece(" V600E in"), piece("melanoma")
+    assert enc.ids[: len(braf) + 2] == [m, *braf, m]
+    assert enc.ids.count(m) == 6  # three mentions, two markers each
+    first_mel = len(braf) + 2 + len(v600e)
+    assert enc.starts[0] == [0] and enc.starts[1][0] == first_mel and len(enc.starts[1]) == 2
+    assert enc.ids[first_mel: first_mel + len(mel) + 2] == [m, *mel, m]
+    assert enc.char[first_mel] == 14 and enc.char[enc.starts[1][1]] == 43  # markers carry their mention's edge
+    # the pair of related types is a candidate once; a concept paired with itself never
+    assert candidate_pairs(ents, enc, {("Gene", "Disease"), ("Disease", "Gene")}) == [(0, 1)]
+    assert candidate_pairs(ents, enc, {("Chemical", "Disease")}) == []
+
+
+def test_the_evidence_sentence_names_both_entities(tiny_docre):
+    """Three sentences; the pair co-occurs only in the last: that is the evidence, whatever the
+    attention of a random model favours."""
+    ex = DocRelationExtractor.load(tiny_docre, device="cpu")
+    text = "Aspirin is old. Asthma is common. Aspirin worsened asthma here."
+    sents = [(0, 15), (16, 33), (34, 63)]
+    ents = [Entity("Chemical", "MESH:D001241", ((0, 7), (34, 41))), Entity("Disease", "MESH:D001249", ((16, 22), (51, 57)))]
+    (scores,) = ex.predict([(text, sents, ents)])
+    (p,) = scores
+    assert (p.head, p.tail, p.label, p.novelty) == (0, 1, "Positive_Correlation", "Novel") and p.evidence == 2
+    assert 0.5 < p.probability <= 1 and 0.5 < p.novelty_probability <= 1
+    assert ex.predict([(text, sents, ents[:1])]) == [[]]  # one entity: no pair
+
+
+def test_the_defaults_are_named_once_and_resolve_by_their_own_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("PUBMINE_HOME", str(tmp_path))
+    assert artifact_url("default-redoc", "relation") == str(default_artifact_dir("redoc")) == str(tmp_path / "models" / "default-redoc")
+    assert artifact_url("default", "relation") == artifact_url("default-cid", "redoc") == str(tmp_path / "models" / "default-cid")
+    assert artifact_url("s3://b/m", "redoc") == "s3://b/m" and artifact_url("normalizer", "ner") == "normalizer"
