@@ -32,6 +32,7 @@ PUBTATOR_NORM_F1 = {"Gene": 86.7, "Species": 85.4, "Disease": 83.7, "Chemical": 
 def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, task: str = "auto",
              encoder: str = "minilm", threshold: float | None = None, normalizer: str | None = None) -> None:
     """Route ``dataset`` (and ``task``) to its scorer and print its scores and RESULT line."""
+    from workers.inference.artifacts import read_manifest, stage_artifact
     from workers.training.docre import DOC_RE_DATASETS
     from workers.training.evaluate import DATASETS, IOB_EVAL
     from workers.training.relations import RE_NAMES
@@ -40,8 +41,10 @@ def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, t
         return evaluate_normalization(dataset, encoder, threshold, normalizer, model, precision)
     if task != "auto":
         raise PubmineError(f"--task {task!r} is not one of auto, normalization")
-    if dataset in DOC_RE_DATASETS and _task_of(relation_model_url(model, dataset)) == "re-doc":
-        return evaluate_doc_relations(relation_model_url(model, dataset), dataset, precision)
+    if dataset in DOC_RE_DATASETS:
+        url = relation_model_url(model, dataset)
+        if read_manifest(stage_artifact(url)).get("task") == "re-doc":
+            return evaluate_doc_relations(url, dataset, precision)
     if dataset in RE_NAMES:
         return evaluate_relations(model, dataset, fold)
     if dataset not in DATASETS and dataset not in IOB_EVAL:
@@ -162,21 +165,6 @@ def relation_model_url(model: str, dataset: str) -> str:
     raise PubmineError(f"-d {dataset} has no default model (the default relation model is BC5CDR CID); train one "
                        f"with `pubmine train -c configs/models/{dataset}.yaml -o DIR` and pass it: "
                        f"pubmine evaluate -d {dataset} -m DIR")
-
-
-def _task_of(url: str) -> str | None:
-    """The task in an artifact's pubmine.json (None: no artifact there)."""
-    from workers.inference.artifacts import MANIFEST
-    from pipeline.storage import url_to_fs
-    import json
-    import posixpath
-
-    fs, path = url_to_fs(url)
-    try:
-        return json.loads(fs.cat_file(posixpath.join(path, MANIFEST))).get("task")
-    except FileNotFoundError:
-        raise PubmineError(f"no model artifact at {url} (pubmine.json not found): `make model` builds the defaults, "
-                           f"`pubmine train -c configs/models/default-redoc.yaml -o DIR` a document-level one") from None
 
 
 # BioCreative VIII BioRED track (Islamaj et al. 2024), best F1 per measure: subtask 1 gives gold

@@ -332,8 +332,9 @@ COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "relations": {
         "doc_id": ("the document", "pmid:17212035"),
-        "sent_idx": ("the evidence sentence: the sentence of a sentence-level relation, or the one holding most of a "
-                     "document-level pair's context attention (null for the per-pair CID model)", "3"),
+        "sent_idx": ("the evidence sentence: the sentence of a sentence-level relation, or, of the sentences naming "
+                     "both entities of a document-level pair (else its head), the one holding most of its context attention "
+                     "(null for the per-pair CID model)", "3"),
         "head": ("the head mention: start, end, type, concept_id (for a document-level relation, the concept's "
                  "mention in the evidence sentence, else its first)", "{start: 211, end: 221, type: Chemical, concept_id: MESH:D015738}"),
         "tail": ("the tail mention: start, end, type, concept_id", "{start: 242, end: 250, type: Disease, concept_id: MESH:D003693}"),

@@ -51,9 +51,6 @@ MAX_TEXT_FILE_BYTES = 64 << 20
 # what each task's model is, as a transformers auto class
 TASK_MODELS = {"ner": "AutoModelForTokenClassification", "re": "AutoModelForSequenceClassification",
                "normalizer": "AutoModel", "re-doc": "AutoModel"}
-# what a task's encoder needs beyond the defaults (none today: the document-level relation model
-# recomputes the last layer's attention itself and switches other encoder shapes to eager attention)
-TASK_MODEL_KWARGS: dict[str, dict] = {}
 
 
 def content_hash(folder: str | os.PathLike) -> str:
@@ -210,6 +207,5 @@ def load_artifact(folder: str | os.PathLike, task: str, device: str = "cpu") -> 
 
     # fp32 in memory whatever the file holds (fp16-stored artifacts); the run's precision is autocast's
     model = getattr(transformers, TASK_MODELS[task]).from_pretrained(
-        folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=torch.float32,
-        **TASK_MODEL_KWARGS.get(task, {}))
+        folder, local_files_only=True, trust_remote_code=False, use_safetensors=True, dtype=torch.float32)
     return tokenizer, model.eval().to(device), manifest
