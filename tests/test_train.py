@@ -238,14 +238,18 @@ def test_every_model_config_loads_and_names_data_that_exists(path):
     """A config a README command points at must at least parse, validate and find its corpora."""
     import yaml
 
-    from workers.training.relations import ReTrainConfig, load_split
+    from pipeline.cli.models import training_tasks
+    from workers.training.docre import read_documents
     from workers.training.ner import load_sources
+    from workers.training.relations import load_split
 
     task = yaml.safe_load(path.read_text()).get("task", "ner")
-    cfg = load_dataclass(NerTrainConfig if task == "ner" else ReTrainConfig, path)
+    cfg = load_dataclass(training_tasks()[task][0], path)
     if task == "ner":
         for docs, annotated in load_sources(cfg.train, cfg.types) + load_sources(cfg.dev, cfg.types):
             assert docs and set(annotated) <= set(cfg.types)
+    elif task == "re-doc":
+        assert read_documents(cfg.dataset, "train") and read_documents(cfg.dataset, "test")
     else:
         assert load_split(cfg.dataset, "test", cfg.fold, cfg.window)[0]
 

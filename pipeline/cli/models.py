@@ -13,6 +13,17 @@ from pipeline.errors import PubmineError
 from workers.inference.normalize import DEFAULT_THRESHOLD
 
 
+def training_tasks() -> dict:
+    """task -> (config class, trainer, default artifact kind): the one table `pubmine train` and the
+    config tests read."""
+    from workers.training.docre import DocReTrainConfig, train_docre
+    from workers.training.ner import NerTrainConfig, train_ner
+    from workers.training.relations import ReTrainConfig, train_relation
+
+    return {"ner": (NerTrainConfig, train_ner, "ner"), "re": (ReTrainConfig, train_relation, "relation"),
+            "re-doc": (DocReTrainConfig, train_docre, "redoc")}
+
+
 @app.command()
 def train(
     config: Path = typer.Option(Path("configs/models/default-ner.yaml"), "--config", "-c", help="training config YAML"),
@@ -28,12 +39,7 @@ def train(
     import yaml
 
     setup_logging(False)
-    from workers.training.docre import DocReTrainConfig, train_docre
-    from workers.training.ner import NerTrainConfig, train_ner
-    from workers.training.relations import ReTrainConfig, train_relation
-
-    tasks = {"ner": (NerTrainConfig, train_ner, "ner"), "re": (ReTrainConfig, train_relation, "relation"),
-             "re-doc": (DocReTrainConfig, train_docre, "redoc")}  # task -> config, trainer, default artifact
+    tasks = training_tasks()
     try:
         if not config.exists():
             raise PubmineError(f"training config {config} not found")
