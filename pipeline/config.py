@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.errors import ConfigError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the NER encoder quantized (CPU)
 
 
 def pubmine_home() -> Path:

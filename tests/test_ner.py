@@ -129,3 +129,39 @@ def test_batched_tagging_equals_the_reference_decoder_on_every_test_sentence(tin
         assert {(s.start, s.end, s.type) for s in spans} == ref, text
         n_spans += len(ref)
     assert n_spans > 1000  # random weights: plenty of entities, I- after O, sub-word starts
+
+
+def test_int8_quantizes_the_encoder_where_auto_has_no_fast_bf16_and_stays_close_to_fp32(tiny_model, monkeypatch):
+    """``int8``: every Linear of the NER model dynamically quantized, the tagger says so, its spans
+    are mostly fp32's; ``auto`` means int8 on a CPU without fast bf16 and bf16 on one with it; a GPU
+    refuses int8; training refuses it (an inference precision)."""
+    import torch
+
+    from pipeline.errors import ConfigError
+    from workers.inference import device as dev
+    from workers.inference.probe import precision_here
+    from workers.training.loop import Hyperparams
+
+    texts = ["Cisplatin induced nephrotoxicity in rats treated with dexamethasone ."] * 3 + [
+        "Severe hypotension followed the infusion of magnesium sulfate in two patients ."]
+    fp32 = NerTagger.load(tiny_model, precision="fp32")
+    int8 = NerTagger.load(tiny_model, precision="int8")
+    assert int8.precision == "int8" and fp32.precision == "fp32"
+    kinds = {type(m).__module__ for m in int8.model.modules() if "Linear" in type(m).__name__}
+    assert kinds and all("quantized" in k for k in kinds)
+    assert not any("quantized" in type(m).__module__ for m in fp32.model.modules())  # the fp32 model is untouched
+    a = [{(s.start, s.end, s.type) for s in x} for x in fp32.tag(texts)]
+    b = [{(s.start, s.end, s.type) for s in x} for x in int8.tag(texts)]
+    assert sum(len(x) for x in a) and sum(len(x & y) for x, y in zip(a, b)) >= 0.8 * sum(len(x) for x in a)
+
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    assert dev.ner_precision_name("auto", "cpu") == precision_here("auto", False) == "int8"
+    assert dev.resolve_precision("auto", "cpu") is None  # the other models run fp32 there
+    assert NerTagger.load(tiny_model).precision == "int8"
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    assert dev.ner_precision_name("auto", "cpu") == "bf16" and NerTagger.load(tiny_model).precision == "bf16"
+    with pytest.raises(ValueError, match="CPUs only"):
+        dev.ner_precision_name("int8", "cuda")
+    with pytest.raises(ConfigError, match="inference precision"):
+        Hyperparams(precision="int8")
+    assert torch.backends.quantized.engine  # a quantized engine is there to run it

@@ -109,7 +109,7 @@ def evaluate(
                                      "| bc5cdr | bc5cdr-docs-chem | bc5cdr-docs-disease | ncbi-disease-docs (whole abstracts) "
                                      "| gad | euadr | chemprot | bc5cdr-cid (relation classifiers) | biored (BioRED Dev at "
                                      "document level, gold entities: the default re-doc model)"),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | int8 (NER: the encoder quantized, CPU)"),
     fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
     task: str = typer.Option("auto", "--task", help="auto (from the dataset) | normalization (link gold mentions: "
                                                      "ncbi-disease, bc5cdr-chem, bc5cdr-disease)"),

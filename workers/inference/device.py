@@ -22,11 +22,15 @@ def cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+INT8 = "int8"  # the NER encoder's linear layers dynamically quantized (CPU); every other model runs fp32
+
+
 def resolve_precision(precision: str, device: str) -> torch.dtype | None:
-    """The autocast dtype for a precision setting; None means full fp32. ``auto`` is bf16 on GPUs that
+    """The autocast dtype for a precision setting; None means full fp32 (``int8`` too: the quantized
+    layers compute in int8 whatever the autocast, the rest stays fp32). ``auto`` is bf16 on GPUs that
     have it (else fp16) and on CPUs with fast bf16 (AVX512-BF16 or AMX); on other CPUs fp32 (bf16
     matmuls measured ~300x slower there, bf16 autocast training ~20x)."""
-    if precision == "fp32":
+    if precision in ("fp32", INT8):
         return None
     if precision == "bf16":
         return torch.bfloat16
@@ -42,6 +46,27 @@ def describe_precision(precision: str, device: str) -> str:
     if precision != "auto" or device != "cpu":
         return precision
     return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def ner_precision_name(precision: str, device: str) -> str:
+    """What a setting means for the NER encoder: ``auto`` on a CPU without fast bf16 is ``int8``
+    (dynamic quantization: 2.5x fp32's speed on MiniLM, entity F1 within 0.5 on the test splits;
+    benchmarks/results/ner_speed.md), otherwise the autocast precision."""
+    if precision == INT8 or (precision == "auto" and device == "cpu" and not cpu_has_fast_bf16()):
+        if device != "cpu":
+            raise ValueError(f"precision {INT8!r} runs on CPUs only (got device {device!r}); use bf16 or fp16 on GPUs")
+        return INT8
+    return precision_name(resolve_precision(precision, device))
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every ``nn.Linear`` replaced by its dynamically quantized int8 form (weights
+    int8 per tensor, activations quantized per batch), the rest unchanged; CPU inference only."""
+    import warnings
+
+    with warnings.catch_warnings():  # torch.ao's eager quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -21,7 +21,8 @@ from pipeline.errors import ModelError
 from workers.inference.artifacts import load_artifact
 from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, PER_TYPE, Span, calibrated, decode_bio,
                                        piece_shapes, word_spans)
-from workers.inference.device import autocast, pick_device, precision_name, resolve_precision
+from workers.inference.device import (INT8, autocast, ner_precision_name, pick_device, precision_name, quantize_int8,
+                                      resolve_precision)
 
 
 @dataclass
@@ -40,6 +41,9 @@ class NerTagger:
         self.max_length = min(max_length, limit)
         self.stride = min(stride, self.max_length // 2 - 1)
         self.max_tokens = max_tokens_per_batch
+        self.int8 = ner_precision_name(precision, self.device) == INT8
+        if self.int8:
+            self.model = quantize_int8(self.model)
         self.autocast = resolve_precision(precision, self.device)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
         self.model_id = self.manifest["model_id"]
@@ -75,7 +79,7 @@ class NerTagger:
 
     @property
     def precision(self) -> str:
-        return precision_name(self.autocast)
+        return INT8 if self.int8 else precision_name(self.autocast)
 
     def _windows(self, n_tokens: list[int]) -> list[_Window]:
         width = self.max_length - 2  # room for [CLS] and [SEP]

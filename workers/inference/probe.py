@@ -5,7 +5,8 @@ from __future__ import annotations
 
 
 def precision_here(setting: str, gpu: bool) -> str:
-    """``setting`` (auto | fp32 | bf16 | fp16) resolved for this process's CPU, or its GPU when ``gpu``."""
-    from workers.inference.device import precision_name, resolve_precision
+    """``setting`` (auto | fp32 | bf16 | fp16 | int8) resolved for the NER encoder on this process's
+    CPU, or its GPU when ``gpu``."""
+    from workers.inference.device import ner_precision_name
 
-    return precision_name(resolve_precision(setting, "cuda" if gpu else "cpu"))
+    return ner_precision_name(setting, "cuda" if gpu else "cpu")

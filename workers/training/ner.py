@@ -28,6 +28,7 @@ from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, CASE_SHAPES,
                                        per_type_labels,
                                        piece_shapes, word_spans)
 from workers.inference.ner import NerTagger
+from workers.inference.device import precision_name, resolve_precision
 from workers.training.artifacts import round_to_half, write_artifact
 from pipeline.parse.pubtator import doc_sentences
 from pipeline.scores import score
@@ -432,11 +433,15 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         return _loss(model, ids.to(device), mask.to(device), y.to(device), allow,
                      types.to(device) if cfg.case_features else None)
 
+    # dev is scored at the precision training runs at (never int8: the thresholds and calibration
+    # chosen on it belong to the weights, not to one CPU's inference path)
+    score_precision = precision_name(resolve_precision(cfg.precision, device))
+
     def after_epoch(end: EpochEnd) -> bool:
         """Score on dev, keep the best weights, stop after ``patience`` epochs without a better F1."""
         model.eval()
         tagger = NerTagger(tokenizer, model, {"model_id": cfg.name, "label_scheme": cfg.label_scheme,
-                                              "entity_types": list(cfg.types), **case}, precision=cfg.precision, device=device)
+                                              "entity_types": list(cfg.types), **case}, precision=score_precision, device=device)
         spans: list = []
         (p, r, f), per_source = dev_prf(tagger, dev_sets, spans)
         state = end.state
