@@ -29,8 +29,14 @@ PUBTATOR_NORM_F1 = {"Gene": 86.7, "Species": 85.4, "Disease": 83.7, "Chemical": 
                     "CellLine": 83.1}
 
 
+# BioBERT's published BioASQ numbers (Lee et al. 2020, Table 7; factoid: strict / lenient / MRR)
+BIOBERT_BIOASQ = {"7b factoid, BioBERT": (31.48, 45.68, 37.13), "7b factoid, BioBERT + SQuAD": (40.12, 59.26, 48.34),
+                  "6b factoid MRR": 48.43, "7b yes/no accuracy": 69.29, "7b yes/no accuracy (+ MNLI)": 90.71}
+
+
 def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, task: str = "auto",
-             encoder: str = "minilm", threshold: float | None = None, normalizer: str | None = None) -> None:
+             encoder: str = "minilm", threshold: float | None = None, normalizer: str | None = None,
+             data: list | None = None, answers=None) -> None:
     """Route ``dataset`` (and ``task``) to its scorer and print its scores and RESULT line."""
     from workers.inference.artifacts import read_manifest, stage_artifact
     from workers.training.docre import DOC_RE_DATASETS
@@ -39,8 +45,10 @@ def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, t
 
     if task == "normalization":
         return evaluate_normalization(dataset, encoder, threshold, normalizer, model, precision)
+    if task == "qa":
+        return evaluate_qa(data or [], answers)
     if task != "auto":
-        raise PubmineError(f"--task {task!r} is not one of auto, normalization")
+        raise PubmineError(f"--task {task!r} is not one of auto, normalization, qa")
     if dataset in DOC_RE_DATASETS:
         url = relation_model_url(model, dataset)
         if read_manifest(stage_artifact(url)).get("task") == "re-doc":
@@ -212,3 +220,32 @@ def evaluate_relations(model: str, dataset: str, fold: int) -> None:
         typer.echo(f"{dataset}: this copy holds positive instances only, so micro-F1 over its labels is accuracy; "
                    f"not comparable with the paper's {PAPER_F1.get(dataset)} (scored against negative pairs)")
     typer.echo(f"RESULT evaluate dataset={dataset} f1={s.f1:.4f} precision={s.precision:.4f} recall={s.recall:.4f}")
+
+
+def evaluate_qa(data: list, answers) -> None:
+    """BioASQ phase B over golden files (several scored as one set), by BioASQ's rules
+    (``pipeline.bioasq``), beside BioBERT's published numbers."""
+    from pipeline.bioasq import read_golden, read_submission, score_answers
+
+    if not data:
+        raise PubmineError("--task qa needs --data: a BioASQ golden JSON file (e.g. "
+                           "../shared/data/qa/bioasq_golden_7b/Task7BGoldenEnriched/7B1_golden.json.gz)")
+    questions = read_golden(data)
+    if answers is None:
+        raise PubmineError("this pubmine has no question-answering reader to read the answers with yet; give "
+                           "--answers SUBMISSION.json (BioASQ phase B format) to score a system's answers")
+    got = read_submission(answers)
+    unknown = set(got) - {q.id for q in questions}
+    if unknown:
+        raise PubmineError(f"{answers}: {len(unknown)} answered question(s) are in none of the golden files "
+                           f"(e.g. {sorted(unknown)[0]}); give the golden batches the submission answers")
+    s = score_answers(questions, got)
+    counts = ", ".join(f"{t} {c['answered']}/{c['questions']}" for t, c in s.counts.items())
+    typer.echo(f"{len(questions)} questions in {len(data)} golden file(s); answered: {counts}")
+    typer.echo(f"{'measure':<22}{'ours':>8}")
+    for name in ("factoid_strict", "factoid_lenient", "factoid_mrr", "list_precision", "list_recall", "list_f1",
+                 "yesno_acc", "yesno_f1_yes", "yesno_f1_no", "yesno_macro_f1"):
+        typer.echo(f"{name:<22}{100 * getattr(s, name):8.2f}")
+    typer.echo("BioBERT (published): " + "; ".join(
+        f"{k} {'/'.join(f'{x:.2f}' for x in v) if isinstance(v, tuple) else f'{v:.2f}'}" for k, v in BIOBERT_BIOASQ.items()))
+    typer.echo(s.result_line())

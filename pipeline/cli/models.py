@@ -112,7 +112,12 @@ def evaluate(
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 | int8 (NER: the encoder quantized, CPU)"),
     fold: int = typer.Option(0, "--fold", help="EU-ADR cross-validation fold (0-9)"),
     task: str = typer.Option("auto", "--task", help="auto (from the dataset) | normalization (link gold mentions: "
-                                                     "ncbi-disease, bc5cdr-chem, bc5cdr-disease)"),
+                                                     "ncbi-disease, bc5cdr-chem, bc5cdr-disease) | qa (BioASQ phase B "
+                                                     "by BioASQ's rules: --data golden files)"),
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="qa: a BioASQ golden JSON file (any year; plain or "
+                                              ".gz); repeat it to score several batches as one set"),
+    answers: Optional[Path] = typer.Option(None, "--answers", help="qa: a BioASQ phase B submission (JSON) to score "
+                                           "instead of reading the answers with a model"),
     encoder: str = typer.Option("minilm", "--encoder", help="normalization: the sentence encoder of the embedding "
                                                              "step (folder or hub name), or 'none' for dictionary only"),
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="normalization: least cosine for an embedding link"),
@@ -121,12 +126,12 @@ def evaluate(
 ) -> None:
     """P/R/F1 of a model on a dataset's test split: strict entity level for NER, the paper's relation
     scores for RE (gad, euadr, chemprot; document level for bc5cdr-cid and biored); accuracy@1 of
-    concept linking with --task normalization."""
+    concept linking with --task normalization; BioASQ's factoid, list and yes/no measures with --task qa."""
     from pipeline import evaluation
 
     try:
         evaluation.evaluate(model=model, dataset=dataset, precision=precision, fold=fold, task=task, encoder=encoder,
-                            threshold=threshold, normalizer=normalizer)
+                            threshold=threshold, normalizer=normalizer, data=data or [], answers=answers)
     except PubmineError as err:
         fail(err)
 
