@@ -75,7 +75,7 @@ def run_on_gold(gold_docs, model: str, normalizer: str, relations: list[str], ke
         store = Store(str(work / "store"))
         ents = store.read_table("snapshots", summary.run_id, "entities",
                                 columns=["doc_id", "start", "end", "type", "concept_id"])
-        rels = store.read_table("snapshots", summary.run_id, "relations", columns=["doc_id", "head", "tail", "type"])
+        rels = store.read_table("snapshots", summary.run_id, "relations", columns=["doc_id", "head", "tail", "type", "novelty"])
     return summary, ents, rels, seconds, cfg
 
 

@@ -90,6 +90,11 @@ def test_the_evidence_sentence_names_both_entities(tiny_docre):
     assert (p.head, p.tail, p.label, p.novelty) == (0, 1, "Positive_Correlation", "Novel") and p.evidence == 2
     assert 0.5 < p.probability <= 1 and 0.5 < p.novelty_probability <= 1
     assert ex.predict([(text, sents, ents[:1])]) == [[]]  # one entity: no pair
+    # the disease named first: scored earlier-first as trained, written chemical first all the same
+    text2 = "Asthma is common. Aspirin is old. Aspirin worsened asthma here."
+    ents2 = [Entity("Disease", "MESH:D001249", ((0, 6), (51, 57))), Entity("Chemical", "MESH:D001241", ((18, 25), (34, 41)))]
+    (q,) = ex.predict([(text2, [(0, 17), (18, 33), (34, 63)], ents2)])[0]
+    assert (q.head, q.tail, q.evidence) == (1, 0, 2)
 
 
 def test_the_defaults_are_named_once_and_resolve_by_their_own_names(tmp_path, monkeypatch):

@@ -51,7 +51,7 @@ class Entity:
 
 @dataclass(frozen=True)
 class PairScore:
-    head: int                 # indexes into the document's entities
+    head: int                 # indexes into the document's entities, oriented by HEAD_ORDER (chemical first, ...)
     tail: int
     label: str                # NO_RELATION when no label beats the threshold
     probability: float        # softmax over the threshold and the labels
@@ -96,6 +96,16 @@ def encode_document(tokenizer, text: str, entities: list[Entity], marker_id: int
             ids.append(marker_id)
             char.append(b)
     return Encoded(ids, char, starts)
+
+
+# BioRED's relations are unordered; a row names them in one fixed orientation so that the same two
+# concepts are one knowledge-table row and one export line whichever a paper names first: chemical
+# before gene before variant before disease (PubTator3's habit: the agent first), then by concept id
+HEAD_ORDER = ("Chemical", "Gene", "Variant", "Disease")
+
+
+def head_order(e: "Entity") -> tuple:
+    return (HEAD_ORDER.index(e.type) if e.type in HEAD_ORDER else len(HEAD_ORDER), e.type, e.concept_id)
 
 
 def candidate_pairs(entities: list[Entity], enc: Encoded, type_pairs) -> list[tuple[int, int]]:
@@ -310,6 +320,8 @@ class DocRelationExtractor:
         mass = torch.zeros((len(pairs), max(len(sents), 1))).index_add_(1, sent_of, q.float().cpu())
         starts = [s for s, _ in sents]
         where = [{max(bisect_right(starts, a) - 1, 0) for a, _ in e.mentions} for e in known]  # each entity's sentences
+        # scored earlier-first, as trained; written in the canonical orientation (HEAD_ORDER)
+        pairs = [(j, i) if head_order(known[j]) < head_order(known[i]) else (i, j) for i, j in pairs]
         evidence = []
         for p, (i, j) in enumerate(pairs):  # among the sentences holding both (else the head), the most attended
             allowed = sorted(where[i] & where[j]) or sorted(where[i])
