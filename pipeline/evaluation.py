@@ -49,9 +49,11 @@ def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, t
         return evaluate_qa(data or [], answers)
     if task != "auto":
         raise PubmineError(f"--task {task!r} is not one of auto, normalization, qa")
-    if dataset in DOC_RE_DATASETS:
+    if dataset in DOC_RE_DATASETS or dataset == "bc5cdr-cid":
         url = relation_model_url(model, dataset)
         if read_manifest(stage_artifact(url)).get("task") == "re-doc":
+            if dataset == "bc5cdr-cid":
+                return evaluate_cid_one_pass(url, precision)
             return evaluate_doc_relations(url, dataset, precision)
     if dataset in RE_NAMES:
         return evaluate_relations(model, dataset, fold)
@@ -199,6 +201,38 @@ def evaluate_doc_relations(url: str, dataset: str, precision: str) -> None:
         typer.echo(f"{name:<10}{100 * m['precision']:8.2f}{100 * m['recall']:8.2f}{100 * m['f1']:8.2f}   {best[name]:.2f}")
     typer.echo(f"RESULT evaluate dataset={dataset} pair_f1={s['pair']['f1']:.4f} type_f1={s['type']['f1']:.4f} "
                f"novelty_f1={s['novelty']['f1']:.4f} all_f1={s['all']['f1']:.4f}")
+
+
+# BioRED's label for a chemical that induces or raises a disease: what BC5CDR calls CID
+CID_FROM_BIORED = "Positive_Correlation"
+
+
+def evaluate_cid_one_pass(url: str, precision: str) -> None:
+    """BC5CDR CID test (gold entities, document level) read off a BioRED one-pass model: a
+    chemical-disease pair it calls Positive_Correlation is a CID pair. Nothing is trained or chosen
+    on BC5CDR for this; it says how far BioRED's types carry to BC5CDR's one."""
+    from collections import defaultdict
+
+    from pipeline.config import shared_data_dir
+    from pipeline.parse.pubtator import read_pubtator
+    from pipeline.report import print_scores
+    from pipeline.scores import score_cid
+    from workers.inference.artifacts import stage_artifact
+    from workers.inference.docre import DocRelationExtractor
+    from workers.training.corpora import DOC_RE_CORPORA
+    from workers.training.docre import predict_relations
+
+    extractor = DocRelationExtractor.load(stage_artifact(url), precision=precision)
+    docs = [d for f in DOC_RE_CORPORA["bc5cdr-cid"][1] for d in read_pubtator(shared_data_dir() / f)]
+    predicted: dict[int, set] = defaultdict(set)
+    for pmid, pair, label, _ in predict_relations(extractor, docs):
+        kinds = dict(pair)
+        if label == CID_FROM_BIORED and set(kinds) == {"Chemical", "Disease"}:
+            predicted[pmid].add((pmid, kinds["Chemical"], kinds["Disease"]))
+    p, r, f = score_cid(docs, predicted).overall()
+    print_scores(f"{extractor.model_id} on BC5CDR CID test ({len(docs)} documents, gold entities; CID = its "
+                 f"{CID_FROM_BIORED} between a chemical and a disease)", (p, r, f), {})
+    typer.echo(f"RESULT evaluate dataset=bc5cdr-cid f1={f:.4f} precision={p:.4f} recall={r:.4f}")
 
 
 def evaluate_relations(model: str, dataset: str, fold: int) -> None:

@@ -102,3 +102,29 @@ def test_the_defaults_are_named_once_and_resolve_by_their_own_names(tmp_path, mo
     assert artifact_url("default-redoc", "relation") == str(default_artifact_dir("redoc")) == str(tmp_path / "models" / "default-redoc")
     assert artifact_url("default", "relation") == artifact_url("default-cid", "redoc") == str(tmp_path / "models" / "default-cid")
     assert artifact_url("s3://b/m", "redoc") == "s3://b/m" and artifact_url("normalizer", "ner") == "normalizer"
+
+
+def test_bc5cdr_cid_is_read_off_the_one_pass_model_as_its_chemical_disease_positive_correlation(tiny_docre):
+    """A model that calls every pair Positive_Correlation finds every gold CID pair (recall 1) at the
+    precision of gold pairs among all chemical-disease pairs of the test set."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.parse.pubtator import gold_ids, read_pubtator
+    from tests.conftest import DATA
+
+    result = CliRunner().invoke(app, ["evaluate", "-m", str(tiny_docre), "-d", "bc5cdr-cid", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    f, p, r = map(float, re.search(r"RESULT evaluate dataset=bc5cdr-cid f1=(\S+) precision=(\S+) recall=(\S+)",
+                                   result.output).groups())
+    docs = list(read_pubtator(DATA / "bc5cdr/pubtator/CDR_TestSet.PubTator.txt.gz"))
+    gold = {(d.pmid, c, x) for d in docs for t, a, b in d.relations if t == "CID" for c in gold_ids(a) for x in gold_ids(b)}
+    pairs = set()
+    for d in docs:
+        chems = {c for m in d.mentions if m.type == "Chemical" for c in gold_ids(m.ids, m.type)}
+        dis = {c for m in d.mentions if m.type == "Disease" for c in gold_ids(m.ids, m.type)}
+        pairs |= {(d.pmid, c, x) for c in chems for x in dis}
+    assert r == pytest.approx(len(gold & pairs) / len(gold), abs=1e-4) and r > 0.95
+    assert p == pytest.approx(len(gold & pairs) / len(pairs), abs=1e-4) and f < 0.5
