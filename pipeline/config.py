@@ -36,12 +36,12 @@ def shared_data_dir() -> Path:
 
 # the default artifacts (`make model` builds them, `pubmine models pull` fetches them), by kind
 DEFAULT_ARTIFACTS = {"ner": "default-ner", "normalizer": "normalizer", "relation": "default-cid",
-                     "redoc": "default-redoc"}
+                     "redoc": "default-redoc", "qa": "default-qa"}
 
 
 def default_artifact_dir(kind: str) -> Path:
     """Where the default artifact of ``kind`` lives: ~/.cache/pubmine/models/<name> (ner | normalizer |
-    relation: BC5CDR CID per pair | redoc: BioRED's types, one pass per document)."""
+    relation: BC5CDR CID per pair | redoc: BioRED's types, one pass per document | qa: the reader)."""
     return pubmine_home() / "models" / DEFAULT_ARTIFACTS[kind]
 
 

@@ -36,7 +36,7 @@ BIOBERT_BIOASQ = {"7b factoid, BioBERT": (31.48, 45.68, 37.13), "7b factoid, Bio
 
 def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, task: str = "auto",
              encoder: str = "minilm", threshold: float | None = None, normalizer: str | None = None,
-             data: list | None = None, answers=None) -> None:
+             data: list | None = None, answers=None, out=None) -> None:
     """Route ``dataset`` (and ``task``) to its scorer and print its scores and RESULT line."""
     from workers.inference.artifacts import read_manifest, stage_artifact
     from workers.training.docre import DOC_RE_DATASETS
@@ -46,7 +46,9 @@ def evaluate(model: str, dataset: str, precision: str = "auto", fold: int = 0, t
     if task == "normalization":
         return evaluate_normalization(dataset, encoder, threshold, normalizer, model, precision)
     if task == "qa":
-        return evaluate_qa(data or [], answers)
+        if dataset == "pubmedqa":
+            return evaluate_pubmedqa(model, precision)
+        return evaluate_qa(data or [], answers, model, precision, out)
     if task != "auto":
         raise PubmineError(f"--task {task!r} is not one of auto, normalization, qa")
     if dataset in DOC_RE_DATASETS or dataset == "bc5cdr-cid":
@@ -256,9 +258,23 @@ def evaluate_relations(model: str, dataset: str, fold: int) -> None:
     typer.echo(f"RESULT evaluate dataset={dataset} f1={s.f1:.4f} precision={s.precision:.4f} recall={s.recall:.4f}")
 
 
-def evaluate_qa(data: list, answers) -> None:
+def _reader(model: str, precision: str):
+    from workers.inference.artifacts import artifact_exists, stage_artifact
+    from workers.inference.qa import QaReader
+
+    url = artifact_url(model, "qa")
+    if not artifact_exists(url):
+        raise PubmineError(f"no question-answering reader at {url}: train it with `make qa-model` (or `pubmine train "
+                           f"-c configs/models/default-qa.yaml`), pass one with -m, or score a submission with --answers")
+    return QaReader.load(stage_artifact(url), precision=precision)
+
+
+def evaluate_qa(data: list, answers, model: str = "default", precision: str = "auto", out=None) -> None:
     """BioASQ phase B over golden files (several scored as one set), by BioASQ's rules
-    (``pipeline.bioasq``), beside BioBERT's published numbers."""
+    (``pipeline.bioasq``), beside BioBERT's published numbers: a submission's answers (``answers``)
+    or the reader's, read from each question's golden snippets (written to ``out`` as a submission)."""
+    import json
+
     from pipeline.bioasq import read_golden, read_submission, score_answers
 
     if not data:
@@ -266,9 +282,16 @@ def evaluate_qa(data: list, answers) -> None:
                            "../shared/data/qa/bioasq_golden_7b/Task7BGoldenEnriched/7B1_golden.json.gz)")
     questions = read_golden(data)
     if answers is None:
-        raise PubmineError("this pubmine has no question-answering reader to read the answers with yet; give "
-                           "--answers SUBMISSION.json (BioASQ phase B format) to score a system's answers")
-    got = read_submission(answers)
+        from workers.training.qa import bioasq_answers
+
+        reader = _reader(model, precision)
+        typer.echo(f"reading {len(questions)} questions' snippets with {reader.model_id}")
+        got = bioasq_answers(reader, questions)
+        if out is not None:
+            out.write_text(json.dumps({"questions": [{"id": k, "exact_answer": v} for k, v in got.items()]}, indent=1))
+            typer.echo(f"wrote the answers to {out} (BioASQ phase B submission format)")
+    else:
+        got = read_submission(answers)
     unknown = set(got) - {q.id for q in questions}
     if unknown:
         raise PubmineError(f"{answers}: {len(unknown)} answered question(s) are in none of the golden files "
@@ -283,3 +306,19 @@ def evaluate_qa(data: list, answers) -> None:
     typer.echo("BioBERT (published): " + "; ".join(
         f"{k} {'/'.join(f'{x:.2f}' for x in v) if isinstance(v, tuple) else f'{v:.2f}'}" for k, v in BIOBERT_BIOASQ.items()))
     typer.echo(s.result_line())
+
+
+# PubMedQA's paper (Jin et al. 2019): BioBERT's accuracy on PQA-L's test split (reasoning required)
+PUBMEDQA_BIOBERT_ACC = 68.1
+
+
+def evaluate_pubmedqa(model: str, precision: str) -> None:
+    """PubMedQA PQA-L's official 500-question test split: yes / no / maybe from each abstract."""
+    from workers.training.qa import pubmedqa_scores, pubmedqa_split
+
+    reader = _reader(model, precision)
+    s = pubmedqa_scores(reader, pubmedqa_split("test"))
+    typer.echo(f"{reader.model_id} on PubMedQA PQA-L test ({s['n']} questions): accuracy {100 * s['acc']:.2f}, "
+               f"macro F1 {100 * s['macro_f1']:.2f}; BioBERT's accuracy (the paper) {PUBMEDQA_BIOBERT_ACC:.1f}; "
+               "majority class (yes) 55.20")
+    typer.echo(f"RESULT qa dataset=pubmedqa acc={s['acc']:.4f} macro_f1={s['macro_f1']:.4f}")

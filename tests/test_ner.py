@@ -147,8 +147,10 @@ def test_int8_quantizes_the_encoder_where_auto_has_no_fast_bf16_and_stays_close_
     fp32 = NerTagger.load(tiny_model, precision="fp32")
     int8 = NerTagger.load(tiny_model, precision="int8")
     assert int8.precision == "int8" and fp32.precision == "fp32"
-    kinds = {type(m).__module__ for m in int8.model.modules() if "Linear" in type(m).__name__}
-    assert kinds and all("quantized" in k for k in kinds)
+    encoder = [type(m).__module__ for name, m in int8.model.named_modules()
+               if name.startswith("bert.") and type(m).__name__ == "Linear"]
+    assert len(encoder) >= 6 and all("quantized.dynamic" in k for k in encoder)  # every encoder Linear: int8
+    assert type(int8.model.classifier) is torch.nn.Linear  # the head stays fp32
     assert not any("quantized" in type(m).__module__ for m in fp32.model.modules())  # the fp32 model is untouched
     a = [{(s.start, s.end, s.type) for s in x} for x in fp32.tag(texts)]
     b = [{(s.start, s.end, s.type) for s in x} for x in int8.tag(texts)]

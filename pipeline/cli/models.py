@@ -18,10 +18,11 @@ def training_tasks() -> dict:
     config tests read."""
     from workers.training.docre import DocReTrainConfig, train_docre
     from workers.training.ner import NerTrainConfig, train_ner
+    from workers.training.qa import QaTrainConfig, train_qa
     from workers.training.relations import ReTrainConfig, train_relation
 
     return {"ner": (NerTrainConfig, train_ner, "ner"), "re": (ReTrainConfig, train_relation, "relation"),
-            "re-doc": (DocReTrainConfig, train_docre, "redoc")}
+            "re-doc": (DocReTrainConfig, train_docre, "redoc"), "qa": (QaTrainConfig, train_qa, "qa")}
 
 
 @app.command()
@@ -33,7 +34,7 @@ def train(
     if_missing: bool = typer.Option(False, "--if-missing", help="do nothing when an artifact already exists at --output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="one-line progress logs instead of a bar"),
 ) -> None:
-    """Fine-tune a BERT-family encoder (task: ner | re | re-doc in the config) and write a model artifact.
+    """Fine-tune a BERT-family encoder (task: ner | re | re-doc | qa in the config) and write a model artifact.
     With --if-missing an artifact already at --output is kept when it was trained from a config of
     the same name, and replaced otherwise (a new default model)."""
     import yaml
@@ -63,6 +64,10 @@ def train(
             result = f"dev F1 {manifest['metrics']['dev']['f1']:.4f}"
         elif task == "re-doc" and test:
             result = f"test (gold entities) pair F1 {test['pair']['f1']:.4f}, +type {test['type']['f1']:.4f}"
+        elif task == "qa":
+            m = manifest["metrics"].get("test_7b")
+            result = (f"7B factoid MRR {m['factoid_mrr']:.4f}, yes/no macro F1 {m['yesno_macro_f1']:.4f}" if m else
+                      "not scored: pubmine evaluate --task qa --data GOLDEN.json")
         else:
             result = f"test F1 {test['f1']:.4f}" if test else f"test not scored: pubmine evaluate -m {out} -d {cfg.dataset}"
     except PubmineError as err:
@@ -118,6 +123,7 @@ def evaluate(
                                               ".gz); repeat it to score several batches as one set"),
     answers: Optional[Path] = typer.Option(None, "--answers", help="qa: a BioASQ phase B submission (JSON) to score "
                                            "instead of reading the answers with a model"),
+    out: Optional[Path] = typer.Option(None, "--out", help="qa: write the reader's answers here as a BioASQ submission"),
     encoder: str = typer.Option("minilm", "--encoder", help="normalization: the sentence encoder of the embedding "
                                                              "step (folder or hub name), or 'none' for dictionary only"),
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", help="normalization: least cosine for an embedding link"),
@@ -131,7 +137,7 @@ def evaluate(
 
     try:
         evaluation.evaluate(model=model, dataset=dataset, precision=precision, fold=fold, task=task, encoder=encoder,
-                            threshold=threshold, normalizer=normalizer, data=data or [], answers=answers)
+                            threshold=threshold, normalizer=normalizer, data=data or [], answers=answers, out=out)
     except PubmineError as err:
         fail(err)
 

@@ -40,7 +40,7 @@ LEXICON_MANIFEST = "lexicon.json"
 LEXICON_GENES, LEXICON_GENE_SYMBOLS = "lexicon_genes.parquet", "lexicon_gene_symbols.parquet"
 LEXICON_SPECIES, LEXICON_CELL_LINES = "lexicon_species.parquet", "lexicon_cell_lines.parquet"
 LEXICON_VARIANTS = "lexicon_variants.parquet"
-HEADS = "heads.safetensors"  # a document-level relation model's pair heads (workers.inference.docre)
+HEADS = "heads.safetensors"  # heads beside a bare encoder: a re-doc model's pair heads, a qa reader's span/decision heads
 # data files some artifacts carry beside the weights (a normalizer's dictionary, embedded names and
 # lexicon), all in the content hash
 DATA_FILES = ("dictionary.parquet", "names.npz", LEXICON_MANIFEST, LEXICON_GENES, LEXICON_GENE_SYMBOLS,
@@ -50,7 +50,7 @@ DATA_FILES = ("dictionary.parquet", "names.npz", LEXICON_MANIFEST, LEXICON_GENES
 MAX_TEXT_FILE_BYTES = 64 << 20
 # what each task's model is, as a transformers auto class
 TASK_MODELS = {"ner": "AutoModelForTokenClassification", "re": "AutoModelForSequenceClassification",
-               "normalizer": "AutoModel", "re-doc": "AutoModel"}
+               "normalizer": "AutoModel", "re-doc": "AutoModel", "qa": "AutoModel"}
 
 
 def content_hash(folder: str | os.PathLike) -> str:

@@ -1,0 +1,97 @@
+"""The question-answering reader: span search, merging, the trainer's data and windows, one small
+training run end to end through `pubmine train` and `pubmine evaluate --task qa`."""
+
+import json
+
+import pytest
+
+from pipeline.bioasq import read_golden, read_submission
+from tests.conftest import DATA
+from workers.inference.qa import SpanAnswer, best_spans, merge_answers
+
+GOLDEN_7B1 = DATA / "qa/bioasq_golden_7b/Task7BGoldenEnriched/7B1_golden.json.gz"
+
+
+def test_best_spans_stay_inside_the_context_in_order_and_short():
+    start = [9.0, 1.0, 5.0, 0.0, 4.0, 0.0]
+    end = [9.0, 0.0, 1.0, 6.0, 0.0, 3.0]
+    ctx = [False, False, True, True, True, True]   # pieces 2-5 are the context ([CLS], question before)
+    spans = best_spans(start, end, ctx, n_best=3, max_answer_pieces=3)
+    assert spans[0] == (11.0, 2, 3)                 # the best start with the best end after it
+    assert all(ctx[s] and ctx[e] and s <= e < s + 3 for _, s, e in spans)
+    assert (8.0, 2, 5) not in spans                 # 4 pieces: too long
+    assert best_spans(start, end, [False] * 6, 3, 3) == []
+
+
+def test_answers_merge_case_insensitively_keeping_the_best():
+    merged = merge_answers([SpanAnswer("PD-L1", 0.4, 0, 0, 5), SpanAnswer("pd-l1 ", 0.7, 1, 3, 9),
+                            SpanAnswer("EGFR", 0.5, 0, 9, 13), SpanAnswer(" ", 0.9, 0, 0, 1)])
+    assert [(a.text, a.probability, a.context) for a in merged] == [("pd-l1 ", 0.7, 1), ("EGFR", 0.5, 0)]
+
+
+def test_training_data_never_holds_a_7b_test_question_and_pubmedqa_splits_in_halves():
+    from workers.training.qa import BIOASQ_FACTOID, bioasq_yes_no, golden_7b_ids, pubmedqa_split, read_squad_spans
+
+    held = golden_7b_ids()
+    assert len(held) == 500
+    factoid = read_squad_spans(BIOASQ_FACTOID, exclude=held)
+    assert len(factoid) > 4000 and all(x.context[x.start:x.end] for x in factoid)
+    yes_no = bioasq_yes_no(held)
+    assert yes_no and {x.label for x in yes_no} == {"yes", "no"}
+    test_bodies = {q.body for q in read_golden([GOLDEN_7B1])}
+    assert not test_bodies & {x.question for x in yes_no}
+    train, test = pubmedqa_split("train"), pubmedqa_split("test")
+    assert len(train) == len(test) == 500 and not {x.question for x in train} & {x.question for x in test}
+    assert {x.label for x in test} == {"yes", "no", "maybe"}
+
+
+def test_windows_point_at_the_answer_or_at_cls_when_it_is_cut(tiny_model):
+    from workers.inference.artifacts import load_tokenizer
+    from workers.training.qa import SpanExample, span_features
+
+    tok = load_tokenizer(tiny_model, "ner")
+    ctx = "Filler words here. " * 12 + "Bazex syndrome is rare."
+    a = ctx.index("Bazex")
+    x = SpanExample("What is acrokeratosis paraneoplastica?", ctx, a, a + len("Bazex syndrome"))
+    feats = span_features(tok, [x], max_length=64, stride=16)
+    assert len(feats) > 1
+    hits = [(ids, s, e) for ids, _, s, e in feats if s]
+    assert hits and any(s == 0 for _, _, s, _ in feats)  # an early window without the answer: [CLS]
+    for ids, s, e in hits:
+        assert tok.decode(ids[s:e + 1]).replace(" ", "") == "bazexsyndrome"
+
+
+def test_a_small_reader_trains_loads_answers_and_is_scored_by_bioasq_rules(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from workers.inference.qa import QaReader
+
+    out = tmp_path / "qa"
+    result = CliRunner().invoke(app, ["train", "-c", "configs/models/default-qa.yaml", "-o", str(out),
+                                      "--set", f"base_model={tiny_model}", "--set", "limit_examples=24",
+                                      "--set", "general_limit=16", "--set", "max_length=128", "--set", "stride=32",
+                                      "--set", "batch_size=8", "--set", "score_test=false", "--set", "epochs=1",
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    reader = QaReader.load(out, precision="fp32")
+    ctx = ["Acrokeratosis paraneoplastica (Bazex syndrome) is rare.", "Bazex syndrome appears with carcinoma."]
+    answers = reader.factoid("Name a synonym of acrokeratosis paraneoplastica.", ctx)
+    assert 1 <= len(answers) <= 5 and len({a.text.lower().strip() for a in answers}) == len(answers)
+    assert all(ctx[a.context][a.start:a.end] == a.text for a in answers)
+    label, probs = reader.decide("Is Bazex syndrome rare?", ctx, ("yes", "no"))
+    assert label in ("yes", "no") and sum(probs.values()) == pytest.approx(1.0)
+
+    sub = tmp_path / "answers.json"
+    result = CliRunner().invoke(app, ["evaluate", "--task", "qa", "-m", str(out), "--data", str(GOLDEN_7B1),
+                                      "--out", str(sub), "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("RESULT qa factoid_mrr=")
+    answered = read_submission(sub)
+    golden = {q.id: q for q in read_golden([GOLDEN_7B1])}
+    assert answered and all(golden[k].type != "summary" for k in answered)
+    assert all(isinstance(v, str) for k, v in answered.items() if golden[k].type == "yesno")
+    assert all(len(v) <= 5 for k, v in answered.items() if golden[k].type == "factoid")
+    json.loads(sub.read_text())  # a plain BioASQ submission file
+    result = CliRunner().invoke(app, ["evaluate", "--task", "qa", "-m", str(tmp_path / "none"), "--data", str(GOLDEN_7B1)])
+    assert result.exit_code != 0 and "no question-answering reader" in result.output

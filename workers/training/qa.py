@@ -1,0 +1,296 @@
+"""Question-answering reader training (``task: qa``): BioBERT's protocol on the data we have.
+
+Two stages through the one loop (``fit``), each resumable:
+1. general: extractive SQuAD v1.1 questions (its dev file is the SQuAD data here; we never score
+   on SQuAD), as BioBERT fine-tunes on SQuAD first;
+2. biomedical: BioASQ 7b factoid training snippets (span head), mixed with yes/no/maybe decisions
+   (decision head): PubMedQA PQA-L's 500 non-test questions and the full-abstract BioASQ yes/no
+   questions, minus any question of a 7B golden batch (the 7b test: checked, not assumed).
+   BioASQ's 7b yes/no *test* (in the bio_electra files) is never read.
+
+Windows are ``max_length`` pieces sliding by ``stride``; a window that does not hold the whole
+answer is taught to point at [CLS] (no answer here), as in BioBERT's run_factoid. Scores after
+training (``score_test``): the official 7B golden batches by BioASQ's rules and PubMedQA's test split.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from pipeline.bioasq import QaScores, Question, read_golden, score_answers
+from pipeline.errors import ConfigError, PubmineError
+from workers.inference.artifacts import HEADS
+from workers.inference.qa import DECISIONS, QaModel, QaReader, encode_pairs
+from workers.training.artifacts import round_to_half, write_artifact
+from workers.training.corpora import data_file
+from workers.training.loop import (MINILM, Hyperparams, base_model_label, clear_checkpoint, fit, length_batches,
+                                   load_base_model, load_base_tokenizer, prepare)
+
+SQUAD = "qa/squad_v1.1/dev-v1.1.json"
+BIOASQ_FACTOID = "qa/bioasq_biobert/train/BioASQ-train-factoid-7b.json"
+BIOASQ_YESNO = ("qa/bioasq_fullabstract_derived/BioASQ-val-yesno.json", "qa/bioasq_fullabstract_derived/BioASQ-test-yesno.json")
+PUBMEDQA = "qa/pubmedqa/ori_pqal.json"
+PUBMEDQA_TEST = "qa/pubmedqa/test_ground_truth.json"
+GOLDEN_7B = tuple(f"qa/bioasq_golden_7b/Task7BGoldenEnriched/7B{b}_golden.json" for b in range(1, 6))
+
+
+@dataclass(frozen=True)
+class SpanExample:
+    question: str
+    context: str
+    start: int          # the answer's character offsets in the context
+    end: int
+
+
+@dataclass(frozen=True)
+class DecisionExample:
+    question: str
+    context: str
+    label: str          # yes | no | maybe
+
+
+@dataclass(frozen=True)
+class QaTrainConfig(Hyperparams):
+    name: str = "bioasq-minilm-qa"
+    task: str = "qa"
+    base_model: str = MINILM
+    max_length: int = 384
+    stride: int = 128
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    epochs: int = 2                    # the biomedical stage
+    general_epochs: int = 1            # the SQuAD stage (0: none)
+    general_limit: int = 0             # >0: the first n SQuAD questions
+    decisions: bool = True             # train the yes/no/maybe head too
+    limit_examples: int = 0            # >0: the first n examples of each source (smoke runs)
+    max_answer_pieces: int = 30
+    n_best: int = 20
+    list_threshold: float = 0.3        # a list answer: the merged spans at least this probable
+    score_test: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.task != "qa":
+            raise ConfigError(f"task {self.task!r} is not the question-answering task (expected 'qa')")
+        if not 0 <= self.stride < self.max_length // 2 or self.general_epochs < 0 or not 0 < self.list_threshold < 1:
+            raise ConfigError("stride must be in [0, max_length / 2), general_epochs >= 0, list_threshold in (0, 1)")
+
+
+def _json(rel: str):
+    path = data_file(rel)
+    if not path.exists():
+        raise PubmineError(f"QA data file {path} not found (see ../shared/data/qa/PROVENANCE.md)")
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")) as f:
+        return json.load(f)
+
+
+def read_squad_spans(rel: str, exclude: set[str] = frozenset()) -> list[SpanExample]:
+    """Every question of a SQuAD-format file with its first answer, offsets checked against the text;
+    none whose question id (BioASQ's: before the ``_``) is in ``exclude``."""
+    out = []
+    for article in _json(rel)["data"]:
+        for para in article["paragraphs"]:
+            ctx = para["context"]
+            for qa in para["qas"]:
+                answers = qa.get("answers")
+                if not isinstance(answers, list) or not answers or str(qa.get("id", "")).split("_")[0] in exclude:
+                    continue
+                a = answers[0]
+                start, text = int(a["answer_start"]), a["text"]
+                if ctx[start:start + len(text)] != text:
+                    continue  # an offset that does not point at its text is not taught
+                out.append(SpanExample(qa["question"], ctx, start, start + len(text)))
+    return out
+
+
+def golden_7b_ids() -> set[str]:
+    return {q.id for q in read_golden([data_file(g) for g in GOLDEN_7B])}
+
+
+def pubmedqa_split(split: str) -> list[DecisionExample]:
+    """PubMedQA PQA-L: the official 500-question test split, or the other 500 (train)."""
+    data, test = _json(PUBMEDQA), set(_json(PUBMEDQA_TEST))
+    keep = (lambda pmid: pmid in test) if split == "test" else (lambda pmid: pmid not in test)
+    return [DecisionExample(r["QUESTION"], " ".join(r["CONTEXTS"]), r["final_decision"])
+            for pmid, r in sorted(data.items()) if keep(pmid)]
+
+
+def bioasq_yes_no(exclude: set[str]) -> list[DecisionExample]:
+    """The full-abstract BioASQ yes/no instances, a question seen in both of its files once, none
+    of ``exclude`` (question ids)."""
+    seen, out = set(), []
+    for rel in BIOASQ_YESNO:
+        for article in _json(rel)["data"]:
+            for para in article["paragraphs"]:
+                for qa in para["qas"]:
+                    qid = qa["id"].split("_")[0]
+                    key = (qa["id"], para["context"][:200])
+                    if qid in exclude or key in seen or qa.get("answers") not in ("yes", "no"):
+                        continue
+                    seen.add(key)
+                    out.append(DecisionExample(qa["question"], para["context"], qa["answers"]))
+    return out
+
+
+def span_features(tokenizer, examples: list[SpanExample], max_length: int, stride: int):
+    """Windows of each example with their target pieces (0, 0: the answer is not whole in it)."""
+    enc = encode_pairs(tokenizer, [x.question for x in examples], [x.context for x in examples], max_length, stride)
+    feats = []
+    for k, ids in enumerate(enc["input_ids"]):
+        x = examples[enc["overflow_to_sample_mapping"][k]]
+        seq, offsets = enc.sequence_ids(k), enc["offset_mapping"][k]
+        inside = [i for i, s in enumerate(seq) if s == 1]
+        s = next((i for i in inside if offsets[i][0] <= x.start < offsets[i][1] or offsets[i][0] >= x.start), None)
+        e = next((i for i in reversed(inside) if offsets[i][0] < x.end), None)
+        ok = (s is not None and e is not None and s <= e and offsets[inside[0]][0] <= x.start
+              and offsets[inside[-1]][1] >= x.end)
+        feats.append((ids, enc["token_type_ids"][k] if "token_type_ids" in enc else None, s if ok else 0, e if ok else 0))
+    return feats
+
+
+def decision_features(tokenizer, examples: list[DecisionExample], max_length: int):
+    """One window per example (the context's first ``max_length`` pieces), with its label."""
+    enc = tokenizer([x.question for x in examples], [x.context for x in examples], truncation="only_second",
+                    max_length=max_length)
+    return [(ids, enc["token_type_ids"][k] if "token_type_ids" in enc else None, DECISIONS.index(x.label))
+            for k, (ids, x) in enumerate(zip(enc["input_ids"], examples))]
+
+
+def _collate(rows, pad: int, device: str):
+    width = max(len(r[0]) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r[0])] = torch.tensor(r[0])
+        if r[1] is not None:
+            types[i, : len(r[1])] = torch.tensor(r[1])
+        mask[i, : len(r[0])] = 1
+    return ids.to(device), mask.to(device), types.to(device)
+
+
+def _stage(model, cfg, name: str, epochs: int, spans: list, decisions: list, device: str, pad: int, progress, log):
+    """One training stage over span windows and decision examples, batches of one kind each."""
+    rows = [("span", f) for f in spans] + [("decision", f) for f in decisions]
+
+    def make_batches(rng: random.Random):
+        out = []
+        for kind in ("span", "decision"):
+            idx = [i for i, (k, _) in enumerate(rows) if k == kind]
+            if idx:
+                lengths = [len(rows[i][1][0]) for i in idx]
+                out += [[idx[j] for j in b] for b in length_batches(lengths, cfg.batch_size, rng)]
+        rng.shuffle(out)
+        return out
+
+    def batch_loss(batch):
+        kind = rows[batch[0]][0]
+        feats = [rows[i][1] for i in batch]
+        ids, mask, types = _collate(feats, pad, device)
+        start, end, decision = model(ids, mask, types)
+        if kind == "span":
+            s = torch.tensor([f[2] for f in feats], device=device)
+            e = torch.tensor([f[3] for f in feats], device=device)
+            start = start.masked_fill(mask == 0, -1e4)
+            end = end.masked_fill(mask == 0, -1e4)
+            return (torch.nn.functional.cross_entropy(start, s) + torch.nn.functional.cross_entropy(end, e)) / 2
+        y = torch.tensor([f[2] for f in feats], device=device)
+        return torch.nn.functional.cross_entropy(decision, y)
+
+    steps = len(make_batches(random.Random(0)))
+    return fit(model, replace(cfg, epochs=epochs), name=name, device=device, steps_per_epoch=steps,
+               make_batches=make_batches, batch_loss=batch_loss, progress=progress, log=log)
+
+
+def bioasq_answers(reader: QaReader, questions: list[Question]) -> dict[str, object]:
+    """Each golden question answered from its own snippets, in BioASQ's submission shapes: factoid
+    five ranked items, list the items above the reader's threshold, yes/no the decision."""
+    out: dict[str, object] = {}
+    for q in questions:
+        contexts = [s.text for s in q.snippets if s.text.strip()]
+        if not contexts or q.type == "summary":
+            continue
+        if q.type == "factoid":
+            out[q.id] = [[a.text] for a in reader.factoid(q.body, contexts)]
+        elif q.type == "list":
+            out[q.id] = [[a.text] for a in reader.list_answer(q.body, contexts)]
+        elif q.type == "yesno":
+            out[q.id] = reader.decide(q.body, contexts, ("yes", "no"))[0]
+    return out
+
+
+def pubmedqa_scores(reader: QaReader, examples: list[DecisionExample]) -> dict[str, float]:
+    """Accuracy and macro F1 over yes / no / maybe."""
+    pred = [reader.decide(x.question, [x.context])[0] for x in examples]
+    gold = [x.label for x in examples]
+    acc = sum(p == g for p, g in zip(pred, gold)) / max(len(gold), 1)
+    f1s = []
+    for label in DECISIONS:
+        tp = sum(p == g == label for p, g in zip(pred, gold))
+        fp = sum(p == label != g for p, g in zip(pred, gold))
+        fn = sum(g == label != p for p, g in zip(pred, gold))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"acc": acc, "macro_f1": sum(f1s) / len(f1s), "n": len(gold)}
+
+
+def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = None,
+             progress: bool | str = True, log=print) -> dict:
+    from safetensors.torch import save_file
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    device = prepare(cfg)
+    limit = (lambda xs: xs[: cfg.limit_examples]) if cfg.limit_examples else (lambda xs: xs)
+    tokenizer = load_base_tokenizer(cfg.base_model)
+    model = QaModel(load_base_model(cfg.base_model, "AutoModel")).to(device)
+    pad = tokenizer.pad_token_id or 0
+    held_out = golden_7b_ids()
+    factoid = read_squad_spans(BIOASQ_FACTOID, exclude=held_out)  # none there (PROVENANCE.md); made sure
+    decisions = (pubmedqa_split("train") + bioasq_yes_no(held_out)) if cfg.decisions else []
+    counts = {"bioasq_factoid": len(factoid), "decisions": len(decisions)}
+    history = {}
+    if cfg.general_epochs:
+        squad = read_squad_spans(SQUAD)
+        squad = limit(squad[: cfg.general_limit] if cfg.general_limit else squad)
+        counts["squad"] = len(squad)
+        log(f"stage 1 (general): {len(squad):,} SQuAD questions")
+        state = _stage(model, cfg, f"{cfg.name}-general", cfg.general_epochs,
+                       span_features(tokenizer, squad, cfg.max_length, cfg.stride), [], device, pad, progress, log)
+        history["general"] = state["history"]
+    factoid, decisions = limit(factoid), limit(decisions)
+    log(f"stage 2 (biomedical): {len(factoid):,} BioASQ factoid snippets, {len(decisions):,} yes/no/maybe questions")
+    state = _stage(model, cfg, f"{cfg.name}-bio", cfg.epochs,
+                   span_features(tokenizer, factoid, cfg.max_length, cfg.stride),
+                   decision_features(tokenizer, decisions, cfg.max_length), device, pad, progress, log)
+    history["bio"] = state["history"]
+    model.to("cpu")
+    round_to_half(model)
+    reader_settings = {"max_length": cfg.max_length, "stride": cfg.stride, "max_answer_pieces": cfg.max_answer_pieces,
+                       "n_best": cfg.n_best, "list_threshold": cfg.list_threshold}
+    metrics = {}
+    if cfg.score_test:
+        reader = QaReader(tokenizer, model, {"model_id": cfg.name, "reader": reader_settings}, precision=cfg.precision)
+        golden = read_golden([data_file(g) for g in GOLDEN_7B])
+        s: QaScores = score_answers(golden, bioasq_answers(reader, golden))
+        metrics["test_7b"] = {k: round(getattr(s, k), 4) for k in ("factoid_strict", "factoid_lenient", "factoid_mrr",
+                                                                    "list_f1", "yesno_acc", "yesno_macro_f1")}
+        metrics["test_pubmedqa"] = pubmedqa_scores(reader, pubmedqa_split("test"))
+        log(f"7B golden: {s.result_line()}; PubMedQA test: {metrics['test_pubmedqa']}")
+    meta = {
+        "task": "qa", "decisions": list(DECISIONS), "reader": reader_settings, "base_model": base_model_label(cfg.base_model),
+        "training": {**cfg.__dict__, **counts, "device": device, "seconds": state["seconds"], "precision": state["precision"]},
+        "metrics": {**metrics, "history": history},
+    }
+    head_state = {k: v.half().contiguous() for k, v in model.head_state().items()}
+    manifest = write_artifact(model.encoder, tokenizer, output, cfg.name, meta, storage_options, half=True,
+                              extra=lambda stage: save_file(head_state, str(Path(stage) / HEADS)))
+    for stage in ("general", "bio"):
+        clear_checkpoint(f"{cfg.name}-{stage}")
+    return manifest
