@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast model bench clean s3-start s3-stop browser
+.PHONY: demo test test-fast model qa-model bench clean s3-start s3-stop browser
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH, or make PYTHON=/path/to/python3.11"; exit 2; }
@@ -27,6 +27,13 @@ model: $(BIN)/.installed
 
 demo: model
 	$(BIN)/pubmine run --config configs/local.yaml
+
+# the question-answering reader (not part of `make model`: about an hour on 2 cores), then its
+# scores on the official 7B golden batches by BioASQ's rules and on PubMedQA's test split
+qa-model: $(BIN)/.installed
+	$(BIN)/pubmine train --config configs/models/default-qa.yaml --if-missing --quiet
+	$(BIN)/pubmine evaluate --task qa $(foreach b,1 2 3 4,--data ../shared/data/qa/bioasq_golden_7b/Task7BGoldenEnriched/7B$(b)_golden.json.gz) --data ../shared/data/qa/bioasq_golden_7b/Task7BGoldenEnriched/7B5_golden.json
+	$(BIN)/pubmine evaluate --task qa --dataset pubmedqa
 
 # the headless browser the run-report test opens the page in: Debian's chromium (Playwright's own
 # browser download needs the internet); installed once with apt-get (as root, or through sudo)
