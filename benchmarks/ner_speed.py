@@ -14,7 +14,7 @@ Correctness: at fp32 our entity set must equal the Hugging Face pipeline's with
 its first piece's), sentence by sentence. ``simple`` labels every word piece on its own, so it
 differs wherever a later piece of a word disagrees with the first; that count is reported too, as is
 the number of sentences whose entities change under bf16.
-The int8 path (``auto`` on CPUs without fast bf16: the encoder's linear layers dynamically
+The int8 path (``extract.precision: int8``: the encoder's linear layers dynamically
 quantized) is timed on every CPU, so a bf16 machine measures the other machines' path as well.
 Last line: RESULT ner_speed sentences_per_s=<ours, auto> baseline=<hf> ratio=<x> precision=<auto's>
 fp32_ratio=<x> int8_ratio=<x>
@@ -151,7 +151,7 @@ def main() -> None:
     try:
         ours32, t32 = run_ours(model, texts, "fp32", args.block, args.max_tokens)
         ours_auto, t_auto = run_ours(model, texts, "auto", args.block, args.max_tokens)
-        # the path of CPUs without fast bf16 (most cloud CPUs), measured here whatever this CPU has
+        # the int8 path (an option for CPUs without fast bf16, most cloud CPUs), timed whatever this CPU has
         ours8, t8 = (ours_auto, t_auto) if auto == INT8 else run_ours(model, texts, INT8, args.block, args.max_tokens)
     finally:
         ray.shutdown()
@@ -173,7 +173,7 @@ def main() -> None:
     t.add_row(f"pubmine actors (tokenizer -> NER)", f"auto = {auto}", f"{t_auto:.1f}", f"{n / t_auto:.0f}",
               f"[bold]{t_simple / t_auto:.2f}x[/bold]", f"{auto_diff:,} sentences differ from fp32")
     if auto != INT8:
-        t.add_row("pubmine actors (tokenizer -> NER)", "int8 (auto without bf16)", f"{t8:.1f}", f"{n / t8:.0f}",
+        t.add_row("pubmine actors (tokenizer -> NER)", "int8 (extract.precision=int8)", f"{t8:.1f}", f"{n / t8:.0f}",
                   f"[bold]{t_simple / t8:.2f}x[/bold]", f"{int8_diff:,} sentences differ from fp32")
     Console(highlight=False, width=160).print(t)
     identical = same_first == n

