@@ -187,6 +187,20 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    # the passage retrieval index in every snapshot (pubmine ask): BM25 and dense embeddings; a
+    # document whose text and encoder are unchanged since the previous snapshot is not embedded again
+    enabled: bool = True
+    encoder: str = "minilm"            # the dense retrieval encoder (a folder or hub name)
+    num_cpus: float = 1.0              # the index task's CPUs (it embeds the new and revised documents)
+    num_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.num_cpus <= 0 or self.num_gpus < 0:
+            raise ConfigError("index.num_cpus must be > 0 and index.num_gpus >= 0")
+
+
+@dataclass(frozen=True)
 class LeaseConfig:
     # one run per store at a time: a run holds <store>/state/LEASE while it works, renewed every
     # ttl_s/3 seconds; a second run refuses at once (wait: false) or waits for it (wait: true)
@@ -213,6 +227,7 @@ class RunConfig:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     retries: RetryConfig = field(default_factory=RetryConfig)
     lease: LeaseConfig = field(default_factory=LeaseConfig)
 

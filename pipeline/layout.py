@@ -5,6 +5,7 @@ spelled out once, here.
     <store>/LATEST                                   the run_id of the newest complete snapshot
     <store>/snapshots/<run_id>/_manifest.json        written last: the snapshot is complete
     <store>/snapshots/<run_id>/<table>/part-<hash>.parquet
+    <store>/snapshots/<run_id>/retrieval/            its passage retrieval index (plain files)
     <store>/state/parsed/<fingerprint>/<table>.parquet, _SUCCESS   one parsed input file
     <store>/state/parsed/<fingerprint>/keys-p64.parquet  its id columns by doc_id partition (resolution)
     <store>/state/extracted/<xfp>/parts/<key>/{entities,relations,docs}.parquet
@@ -36,6 +37,7 @@ PARTS = "parts.parquet"  # in a run's folder: the extracted parts its snapshot c
 # a run's folders (state/runs/<run_id>/): live/ by shard, resolved/ and served/ by partition, index/
 # (parts by partition), extract/ (the blocks to extract); all but served/ are scratch, removed at commit
 LIVE_DIR, RESOLVED_DIR, SERVED_DIR, INDEX_DIR, EXTRACT_DIR = "live", "resolved", "served", "index", "extract"
+RETRIEVAL_DIR = "retrieval"  # in a snapshot: its passage retrieval index (pipeline.ask, workers.inference.retrieval)
 RUN_SCRATCH = (EXTRACT_DIR, LIVE_DIR, RESOLVED_DIR, INDEX_DIR)
 
 def table_file(name: str) -> str:

@@ -287,6 +287,17 @@ def _history(m: Manifest) -> str:
                  tick="{:,.0f}")
 
 
+def _retrieval(m: Manifest) -> str:
+    r = m.retrieval
+    rows = [[_e(label), _v(f"retrieval.{key}", r.get(key, 0))] for label, key in
+            (("documents indexed", "documents"), ("passages", "passages"), ("documents embedded tonight", "embedded"),
+             ("documents reused (unchanged)", "reused"), ("index bytes", "bytes"))]
+    how = ("copied whole from the previous snapshot (nothing changed)" if r.get("copied") else
+           "built tonight; unchanged documents kept their embeddings")
+    return (f'<p>The passage index <code>pubmine ask</code> reads (BM25 and dense, {_e(r.get("encoder", ""))}): '
+            f'{_e(how)}.</p>' + _table(["", "value"], rows, {1}))
+
+
 def render(m: Manifest) -> str:
     """The report page of the snapshot whose manifest is ``m``."""
     c = m.counts
@@ -304,6 +315,8 @@ def render(m: Manifest) -> str:
     sections = [("Stages", _stages(m)), ("What changed", _changes(m)), ("Entities and relations", _types(m)),
                 ("Top concepts", _top(m)), ("Rejects", _rejects(m)), ("Quality spot-check", _spotcheck(m)),
                 ("Models", _models(m))]
+    if m.retrieval:
+        sections.insert(-1, ("Retrieval index", _retrieval(m)))
     trend = _history(m)
     if trend:
         sections.append(("History", trend))

@@ -167,6 +167,21 @@ def tiny_docre(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_reader(tmp_path_factory, tiny_model) -> Path:
+    """A small question-answering reader (task qa) trained for a few steps from the tiny BERT: every
+    code path of the real one, answers of no quality."""
+    from pipeline.config import load_dataclass
+    from workers.training.qa import QaTrainConfig, train_qa
+
+    folder = tmp_path_factory.mktemp("tiny-qa")
+    cfg = load_dataclass(QaTrainConfig, ROOT / "configs/models/default-qa.yaml", [
+        f"base_model={tiny_model}", "limit_examples=24", "general_limit=16", "max_length=128", "stride=32",
+        "batch_size=8", "score_test=false", "epochs=1", "name=tiny-qa"])
+    train_qa(cfg, str(folder), progress=False, log=lambda *_: None)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray, in-process, for the whole session."""
     import ray

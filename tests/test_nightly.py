@@ -78,10 +78,13 @@ def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_loca
     run(_cfg(store, [f1], tiny_model, "n1", *sets))
     m = _night(store, "n1")
     assert m["night"]["documents_extracted"] == 4 and m["night"]["added"] == 4
+    assert (m["retrieval"]["documents"], m["retrieval"]["embedded"], m["retrieval"]["reused"]) == (4, 4, 0)
 
     run(_cfg(store, [f1, f2], tiny_model, "n2", *sets))  # 2 revised, 3 deleted, 5 new
     m = _night(store, "n2")
     assert (m["night"]["documents_extracted"], m["night"]["documents_reused"]) == (2, 2)
+    # the retrieval index embeds what extraction extracted, and keeps the unchanged documents' vectors
+    assert (m["retrieval"]["documents"], m["retrieval"]["embedded"], m["retrieval"]["reused"]) == (4, 2, 2)
     assert {k: m["night"][k] for k in ("added", "revised", "deleted", "unchanged")} == {
         "added": 1, "revised": 1, "deleted": 1, "unchanged": 2}
     assert m["extraction"]["parts_filtered"] >= 1  # n1's part also holds the revised and the deleted document
@@ -95,6 +98,8 @@ def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_loca
     run(_cfg(store, [f1, f2, f3], tiny_model, "n4", *sets))  # nothing new: nothing extracted, the same content
     m = _night(store, "n4")
     assert m["night"]["documents_extracted"] == 0 and m["night"]["unchanged"] == 5
+    assert m["retrieval"]["embedded"] == 0 and m["retrieval"]["copied"] and m["retrieval"]["reused"] == 5
+    assert Store(str(store)).exists("snapshots", "n4", "retrieval", "index.json")
     n3 = _night(store, "n3")["extraction"]
     assert m["changes"]["entities_by_type"] == {} and m["changes"]["relations_by_type"] == {}
     assert (m["extraction"]["parts_copied"], m["extraction"]["parts_filtered"]) == (n3["parts_copied"], n3["parts_filtered"])

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from pipeline.cli.common import app, fail, setup_logging, snapshot_store
+from pipeline.cli.common import app, fail, options_arg, setup_logging, snapshot_store
 from pipeline.errors import PubmineError
 
 
@@ -104,3 +104,63 @@ def snapshots(
     if not rows:
         fail(PubmineError(f"no complete snapshot in {store}: run `pubmine run` first (or check --store)"))
     print_table(pa.Table.from_pylist(rows), f"{len(rows)} snapshots in {store}", len(rows))
+
+
+@app.command("index")
+def index_cmd(
+    store: str = typer.Option("store", "--store", "-s", help="store root URL (local path, file://, s3://)"),
+    at: Optional[str] = typer.Option(None, "--at", help="the snapshot's run id (default: the one LATEST names)"),
+    encoder: str = typer.Option("minilm", "--encoder", help="the dense retrieval encoder (folder or hub name)"),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
+) -> None:
+    """Build (or rebuild) a snapshot's passage retrieval index into it, reusing the embeddings of the
+    snapshot before it for unchanged documents (the nightly run does this as its index stage)."""
+    from pipeline.ask import build_snapshot_index
+    from pipeline.publish import pick_snapshots
+
+    setup_logging(False)
+    try:
+        run_id, previous = pick_snapshots(snapshot_store(store, storage_options), at, None)
+        stats = build_snapshot_index(store, options_arg(storage_options), run_id, previous, encoder)
+    except PubmineError as err:
+        fail(err)
+    typer.echo(f"indexed {run_id}: {stats['documents']:,} documents, {stats['passages']:,} passages "
+               f"({stats['embedded']:,} documents embedded, {stats['reused']:,} reused), {stats['bytes']:,} bytes")
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="a question in English, e.g. \"Which gene is mutated in Marfan syndrome?\""),
+    store: str = typer.Option("store", "--store", "-s", help="store root URL (local path, file://, s3://)"),
+    at: Optional[str] = typer.Option(None, "--at", help="the snapshot's run id (default: the one LATEST names)"),
+    k: int = typer.Option(10, "--k", help="passages retrieved and read"),
+    mode: str = typer.Option("fused", "--mode", help="fused (BM25 + dense, reciprocal rank fusion) | bm25 | dense"),
+    reader: str = typer.Option("default", "--reader", help="QA reader artifact URL (default: the default reader)"),
+    as_json: bool = typer.Option(False, "--json", help="print the answers as JSON (for programs)"),
+    storage_options: Optional[str] = typer.Option(None, "--storage-options", help="fsspec options per protocol, JSON"),
+) -> None:
+    """Answer a question from a snapshot: retrieve passages, read them, print ranked answers with their
+    confidence, PMID, title, sentence and offsets, and the linked concepts in each answer."""
+    from pipeline.ask import ask as run_ask
+
+    setup_logging(False)
+    try:
+        result = run_ask(store, question, storage_options=options_arg(storage_options), at=at, k=k, mode=mode,
+                         reader_url=reader)
+    except PubmineError as err:
+        fail(err)
+    if as_json:
+        typer.echo(json.dumps(result["answers"], indent=1, ensure_ascii=False))
+        return
+    typer.echo(f"{result['question']}  ({result['kind']}; {result['passages']} passages from snapshot "
+               f"{result['snapshot']}, {result['mode']} retrieval, {result['reader']})")
+    if not result["answers"]:
+        typer.echo("no answer: no passage matched the question")
+    for rank, a in enumerate(result["answers"], start=1):
+        ev = a["evidence"]
+        typer.echo(f"{rank}. {a['text']}  [{a['score']:.3f}]  PMID {a['pmid']} ({a['doc_id']} {a['start']}-{a['end']})"
+                   f"  {a['title'] or ''}")
+        if ev["sentence"]:
+            typer.echo(f"     \"{ev['sentence']}\" [{ev['sentence_start']}-{ev['sentence_end']}]")
+        if ev["concepts"]:
+            typer.echo("     concepts: " + ", ".join(f"{c['text']} ({c['type']} {c['concept_id']})" for c in ev["concepts"]))

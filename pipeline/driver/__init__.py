@@ -27,7 +27,7 @@ from pipeline import publish, spotcheck
 from pipeline.config import RunConfig
 from pipeline.driver.commit import (RunSummary, Stages, build_manifest, check_invariants, clean_stale_snapshots,
                                     commit, snapshot_counts, write_report)
-from pipeline.driver.extraction import (carry, extract, finish_spotcheck, knowledge_tables, spotcheck_key,
+from pipeline.driver.extraction import (carry, extract, finish_spotcheck, knowledge_tables, retrieval_index, spotcheck_key,
                                         start_spotcheck)
 from pipeline.driver.failures import access_denied, store_unavailable
 from pipeline.driver.lease import Lease
@@ -112,12 +112,15 @@ def _run(config: RunConfig) -> RunSummary:
             carried = carry(config, run_id, xfp, resolved, extracted.parts)
         with _timed(timings, "knowledge"):
             lists = knowledge_tables(config, run_id, models, previous_id)
+        with _timed(timings, "index"):
+            retrieval = retrieval_index(config, run_id, previous_id)
         with _timed(timings, "spotcheck"):
             spot = finish_spotcheck(spot_ref, run_id, key)
         with _timed(timings, "commit"):
             held = snapshot_counts(config, run_id)
             check_invariants(resolved, text, extracted, carried, held)
-            stages = Stages(models, precision, xfp, xkey, parsed, resolved, text, extracted, carried, held, lists, spot)
+            stages = Stages(models, precision, xfp, xkey, parsed, resolved, text, extracted, carried, held, lists, spot,
+                            retrieval)
             timings["total"] = time.time() - t0
             manifest = write_report(config, store, build_manifest(config, run_id, stages, timings, previous), previous)
             lease.check()

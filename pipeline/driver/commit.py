@@ -151,6 +151,7 @@ class Stages:
     held: Held
     knowledge: dict
     spotcheck: dict | None
+    retrieval: dict = dataclasses.field(default_factory=dict)
 
 
 def build_manifest(config: RunConfig, run_id: str, s: Stages, timings: dict[str, float],
@@ -190,6 +191,7 @@ def build_manifest(config: RunConfig, run_id: str, s: Stages, timings: dict[str,
                     "extract_documents_per_s": round(s.extracted.documents / seconds("extract"), 1),
                     "extract_sentences_per_s": round(text.extract_sentences / seconds("extract"), 1)},
         knowledge=s.knowledge or {},
+        retrieval=s.retrieval or {},
         spotcheck=s.spotcheck,
         report=runpage.REPORT if config.report.enabled else None,
     )

@@ -142,6 +142,23 @@ def knowledge_tables(config: RunConfig, run_id: str, models: Models, previous_id
                                config.report.top_concepts, previous_id)], "knowledge tables", run_id, "task")[0]
 
 
+def retrieval_index(config: RunConfig, run_id: str, previous_id: str | None) -> dict:
+    """The snapshot's passage retrieval index (a Ray task: ``pipeline.ask.build_snapshot_index``),
+    reusing the previous snapshot's for unchanged documents; its counts, or {} when index.enabled is off."""
+    import ray
+
+    from pipeline.ask import build_snapshot_index
+
+    ix = config.index
+    if not ix.enabled:
+        return {}
+    task = ray.remote(build_snapshot_index).options(max_retries=config.retries.knowledge, num_cpus=ix.num_cpus,
+                                                    num_gpus=ix.num_gpus)
+    precision = config.extract.precision if config.extract.precision != "int8" else "fp32"
+    return gather([task.remote(config.store, config.storage_options, run_id, previous_id, ix.encoder, precision)],
+                  "retrieval index", run_id, "task")[0]
+
+
 def spotcheck_key(config: RunConfig, xfp: str) -> dict | None:
     """What decides the spot-check's scores: the gold file (its URL, size and modification time or
     ETag), how many of its documents, and the extraction fingerprint. None: no spot-check."""
