@@ -132,7 +132,8 @@ def test_the_page_in_chromium_draws_and_shows_the_manifests_numbers(nights):
     assert title == "pubmine run r2"
     keys = {k for k, _ in shown}
     for must in ("counts.documents", "counts.entities", "counts.relations", "timings_s.extract", "spotcheck.mentions.f1",
-                 "knowledge.top_concepts.0.documents", "night.added", "counts.entities_by_type.Chemical"):
+                 "knowledge.top_concepts.0.documents", "night.added", "counts.entities_by_type.Chemical",
+                 "retrieval.documents", "retrieval.reused"):
         assert must in keys, must
     for key, text in shown:
         value = m
