@@ -26,7 +26,8 @@ def print_run_summary(s: RunSummary) -> None:
     t.add_row("entities: total", f"{sum(c.entities_by_type.values()):,}")
     t.add_row("entities linked to a concept", f"{c.entities_linked:,}" + (f" ({s.normalizer_version})" if s.normalizer_version
                                                                            else " (no normalizer)"))
-    t.add_row("relations", f"{c.relations:,}")
+    t.add_row("relations", f"{c.relations:,}" + (" (" + ", ".join(f"{k} {v:,}" for k, v in sorted(
+        c.relations_by_type.items(), key=lambda kv: -kv[1])) + ")" if c.relations_by_type else ""))
     t.add_row("rejected records", f"{c.rejects:,}")
     t.add_row("deleted / superseded", f"{c.deleted:,} / {c.superseded:,}")
     if s.failed_files:
@@ -36,11 +37,19 @@ def print_run_summary(s: RunSummary) -> None:
     t.add_row("stages", stages)
     if s.spotcheck_f1 is not None:
         t.add_row("spot-check mention F1 (gold set)", f"{s.spotcheck_f1:.4f}")
+    r = s.retrieval
+    if r:
+        t.add_row("retrieval index", f"{r.get('documents', 0):,} documents, {r.get('passages', 0):,} passages "
+                                     f"({r.get('embedded', 0):,} embedded, {r.get('reused', 0):,} reused)")
     t.add_row("wall time", f"{s.wall_seconds:.1f} s")
     t.add_row("snapshot", s.snapshot)
     console.print(t)
     if s.report:
         print(f"run report: {s.report}", flush=True)  # one unwrapped line, for a person and for a log search
+    if r:
+        store = s.snapshot.rsplit("/snapshots/", 1)[0]
+        print(f"ask it a question: pubmine ask --store {store} \"Which chemicals induce hypotension?\" "
+              "(the reader: make qa-model)", flush=True)
 
 
 def print_scores(title: str, overall: tuple[float, float, float], by_type: dict[str, tuple[float, float, float]],

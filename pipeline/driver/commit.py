@@ -40,6 +40,7 @@ class RunSummary:
     normalizer_version: str | None = None
     report: str | None = None          # the run report's URL (report.html in the snapshot)
     spotcheck_f1: float | None = None  # mention F1 on the gold spot-check set
+    retrieval: dict = field(default_factory=dict)  # the retrieval index's counts (empty: index off)
 
     @property
     def wall_seconds(self) -> float:
@@ -56,7 +57,7 @@ class RunSummary:
             model_id=m.models["ner"]["model_id"], precision=m.models["ner"]["precision"],
             normalizer_version=(m.models["normalizer"] or {}).get("dictionary_version"),
             report=f"{snapshot.rstrip('/')}/{m.report}" if m.report else None,
-            spotcheck_f1=((m.spotcheck or {}).get("mentions") or {}).get("f1"))
+            spotcheck_f1=((m.spotcheck or {}).get("mentions") or {}).get("f1"), retrieval=dict(m.retrieval or {}))
 
 
 def code_version() -> str:
