@@ -49,23 +49,20 @@ def passages_of(doc_id: str, pmid: int | None, text_sha256: str, sentences: list
                 document_text: str | None = None) -> list[dict]:
     """A document's passages from its sentences ((sent_idx, start, text), in order). The text is the
     document's own span when ``document_text`` is given, else the sentences joined by a space."""
-    out = []
     sents = sorted(sentences)
-    for i in range(0, max(len(sents) - PASSAGE_SENTENCES, 0) + 1, PASSAGE_STRIDE):
-        part = sents[i:i + PASSAGE_SENTENCES]
-        if not part:
-            break
+
+    def window(part: list) -> dict:
         start, end = part[0][1], part[-1][1] + len(part[-1][2])
         text = document_text[start:end] if document_text is not None else " ".join(t for _, _, t in part)
-        out.append({"doc_id": doc_id, "pmid": pmid, "text_sha256": text_sha256, "first_sent": part[0][0],
-                    "last_sent": part[-1][0], "start": start, "end": end, "text": text})
-    tail = sents[-1][0] if sents else None
-    if out and out[-1]["last_sent"] != tail:  # the stride left the last sentence out
-        part = sents[-PASSAGE_SENTENCES:]
-        start, end = part[0][1], part[-1][1] + len(part[-1][2])
-        text = document_text[start:end] if document_text is not None else " ".join(t for _, _, t in part)
-        out.append({"doc_id": doc_id, "pmid": pmid, "text_sha256": text_sha256, "first_sent": part[0][0],
-                    "last_sent": part[-1][0], "start": start, "end": end, "text": text})
+        return {"doc_id": doc_id, "pmid": pmid, "text_sha256": text_sha256, "first_sent": part[0][0],
+                "last_sent": part[-1][0], "start": start, "end": end, "text": text}
+
+    if not sents:
+        return []
+    out = [window(sents[i:i + PASSAGE_SENTENCES])
+           for i in range(0, max(len(sents) - PASSAGE_SENTENCES, 0) + 1, PASSAGE_STRIDE)]
+    if out[-1]["last_sent"] != sents[-1][0]:  # the stride left the last sentence out
+        out.append(window(sents[-PASSAGE_SENTENCES:]))
     return out
 
 
