@@ -95,3 +95,19 @@ def test_a_small_reader_trains_loads_answers_and_is_scored_by_bioasq_rules(tiny_
     json.loads(sub.read_text())  # a plain BioASQ submission file
     result = CliRunner().invoke(app, ["evaluate", "--task", "qa", "-m", str(tmp_path / "none"), "--data", str(GOLDEN_7B1)])
     assert result.exit_code != 0 and "no question-answering reader" in result.output
+
+
+def test_pubmedqa_is_scored_on_its_official_test_split(tiny_reader):
+    """`pubmine evaluate --task qa --dataset pubmedqa`: the 500 test questions, yes/no/maybe, the RESULT line."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["evaluate", "--task", "qa", "--dataset", "pubmedqa", "-m", str(tiny_reader),
+                                      "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    acc, f1 = map(float, re.search(r"RESULT qa dataset=pubmedqa acc=(\S+) macro_f1=(\S+)", result.output).groups())
+    assert "(500 questions)" in result.output and 0 <= acc <= 1 and 0 <= f1 <= 1
+    assert acc >= 0.1  # a three-way decision: not every answer can be wrong by chance alone on 500
