@@ -86,7 +86,7 @@ def kernels(cfg, work: Path) -> dict[str, float]:
 
     t = time.perf_counter()
     docs = [store.read_table(*parsed_prefix(s.fingerprint), "documents.parquet",
-                             columns=["doc_id", "pmid", "source", "source_seq", "position"]) for s in shards]
+                             columns=["doc_id", "pmid", "source", "source_seq", "position", "text_sha256"]) for s in shards]
     dels = [store.read_table(*parsed_prefix(s.fingerprint), "deletions.parquet") for s in shards]
     res = resolve(docs, dels)
     out["resolve"] = time.perf_counter() - t

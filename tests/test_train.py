@@ -250,6 +250,12 @@ def test_every_model_config_loads_and_names_data_that_exists(path):
             assert docs and set(annotated) <= set(cfg.types)
     elif task == "re-doc":
         assert read_documents(cfg.dataset, "train") and read_documents(cfg.dataset, "test")
+    elif task == "qa":
+        from workers.training import qa
+        from workers.training.corpora import data_file
+
+        for rel in (qa.SQUAD, qa.BIOASQ_FACTOID, *qa.BIOASQ_YESNO, qa.PUBMEDQA, qa.PUBMEDQA_TEST, *qa.GOLDEN_7B):
+            assert data_file(rel).exists(), rel
     else:
         assert load_split(cfg.dataset, "test", cfg.fold, cfg.window)[0]
 
