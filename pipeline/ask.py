@@ -190,8 +190,7 @@ def ask(store_url: str, question: str, *, storage_options: dict | None = None, a
         return out
     contexts = [p["text"] for p in passages]
     if out["kind"] == "yesno":
-        label, probs = reader.decide(question, contexts, ("yes", "no"))
-        per = [reader.decide(question, [c], ("yes", "no"))[1] for c in contexts]
+        _, probs, per = reader.decide_each(question, contexts, ("yes", "no"))  # one encoder pass over the passages
         for side in ("yes", "no"):
             support = sorted(range(len(passages)), key=lambda i: -per[i][side])
             best = [i for i in support if per[i][side] >= 0.5][:3] or support[:1]

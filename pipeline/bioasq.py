@@ -58,6 +58,18 @@ def _open(path: str | Path):
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
 
 
+def _questions(path: str | Path, expected: str) -> list:
+    """The ``questions`` list of a BioASQ JSON file (golden or submission), or an error naming the file."""
+    with _open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise PubmineError(f"{path}: not JSON ({err}); expected {expected}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
+        raise PubmineError(f"{path}: no 'questions' list at the top level; expected {expected}")
+    return data["questions"]
+
+
 def _pmid(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
@@ -68,14 +80,7 @@ def read_golden(paths) -> list[Question]:
     out: list[Question] = []
     seen: set[str] = set()
     for path in [paths] if isinstance(paths, (str, Path)) else paths:
-        with _open(path) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as err:
-                raise PubmineError(f"{path}: not JSON ({err}); expected a BioASQ golden file") from err
-        if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
-            raise PubmineError(f"{path}: no 'questions' list at the top level; expected a BioASQ golden file")
-        for k, q in enumerate(data["questions"]):
+        for k, q in enumerate(_questions(path, "a BioASQ golden file")):
             if not isinstance(q, dict) or q.get("type") not in TYPES or "id" not in q:
                 raise PubmineError(f"{path}: question {k} has no id or a type not in {TYPES}")
             if q["id"] in seen:
@@ -217,11 +222,5 @@ def score_answers(questions: list[Question], answers: dict[str, object]) -> QaSc
 
 def read_submission(path: str | Path) -> dict[str, object]:
     """A BioASQ phase B submission (``{"questions": [{"id", "exact_answer"}, ...]}``) as id -> answer."""
-    with _open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise PubmineError(f"{path}: not JSON ({err}); expected a BioASQ submission") from err
-    if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
-        raise PubmineError(f"{path}: no 'questions' list at the top level; expected a BioASQ submission")
-    return {q["id"]: q.get("exact_answer") for q in data["questions"] if isinstance(q, dict) and "id" in q}
+    return {q["id"]: q.get("exact_answer") for q in _questions(path, "a BioASQ submission")
+            if isinstance(q, dict) and "id" in q}

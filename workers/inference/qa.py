@@ -169,6 +169,13 @@ class QaReader:
     def decide(self, question: str, contexts: list[str], labels: tuple[str, ...] = DECISIONS) -> tuple[str, dict]:
         """The decision among ``labels`` (a subset of yes/no/maybe) from the contexts' mean logits, with
         the probability of each."""
+        label, scores, _ = self.decide_each(question, contexts, labels)
+        return label, scores
+
+    def decide_each(self, question: str, contexts: list[str],
+                    labels: tuple[str, ...] = DECISIONS) -> tuple[str, dict, list[dict]]:
+        """``decide``'s answer and probabilities, and each context's own probabilities (from the same
+        encoder pass), for showing which contexts support which side."""
         runs = self._run(question, contexts)
         if not runs:
             raise ModelError("a decision needs at least one non-empty context")
@@ -176,8 +183,9 @@ class QaReader:
         for ctx, _, _, logits, _, _ in runs:
             per_context.setdefault(ctx, []).append(logits)
         # windows of one context averaged first, then contexts: each context weighs the same
-        mean = torch.stack([torch.stack(v).mean(0) for v in per_context.values()]).mean(0)
+        means = {ctx: torch.stack(v).mean(0) for ctx, v in per_context.items()}
         keep = [DECISIONS.index(l) for l in labels]
-        probs = torch.softmax(mean[keep], 0).tolist()
-        scores = dict(zip(labels, probs))
-        return max(scores, key=scores.get), scores
+        probs = lambda logits: dict(zip(labels, torch.softmax(logits[keep], 0).tolist()))
+        scores = probs(torch.stack(list(means.values())).mean(0))
+        each = [probs(means[c]) if c in means else dict.fromkeys(labels, 0.0) for c in range(len(contexts))]
+        return max(scores, key=scores.get), scores, each
