@@ -68,42 +68,45 @@ def kernels(cfg, work: Path) -> dict[str, float]:
     import pyarrow as pa
     import torch
 
-    from pipeline import publish
+    from pipeline import publish, resolve
     from pipeline.beam.run import parse_shards
-    from pipeline.layout import parsed_prefix
+    from pipeline.layout import DOCUMENTS_FILE, live_file, parsed_prefix, partition_groups
     from pipeline.plan import list_inputs, plan_shards
-    from pipeline.resolve import resolve
     from pipeline.storage import Store
     from workers.inference.stages import DocumentStage, NerPredictor, StageResources, Tokenize
 
     ex = cfg.extract
     store = Store(str(work / "kstore"))
+    run_id = "kernel-run"
     shards = plan_shards(list_inputs(cfg.inputs, {}), {})
     out: dict[str, float] = {}
     t = time.perf_counter()
     parse_shards(shards, store, reuse=False)
     out["parse"] = time.perf_counter() - t
 
+    # the driver's resolve tasks, called here one after another: keys per shard, then each group
     t = time.perf_counter()
-    docs = [store.read_table(*parsed_prefix(s.fingerprint), "documents.parquet",
-                             columns=["doc_id", "pmid", "source", "source_seq", "position", "text_sha256"]) for s in shards]
-    dels = [store.read_table(*parsed_prefix(s.fingerprint), "deletions.parquet") for s in shards]
-    res = resolve(docs, dels)
+    for s in shards:
+        resolve.write_keys(store.root, {}, s.fingerprint)
+    records = sum(store.parquet_rows(*parsed_prefix(s.fingerprint), DOCUMENTS_FILE) for s in shards)
+    groups = partition_groups(-(-records // cfg.resolve.group_documents))
+    listed = [(i, s.fingerprint) for i, s in enumerate(shards)]
+    for g, parts in enumerate(groups):
+        resolve.resolve_group(store.root, {}, run_id, g, parts, listed, None, False)
     out["resolve"] = time.perf_counter() - t
 
     t = time.perf_counter()
     blocks = []
-    for k, s in enumerate(shards):
-        rows = store.read_table(*parsed_prefix(s.fingerprint), "sentences.parquet", columns=["doc_id"]).num_rows
-        _, *b = publish.publish_parsed_shard(store.root, {}, "kernel-run", s.fingerprint, res.live[k], res.live_sha[k],
-                                             None, max(1, -(-rows // ex.batch_size)))
-        blocks.extend(x for x in b if x.num_rows)
+    for i, s in enumerate(shards):
+        counts = publish.publish_parsed_shard(store.root, {}, run_id, i, s.fingerprint,
+                                              [live_file(g) for g in range(len(groups))], ex.batch_size)
+        blocks.extend(name for name, _ in counts["blocks"])
     out["publish text"] = time.perf_counter() - t
 
     model = ex.model_url()
-    tok = Tokenize(model)
+    tok = Tokenize(model, store_url=store.root, run_id=run_id)
     t = time.perf_counter()
-    tokenized = [tok(b) for b in blocks]
+    tokenized = [tok(pa.table({"block": [b]})) for b in blocks]  # reads the block, as the actor does
     out["tokenize"] = time.perf_counter() - t
 
     ner_threads = StageResources(ex.num_cpus_per_actor).threads
@@ -113,7 +116,7 @@ def kernels(cfg, work: Path) -> dict[str, float]:
     tagged = [ner(b) for b in tokenized]
     out["NER"] = time.perf_counter() - t
 
-    doc = DocumentStage(store.root, "kernel-run", "kernel", "kernel-xfp", normalizer_url=ex.normalizer_url(),
+    doc = DocumentStage(store.root, run_id, "kernel", "kernel-xfp", normalizer_url=ex.normalizer_url(),
                         relation_urls=ex.relation_urls(), precision=ex.precision,
                         num_threads=StageResources(ex.doc_num_cpus).threads)
     t = time.perf_counter()

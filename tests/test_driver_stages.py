@@ -23,7 +23,7 @@ FILES = [str(DATA / "pubmed_xml/ncbiutils/pubmed22n1115_excerpt.xml"),
 def _config(tmp_path, model, **sets):
     return load_config(ROOT / "configs" / "local.yaml",
                        [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]", "run_id=stages",
-                        "extract.precision=fp32", "report.gold=none",
+                        "extract.precision=fp32", "report.gold=none", "index.enabled=false",
                         *(f"{k}={v}" for k, v in sets.items())],
                        inputs=[*FILES, str(tmp_path / "broken.xml")], store=str(tmp_path / "store"))
 

@@ -45,7 +45,7 @@ def _config(s3_server, model, run_id, extra=(), inputs=INPUTS, normalizer="none"
     return load_config(ROOT / "configs" / "local.yaml",
                        [f"storage_options={so}", f"extract.model={model}", f"run_id={run_id}",
                         f"extract.normalizer={normalizer}", f"extract.relations={relations}",
-                        "extract.precision=fp32", "extract.batch_size=200", "report.gold=none", *extra],
+                        "extract.precision=fp32", "extract.batch_size=200", "report.gold=none", "index.enabled=false", *extra],
                        inputs=inputs, store="s3://pubmine/e2e")
 
 

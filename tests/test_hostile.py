@@ -296,7 +296,7 @@ def test_hostile_one_run_over_the_whole_corpus(tiny_model, tmp_path, secret, lis
     argv = [sys.executable, "-m", "pipeline.cli", "run", "-c", str(ROOT / "configs" / "local.yaml"),
             "--store", str(store), "--set", "run_id=hostile", "--set", f"extract.model={tiny_model}",
             "--set", "extract.normalizer=none", "--set", "extract.relations=[]", "--set", "extract.precision=fp32",
-            "--set", "report.gold=none", "--set", "ray.num_cpus=2", str(HOSTILE)]
+            "--set", "report.gold=none", "--set", "index.enabled=false", "--set", "ray.num_cpus=2", str(HOSTILE)]
     # the run may write its store, its temp folder, its home and cwd (both empty), the network
     # guard's log, and nothing else: everything else is read-only to it
     guard_log = Path(os.environ["PUBMINE_NETWORK_GUARD_LOG"]).parent

@@ -87,7 +87,7 @@ def test_two_runs_started_into_one_store_one_publishes_the_other_refuses(ray_loc
     store = tmp_path / "store"
     argv = [sys.executable, "-m", "pipeline.cli", "run", "-c", str(ROOT / "configs" / "local.yaml"), "--store", str(store),
             "--set", "run_id=nightly", "--set", f"extract.model={tiny_model}", "--set", "extract.normalizer=none",
-            "--set", "extract.relations=[]", "--set", "extract.precision=fp32", "--set", "report.gold=none",
+            "--set", "extract.relations=[]", "--set", "extract.precision=fp32", "--set", "report.gold=none", "--set", "index.enabled=false",
             "--set", "ray.num_cpus=1", str(f)]
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     nightly = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

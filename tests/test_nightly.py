@@ -17,7 +17,8 @@ ABSTRACT = ("Naloxone reverses the antihypertensive effect of clonidine in patie
 def _cfg(store, inputs, model, run_id, *sets):
     return load_config(ROOT / "configs" / "local.yaml",
                        [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
-                        "extract.precision=fp32", "extract.batch_size=2", f"run_id={run_id}", "report.gold=none", *sets],
+                        "extract.precision=fp32", "extract.batch_size=2", f"run_id={run_id}", "report.gold=none",
+                        "index.enabled=false", *sets],
                        inputs=[str(p) for p in inputs], store=str(store))
 
 
@@ -73,7 +74,7 @@ def test_update_files_one_per_run_revise_delete_readd_and_a_no_op_rerun(ray_loca
     f3 = write_medline(d / "pubmed26n1003.xml", [(3, "Title 3 re-added with new text on delirium.", ABSTRACT)])
     store = tmp_path / "store"
     big = "extract.batch_size=64"  # one block, so one part, per run: the next night filters it
-    sets = (big, groups)
+    sets = (big, groups, "index.enabled=true")  # this test follows the retrieval index across the nights
 
     run(_cfg(store, [f1], tiny_model, "n1", *sets))
     m = _night(store, "n1")
@@ -155,7 +156,7 @@ def _pubmine(model, store, run_id, *files):
     import sys
 
     sets = [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
-            "extract.precision=fp32", "extract.batch_size=24", "ray.num_cpus=2"]
+            "extract.precision=fp32", "extract.batch_size=24", "ray.num_cpus=2", "index.enabled=false"]
     argv = [sys.executable, "-m", "pipeline.cli", "run", "-c", str(ROOT / "configs" / "local.yaml"),
             "--store", str(store), "--set", f"run_id={run_id}", *(x for s in sets for x in ("--set", s)), *files]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

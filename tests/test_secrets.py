@@ -52,7 +52,7 @@ def _pubmine(server, tmp: Path, run_id: str, storage_options: dict, env_creds: d
     argv = [sys.executable, "-m", "pipeline.cli", "run", "-c", str(ROOT / "configs" / "local.yaml"),
             "--store", f"s3://pubmine/{run_id}-store", "--set", f"run_id={run_id}",
             "--set", f"extract.model=s3://pubmine/models/tiny", "--set", "extract.normalizer=none",
-            "--set", "extract.relations=[]", "--set", "extract.precision=fp32", "--set", "report.gold=none",
+            "--set", "extract.relations=[]", "--set", "extract.precision=fp32", "--set", "report.gold=none", "--set", "index.enabled=false",
             "--set", "ray.num_cpus=2", "--set", f"storage_options={json.dumps(storage_options)}", *inputs]
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 

@@ -46,7 +46,7 @@ def run_with_fault(cluster: Cluster, workers: list, fault: str, store: str, stor
     cfg = load_config(ROOT / "configs" / "local.yaml",
                       [f"extract.model={model}", "extract.normalizer=none", "extract.relations=[]",
                        "extract.precision=fp32", "run_id=fault", "parse.group_mb=0.001",
-                       "extract.doc_actors=1", "extract.doc_memory_gb=1", "report.gold=none",
+                       "extract.doc_actors=1", "extract.doc_memory_gb=1", "report.gold=none", "index.enabled=false",
                        f"storage_options={storage_options}"],
                       inputs=inputs, store=store)
     s = Store(store, json.loads(storage_options))
