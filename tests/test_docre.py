@@ -128,3 +128,47 @@ def test_bc5cdr_cid_is_read_off_the_one_pass_model_as_its_chemical_disease_posit
         pairs |= {(d.pmid, c, x) for c in chems for x in dis}
     assert r == pytest.approx(len(gold & pairs) / len(gold), abs=1e-4) and r > 0.95
     assert p == pytest.approx(len(gold & pairs) / len(pairs), abs=1e-4) and f < 0.5
+
+
+def test_the_margin_moves_the_adaptive_threshold_and_each_pair_reports_its_gap():
+    import torch
+
+    from workers.inference.docre import decide
+
+    logits = torch.tensor([[1.0, 0.5, 0.2],    # best label 1 is 0.5 below the threshold class
+                           [0.0, 0.3, 2.0],    # label 2 beats it by 2
+                           [3.0, 0.0, 0.1]])   # 2.9 below
+    assert decide(logits)[0] == [0, 2, 0]
+    chosen, _, gaps = decide(logits, margin=1.0)
+    assert chosen == [1, 2, 0] and gaps == pytest.approx([0.5, -2.0, 2.9])
+    assert decide(logits, margin=-2.5)[0] == [0, 0, 0]  # a negative margin asks for more than beating it
+
+
+def test_calibrate_writes_the_margin_chosen_on_half_of_dev_and_a_new_model_id(tiny_docre, tmp_path):
+    import re
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from workers.inference.artifacts import read_manifest, verify_hash
+    from workers.inference.docre import DocRelationExtractor
+    from workers.training.docre import MARGINS, calibration_halves, read_documents, sweep_margins
+
+    model = tmp_path / "redoc"
+    shutil.copytree(tiny_docre, model)
+    before = read_manifest(model)
+    result = CliRunner().invoke(app, ["calibrate", "-m", str(model), "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    m = read_manifest(model)
+    cal = m["calibration"]
+    assert cal["margin"] in MARGINS and m["model_id"] != before["model_id"]
+    assert m["model_id"].startswith(f"{before['name']}-m{round(100 * cal['margin'])}-")
+    verify_hash(model, m, str(model))  # weights untouched: the hash check still holds
+    ex = DocRelationExtractor.load(model, precision="fp32")
+    assert ex.margin == cal["margin"]
+    # the checked half's score is what the model now scores there, computed afresh
+    _, check = calibration_halves(read_documents("biored", "test"))
+    s = sweep_margins(ex, check, (cal["margin"],))[cal["margin"]].summary()
+    assert round(s["pair"]["f1"], 4) == cal["checked_half"]["chosen"]["pair"]
+    assert re.search(r"RESULT calibrate margin=\S+ checked_pair_f1=", result.output)

@@ -111,3 +111,11 @@ def test_pubmedqa_is_scored_on_its_official_test_split(tiny_reader):
     acc, f1 = map(float, re.search(r"RESULT qa dataset=pubmedqa acc=(\S+) macro_f1=(\S+)", result.output).groups())
     assert "(500 questions)" in result.output and 0 <= acc <= 1 and 0 <= f1 <= 1
     assert acc >= 0.1  # a three-way decision: not every answer can be wrong by chance alone on 500
+
+
+def test_decision_classes_are_weighted_inverse_to_their_frequency():
+    from workers.training.qa import balanced_weights
+
+    feats = [([1], None, 0)] * 6 + [([1], None, 1)] * 3  # six yes, three no, no maybe
+    w = balanced_weights(feats)
+    assert w == [0.75, 1.5, 0.0]  # yes and no weigh the same in all (6 * 0.75 == 3 * 1.5); maybe absent

@@ -142,6 +142,29 @@ def evaluate(
         fail(err)
 
 
+@app.command()
+def calibrate(
+    model: str = typer.Option("default-redoc", "--model", "-m", help="a re-doc artifact URL, or default-redoc"),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
+) -> None:
+    """Choose a document relation model's decision margin on half of BioRED Dev and write it into the
+    model's manifest (a new model id); the other half says what it gained."""
+    from pipeline.config import artifact_url
+    from workers.training.docre import calibrate_artifact
+
+    url = artifact_url(model, "redoc")
+    try:
+        manifest = calibrate_artifact(url, precision=precision, log=typer.echo)
+    except PubmineError as err:
+        fail(err)
+    cal = manifest["calibration"]
+    typer.echo(f"wrote {manifest['model_id']} to {url}")
+    typer.echo(f"RESULT calibrate margin={cal['margin']} checked_pair_f1={cal['checked_half']['chosen']['pair']} "
+               f"checked_type_f1={cal['checked_half']['chosen']['type']} "
+               f"checked_pair_f1_margin0={cal['checked_half']['margin_0']['pair']} "
+               f"checked_type_f1_margin0={cal['checked_half']['margin_0']['type']}")
+
+
 models_app = typer.Typer(no_args_is_help=True, help="model releases: publish the default models, or fetch them")
 app.add_typer(models_app, name="models")
 

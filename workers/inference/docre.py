@@ -58,6 +58,7 @@ class PairScore:
     novelty: str | None       # NOVEL / NOT_NOVEL for a relation (None: the model has no novelty head)
     novelty_probability: float | None
     evidence: int             # index of the sentence, among those naming both entities (else the head), holding most context attention
+    gap: float = 0.0          # the threshold's logit minus the best label's: the pair is related when gap < margin
 
 
 @dataclass
@@ -242,13 +243,16 @@ class DocRelationModel(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
 
-def decide(logits: torch.Tensor) -> tuple[list[int], list[float]]:
-    """ATLOP's adaptive threshold, one label per pair: the best label when its logit beats label 0's,
-    else 0; with its softmax probability."""
-    prob = torch.softmax(logits.float(), -1)
+def decide(logits: torch.Tensor, margin: float = 0.0) -> tuple[list[int], list[float], list[float]]:
+    """ATLOP's adaptive threshold, one label per pair: the best label when its logit comes within
+    ``margin`` of label 0's (ATLOP: margin 0, it must beat it), else 0; with its softmax probability,
+    and each pair's gap (label 0's logit minus the best label's)."""
+    logits = logits.float()
+    prob = torch.softmax(logits, -1)
     best = logits[:, 1:].argmax(-1) + 1
-    chosen = torch.where(logits.gather(1, best[:, None]).squeeze(1) > logits[:, 0], best, torch.zeros_like(best))
-    return chosen.tolist(), prob.gather(1, chosen[:, None]).squeeze(1).tolist()
+    gap = logits[:, 0] - logits.gather(1, best[:, None]).squeeze(1)
+    chosen = torch.where(gap < margin, best, torch.zeros_like(best))
+    return chosen.tolist(), prob.gather(1, chosen[:, None]).squeeze(1).tolist(), gap.tolist()
 
 
 class DocRelationExtractor:
@@ -261,6 +265,8 @@ class DocRelationExtractor:
         self.autocast = resolve_precision(precision, device)
         self.marker = marker_id(tokenizer)
         self.type_pairs = {tuple(p) for p in manifest.get("type_pairs", ())}
+        # the decision margin chosen on held-out documents (`pubmine calibrate`; absent: ATLOP's 0)
+        self.margin = float(manifest.get("calibration", {}).get("margin", 0.0))
 
     @classmethod
     def load(cls, folder, device: str | None = None, precision: str = "fp32") -> "DocRelationExtractor":
@@ -312,7 +318,7 @@ class DocRelationExtractor:
         return out
 
     def _scores(self, logits, novelty, q, enc, known, pairs, sents, index) -> list[PairScore]:
-        chosen, prob = decide(logits)
+        chosen, prob, gaps = decide(logits, self.margin)
         nov = torch.sigmoid(novelty.float()).tolist() if novelty is not None else [None] * len(pairs)
         # the context weight each sentence holds: pieces by their first character
         bounds = torch.tensor([s for s, _ in sents], dtype=torch.long)
@@ -327,9 +333,9 @@ class DocRelationExtractor:
             allowed = sorted(where[i] & where[j]) or sorted(where[i])
             evidence.append(allowed[int(mass[p, allowed].argmax())] if allowed and sents else 0)
         out = []
-        for (i, j), c, p, n, ev in zip(pairs, chosen, prob, nov, evidence):
+        for (i, j), c, p, n, ev, g in zip(pairs, chosen, prob, nov, evidence, gaps):
             label = self.model.labels[c]
             novel = None if n is None or label == NO_RELATION else (NOVEL if n >= 0.5 else NOT_NOVEL)
             out.append(PairScore(index[i], index[j], label, p, novel,
-                                 None if novel is None else (n if novel == NOVEL else 1 - n), ev))
+                                 None if novel is None else (n if novel == NOVEL else 1 - n), ev, g))
         return out

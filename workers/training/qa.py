@@ -69,6 +69,7 @@ class QaTrainConfig(Hyperparams):
     general_epochs: int = 1            # the SQuAD stage (0: none)
     general_limit: int = 0             # >0: the first n SQuAD questions
     decisions: bool = True             # train the yes/no/maybe head too
+    decision_epochs: int = 3           # then the decision head alone (with the encoder) this many epochs
     limit_examples: int = 0            # >0: the first n examples of each source (smoke runs)
     max_answer_pieces: int = 30
     n_best: int = 20
@@ -176,9 +177,20 @@ def _collate(rows, pad: int, device: str):
     return ids.to(device), mask.to(device), types.to(device)
 
 
+def balanced_weights(decisions: list) -> list[float]:
+    """Cross-entropy weights of yes / no / maybe, inverse to their frequency among the decision
+    examples (mean 1 over the labels present; 0 for an absent one). Unweighted, MiniLM's decision head
+    learnt the majority answer: every 7B yes/no question answered "yes", PubMedQA below its majority class."""
+    counts = [sum(f[2] == k for f in decisions) for k in range(len(DECISIONS))]
+    present = [c for c in counts if c]
+    return [len(decisions) / (len(present) * c) if c else 0.0 for c in counts]
+
+
 def _stage(model, cfg, name: str, epochs: int, spans: list, decisions: list, device: str, pad: int, progress, log):
-    """One training stage over span windows and decision examples, batches of one kind each."""
+    """One training stage over span windows and decision examples, batches of one kind each; the
+    decisions weighted by ``balanced_weights``."""
     rows = [("span", f) for f in spans] + [("decision", f) for f in decisions]
+    weight = torch.tensor(balanced_weights(decisions), device=device) if decisions else None
 
     def make_batches(rng: random.Random):
         out = []
@@ -202,7 +214,7 @@ def _stage(model, cfg, name: str, epochs: int, spans: list, decisions: list, dev
             end = end.masked_fill(mask == 0, -1e4)
             return (torch.nn.functional.cross_entropy(start, s) + torch.nn.functional.cross_entropy(end, e)) / 2
         y = torch.tensor([f[2] for f in feats], device=device)
-        return torch.nn.functional.cross_entropy(decision, y)
+        return torch.nn.functional.cross_entropy(decision.float(), y, weight=weight)
 
     steps = len(make_batches(random.Random(0)))
     return fit(model, replace(cfg, epochs=epochs), name=name, device=device, steps_per_epoch=steps,
@@ -270,6 +282,12 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
                    span_features(tokenizer, factoid, cfg.max_length, cfg.stride),
                    decision_features(tokenizer, decisions, cfg.max_length), device, pad, progress, log)
     history["bio"] = state["history"]
+    if decisions and cfg.decision_epochs:
+        feats = decision_features(tokenizer, decisions, cfg.max_length)
+        log(f"stage 3 (decisions): {len(decisions):,} yes/no/maybe questions, class weights "
+            + ", ".join(f"{d} {w:.2f}" for d, w in zip(DECISIONS, balanced_weights(feats))))
+        state = _stage(model, cfg, f"{cfg.name}-decisions", cfg.decision_epochs, [], feats, device, pad, progress, log)
+        history["decisions"] = state["history"]
     model.to("cpu")
     round_to_half(model)
     reader_settings = {"max_length": cfg.max_length, "stride": cfg.stride, "max_answer_pieces": cfg.max_answer_pieces,
@@ -291,6 +309,6 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
     head_state = {k: v.half().contiguous() for k, v in model.head_state().items()}
     manifest = write_artifact(model.encoder, tokenizer, output, cfg.name, meta, storage_options, half=True,
                               extra=lambda stage: save_file(head_state, str(Path(stage) / HEADS)))
-    for stage in ("general", "bio"):
+    for stage in ("general", "bio", "decisions"):
         clear_checkpoint(f"{cfg.name}-{stage}")
     return manifest
