@@ -32,6 +32,11 @@ def round_to_half(model) -> None:
                 tensor.copy_(tensor.to(torch.float16))
 
 
+def manifest_text(manifest: dict) -> str:
+    """``pubmine.json`` as every artifact writes it."""
+    return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
 def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, Any],
                    storage_options: dict | None = None, extra=None, half: bool = False) -> dict:
     """Save a trained model as an artifact at ``out_url`` (local path or any fsspec URL). ``extra``,
@@ -60,7 +65,7 @@ def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, An
         "weights_dtype": "float16" if half else "float32",
         **meta,
     }
-    (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (stage / MANIFEST).write_text(manifest_text(manifest))
     if not local:
         for f in sorted(stage.iterdir()):
             if f.name != MANIFEST:

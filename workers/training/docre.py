@@ -176,6 +176,7 @@ def sweep_margins(extractor: DocRelationExtractor, docs: list[PubtatorDoc], marg
 
 
 def scored_at(extractor: DocRelationExtractor, docs: list[PubtatorDoc], margin: float) -> list[tuple[tuple, float]]:
+    """``predict_scored`` at ``margin``, the extractor's own margin left as it was."""
     kept = extractor.margin
     extractor.margin = margin
     try:
@@ -294,21 +295,20 @@ def calibrate_artifact(url: str, storage_options: dict | None = None, precision:
     """``calibrate`` an existing re-doc artifact in place: its manifest gains the ``calibration``
     entry, and a model id that says so (the pipeline's extraction fingerprint moves with it: the
     relations are different ones). Weights and heads are untouched; the hash check still holds."""
-    import json
     import posixpath
 
     from fsspec.core import url_to_fs
 
     from workers.inference.artifacts import MANIFEST, content_hash, stage_artifact
+    from workers.training.artifacts import manifest_text
 
     folder = stage_artifact(url, storage_options)
-    extractor = DocRelationExtractor.load(folder, precision=precision)
-    extractor.margin = 0.0
-    manifest = {k: v for k, v in extractor.manifest.items() if k != "calibration"}
+    extractor = DocRelationExtractor.load(folder, precision=precision)  # calibrate scores at its own margins
+    manifest = dict(extractor.manifest)
     cal = calibrate(extractor, read_documents(manifest.get("dataset", "biored"), "test"), log)
     manifest["calibration"] = cal
     manifest["model_id"] = f"{manifest['name']}-m{round(100 * cal['margin'])}-{content_hash(folder)}"
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    text = manifest_text(manifest)
     fs, path = url_to_fs(url, **(storage_options or {}))
     with fs.open(posixpath.join(path, MANIFEST), "w") as f:
         f.write(text)

@@ -278,12 +278,11 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
         history["general"] = state["history"]
     factoid, decisions = limit(factoid), limit(decisions)
     log(f"stage 2 (biomedical): {len(factoid):,} BioASQ factoid snippets, {len(decisions):,} yes/no/maybe questions")
+    feats = decision_features(tokenizer, decisions, cfg.max_length)  # both stages train on them
     state = _stage(model, cfg, f"{cfg.name}-bio", cfg.epochs,
-                   span_features(tokenizer, factoid, cfg.max_length, cfg.stride),
-                   decision_features(tokenizer, decisions, cfg.max_length), device, pad, progress, log)
+                   span_features(tokenizer, factoid, cfg.max_length, cfg.stride), feats, device, pad, progress, log)
     history["bio"] = state["history"]
     if decisions and cfg.decision_epochs:
-        feats = decision_features(tokenizer, decisions, cfg.max_length)
         log(f"stage 3 (decisions): {len(decisions):,} yes/no/maybe questions, class weights "
             + ", ".join(f"{d} {w:.2f}" for d, w in zip(DECISIONS, balanced_weights(feats))))
         state = _stage(model, cfg, f"{cfg.name}-decisions", cfg.decision_epochs, [], feats, device, pad, progress, log)
