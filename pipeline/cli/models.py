@@ -144,21 +144,42 @@ def evaluate(
 
 @app.command()
 def calibrate(
-    model: str = typer.Option("default-redoc", "--model", "-m", help="a re-doc artifact URL, or default-redoc"),
+    model: str = typer.Option("default-redoc", "--model", "-m",
+                              help="a re-doc or NER artifact URL, or default-redoc / default-ner"),
+    accept_precision: Optional[float] = typer.Option(None, "--accept-precision",
+                                           help="NER: the dev precision each type's kept spans must reach "
+                                                "(default: the one the model was trained with)"),
     precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
 ) -> None:
-    """Choose a document relation model's decision margin on half of BioRED Dev and write it into the
-    model's manifest (a new model id); the other half says what it gained."""
-    from pipeline.config import artifact_url
-    from workers.training.docre import calibrate_artifact
+    """Recalibrate a model's decisions on held-out data and write them into its manifest (a new model
+    id; the weights are untouched). A document relation model: its decision margin, chosen on half
+    of BioRED Dev, the other half saying what it gained. An NER model: its span calibration and
+    per-type acceptance thresholds, on the dev sources it was trained with."""
+    from workers.inference.artifacts import read_manifest, stage_artifact
 
     url = artifact_url(model, "redoc")
     try:
-        manifest = calibrate_artifact(url, precision=precision, log=typer.echo)
+        task = read_manifest(stage_artifact(url)).get("task")
+        if task == "ner":
+            from workers.training.ner import calibrate_ner_artifact
+
+            manifest = calibrate_ner_artifact(url, accept_precision, precision=precision, log=typer.echo)
+        elif task == "re-doc":
+            from workers.training.docre import calibrate_artifact
+
+            manifest = calibrate_artifact(url, precision=precision, log=typer.echo)
+        else:
+            raise PubmineError(f"{url} is a {task!r} model; calibrate takes an NER (ner) or document relation "
+                              "(re-doc) model")
     except PubmineError as err:
         fail(err)
     cal = manifest["calibration"]
     typer.echo(f"wrote {manifest['model_id']} to {url}")
+    if task == "ner":
+        accept = cal.get("accept") or {}
+        typer.echo(f"RESULT calibrate model={manifest['model_id']} precision={accept.get('precision')} "
+                   + " ".join(f"threshold_{k.lower()}={v}" for k, v in sorted(accept.get("thresholds", {}).items())))
+        return
     typer.echo(f"RESULT calibrate margin={cal['margin']} checked_pair_f1={cal['checked_half']['chosen']['pair']} "
                f"checked_type_f1={cal['checked_half']['chosen']['type']} "
                f"checked_pair_f1_margin0={cal['checked_half']['margin_0']['pair']} "

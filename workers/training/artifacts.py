@@ -37,6 +37,18 @@ def manifest_text(manifest: dict) -> str:
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
+def rewrite_manifest(url: str, folder: str | Path, manifest: dict, storage_options: dict | None = None) -> None:
+    """Replace an artifact's ``pubmine.json`` at ``url`` (and in its staged local copy ``folder``,
+    when that is another place) by ``manifest``: what a recalibration changes; weights stay as they
+    are, so their hash check still holds."""
+    text = manifest_text(manifest)
+    fs, path = url_to_fs(url, storage_options)
+    with fs.open(posixpath.join(path, MANIFEST), "w") as f:
+        f.write(text)
+    if (Path(folder) / MANIFEST).read_text() != text:  # a staged copy of a remote artifact
+        (Path(folder) / MANIFEST).write_text(text)
+
+
 def write_artifact(model, tokenizer, out_url: str, name: str, meta: dict[str, Any],
                    storage_options: dict | None = None, extra=None, half: bool = False) -> dict:
     """Save a trained model as an artifact at ``out_url`` (local path or any fsspec URL). ``extra``,

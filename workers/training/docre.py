@@ -295,12 +295,8 @@ def calibrate_artifact(url: str, storage_options: dict | None = None, precision:
     """``calibrate`` an existing re-doc artifact in place: its manifest gains the ``calibration``
     entry, and a model id that says so (the pipeline's extraction fingerprint moves with it: the
     relations are different ones). Weights and heads are untouched; the hash check still holds."""
-    import posixpath
-
-    from fsspec.core import url_to_fs
-
-    from workers.inference.artifacts import MANIFEST, content_hash, stage_artifact
-    from workers.training.artifacts import manifest_text
+    from workers.inference.artifacts import content_hash, stage_artifact
+    from workers.training.artifacts import rewrite_manifest
 
     folder = stage_artifact(url, storage_options)
     extractor = DocRelationExtractor.load(folder, precision=precision)  # calibrate scores at its own margins
@@ -308,10 +304,5 @@ def calibrate_artifact(url: str, storage_options: dict | None = None, precision:
     cal = calibrate(extractor, read_documents(manifest.get("dataset", "biored"), "test"), log)
     manifest["calibration"] = cal
     manifest["model_id"] = f"{manifest['name']}-m{round(100 * cal['margin'])}-{content_hash(folder)}"
-    text = manifest_text(manifest)
-    fs, path = url_to_fs(url, **(storage_options or {}))
-    with fs.open(posixpath.join(path, MANIFEST), "w") as f:
-        f.write(text)
-    if (Path(folder) / MANIFEST).read_text() != text:  # a staged copy of a remote artifact
-        (Path(folder) / MANIFEST).write_text(text)
+    rewrite_manifest(url, folder, manifest, storage_options)
     return manifest
