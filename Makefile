@@ -12,14 +12,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
-# the default models into ~/.cache/pubmine/models: NER (Chemical, Disease, Gene; MiniLM stand-in), the
+# the default models into ~/.cache/pubmine/models: NER (PubTator3's six types; MiniLM stand-in), the
 # normalizer (MeSH 2024 + MEDIC, embedded names), the CID relation classifier and the document-level
 # BioRED relation model (default-redoc: ~90 minutes of training on 2 cores; a release skips it). Pulled from a model
 # release (`pubmine models push --to URL` makes one) when RELEASE holds one for this code, each checked
 # against its index; built otherwise (each build skips a model already there)
 RELEASE ?= ../shared/models
 model: $(BIN)/.installed
-	@$(BIN)/pubmine models pull --from "$(RELEASE)" || echo "no usable release at $(RELEASE): building the default models (about 100 minutes on 2 cores)"
+	@$(BIN)/pubmine models pull --from "$(RELEASE)" || echo "no usable release at $(RELEASE): building the default models (about 110 minutes on 2 cores)"
 	$(BIN)/pubmine train --config configs/models/default-ner.yaml --if-missing
 	$(BIN)/pubmine build-normalizer --if-missing
 	$(BIN)/pubmine train --config configs/models/default-cid.yaml --output "$${PUBMINE_HOME:-$$HOME/.cache/pubmine}/models/default-cid" --if-missing
