@@ -79,6 +79,23 @@ def test_calibrate_refits_an_ner_models_thresholds_under_a_new_id_and_keeps_its_
     verify_hash(model, m, str(model))            # the weights are the ones trained
     assert NerTagger.load(model, precision="fp32").accept == m["calibration"]["accept"]["thresholds"]
     assert re.search(r"RESULT calibrate model=tiny-cal-c\S+ precision=0.9", result.output)
+    # int8: its own thresholds, fitted on the quantized encoder's scores, beside the model's own
+    result = CliRunner().invoke(app, ["calibrate", "-m", str(model), "--precision", "int8"])
+    assert result.exit_code == 0, result.output
+    m8 = read_manifest(model)
+    assert m8["model_id"] not in (m["model_id"], before["model_id"]) and m8["calibration"] == m["calibration"]
+    c8 = m8["calibration_int8"]
+    assert c8["accept"]["precision"] == 0.9 and set(c8["dev_f1"]) == {"fp32", "int8"}
+    assert c8["auto"] == (c8["dev_f1"]["fp32"] - c8["dev_f1"]["int8"] <= 0.005)
+    assert re.search(r"RESULT calibrate model=\S+ precision=0.9 calibration=int8 dev_f1_fp32=\S+ dev_f1_int8=\S+ "
+                     r"auto_int8=(true|false)", result.output)
+    verify_hash(model, m8, str(model))
+    assert NerTagger.load(model, precision="int8").accept == c8["accept"]["thresholds"]
+    assert NerTagger.load(model, precision="fp32").accept == m["calibration"]["accept"]["thresholds"]
+    # a new main calibration drops the int8 one fitted beside the old
+    again = CliRunner().invoke(app, ["calibrate", "-m", str(model), "--precision", "fp32"])
+    assert again.exit_code == 0 and "dropped calibration_int8" in again.output
+    assert "calibration_int8" not in read_manifest(model)
     # a model of another task is refused with what calibrate takes
     other = CliRunner().invoke(app, ["calibrate", "-m", str(tiny_relation)])
     assert other.exit_code != 0 and "calibrate takes an NER" in other.output

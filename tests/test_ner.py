@@ -134,7 +134,8 @@ def test_batched_tagging_equals_the_reference_decoder_on_every_test_sentence(tin
 def test_int8_quantizes_the_encoder_on_request_and_stays_close_to_fp32(tiny_model, monkeypatch):
     """``int8``: every Linear of the NER encoder dynamically quantized (the head not), the tagger says
     so, its spans are mostly fp32's; ``auto`` means bf16 on a CPU with fast bf16 and fp32 on one
-    without (never int8 on its own); a GPU refuses int8; training refuses it."""
+    without (int8 only for a model whose int8 calibration says it pays); a GPU refuses int8;
+    training refuses it."""
     import torch
 
     from pipeline.errors import ConfigError
@@ -161,7 +162,13 @@ def test_int8_quantizes_the_encoder_on_request_and_stays_close_to_fp32(tiny_mode
     assert dev.ner_precision_name("auto", "cpu") == precision_here("auto", False) == "fp32"
     assert precision_here("int8", False) == "int8" and dev.resolve_precision("int8", "cpu") is None
     assert NerTagger.load(tiny_model).precision == "fp32"
+    # ...unless the model carries an int8 calibration whose dev F1 says it pays
+    paying = {"calibration_int8": {"auto": True}}
+    assert dev.ner_precision_name("auto", "cpu", paying) == precision_here("auto", False, paying) == "int8"
+    assert dev.ner_precision_name("auto", "cpu", {"calibration_int8": {"auto": False}}) == "fp32"
+    assert dev.ner_precision_name("fp32", "cpu", paying) == "fp32"  # a setting is what it says
     monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    assert dev.ner_precision_name("auto", "cpu", paying) == "bf16"  # bf16 is faster still where it is fast
     assert dev.ner_precision_name("auto", "cpu") == "bf16" and NerTagger.load(tiny_model).precision == "bf16"
     with pytest.raises(ValueError, match="CPUs only"):
         dev.ner_precision_name("int8", "cuda")

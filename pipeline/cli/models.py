@@ -149,7 +149,9 @@ def calibrate(
     accept_precision: Optional[float] = typer.Option(None, "--accept-precision",
                                            help="NER: the dev precision each type's kept spans must reach "
                                                 "(default: the one the model was trained with)"),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16"),
+    precision: str = typer.Option("auto", "--precision",
+                                  help="auto | fp32 | bf16; int8 (NER): fit the thresholds the int8-quantized "
+                                       "encoder uses, beside the model's own, and measure whether auto may choose it"),
 ) -> None:
     """Recalibrate a model's decisions on held-out data and write them into its manifest (a new model
     id; the weights are untouched). A document relation model: its decision margin, chosen on half
@@ -173,13 +175,17 @@ def calibrate(
                               "(re-doc) model")
     except PubmineError as err:
         fail(err)
-    cal = manifest["calibration"]
     typer.echo(f"wrote {manifest['model_id']} to {url}")
     if task == "ner":
+        int8 = precision == "int8"
+        cal = manifest["calibration_int8" if int8 else "calibration"]
         accept = cal.get("accept") or {}
-        typer.echo(f"RESULT calibrate model={manifest['model_id']} precision={accept.get('precision')} "
+        extra = (f" calibration=int8 dev_f1_fp32={cal['dev_f1']['fp32']} dev_f1_int8={cal['dev_f1']['int8']} "
+                 f"auto_int8={str(cal['auto']).lower()}") if int8 else ""
+        typer.echo(f"RESULT calibrate model={manifest['model_id']} precision={accept.get('precision')}{extra} "
                    + " ".join(f"threshold_{k.lower()}={v}" for k, v in sorted(accept.get("thresholds", {}).items())))
         return
+    cal = manifest["calibration"]
     typer.echo(f"RESULT calibrate margin={cal['margin']} checked_pair_f1={cal['checked_half']['chosen']['pair']} "
                f"checked_type_f1={cal['checked_half']['chosen']['type']} "
                f"checked_pair_f1_margin0={cal['checked_half']['margin_0']['pair']} "

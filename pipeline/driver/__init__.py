@@ -86,7 +86,7 @@ def _run(config: RunConfig) -> RunSummary:
     try:
         started_ray = connect_ray(config)
         with _timed(timings, "models"):
-            precision = ner_precision(config)
+            precision = ner_precision(config, models.ner)
             xfp, xkey = extraction_fingerprint(config, models, precision)
         stale = clean_stale_snapshots(store, run_id)
         if stale:

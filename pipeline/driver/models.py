@@ -14,8 +14,10 @@ from pipeline.config import RunConfig
 from pipeline.errors import ModelError
 from pipeline.storage import url_to_fs
 
-# the rule that keeps spans without a letter or digit out of the entities (workers.inference.stages)
-ENTITY_RULES = "letter-and-two-characters+not-an-organism+one-type-per-span"  # decoding, lexicon.not_an_organism
+# the rules over spans and links that are code, not model or dictionary (workers.inference.decoding:
+# a letter and two characters, one type per span; lexicon: not an organism, and no gene link from
+# a synonym that several of the organism's genes share): changing one re-extracts once
+ENTITY_RULES = "letter-and-two-characters+not-an-organism+one-type-per-span+no-shared-gene-synonym"
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,11 @@ def check_models(config: RunConfig) -> Models:
         relations=tuple(_model_manifest(u, so, "extract.relations", ("re", "re-doc")) for u in relation_urls))
 
 
-def ner_precision(config: RunConfig) -> str:
+def ner_precision(config: RunConfig, ner_manifest: dict | None = None) -> str:
     """The precision ``extract.precision`` means where the NER actors run: asked of a Ray task with
-    their resources (a GPU when they take one), so a head node of another kind changes nothing."""
+    their resources (a GPU when they take one), so a head node of another kind changes nothing; for
+    the NER model whose manifest is given (``auto`` picks int8 on CPUs without fast bf16 for a model
+    that carries a paying ``calibration_int8``)."""
     import ray
 
     from workers.inference.probe import precision_here
@@ -85,7 +89,7 @@ def ner_precision(config: RunConfig) -> str:
     gpu = ex.num_gpus_per_actor > 0
     task = ray.remote(precision_here).options(num_cpus=min(ex.num_cpus_per_actor, 1.0), num_gpus=ex.num_gpus_per_actor,
                                               max_retries=config.retries.state)
-    return ray.get(task.remote(ex.precision, gpu))
+    return ray.get(task.remote(ex.precision, gpu, ner_manifest))
 
 
 def extraction_fingerprint(config: RunConfig, models: Models, precision: str) -> tuple[str, dict]:
@@ -94,6 +98,7 @@ def extraction_fingerprint(config: RunConfig, models: Models, precision: str) ->
     ex = config.extract
     return reuse.fingerprint(
         {"ner": {"model_id": models.ner["model_id"], "calibration": models.ner.get("calibration"),
+                 **({"calibration_int8": models.ner.get("calibration_int8")} if precision == "int8" else {}),
                  "case_features": models.ner.get("case_features")},
          "normalizer": None if models.normalizer is None else
          {"model_id": models.normalizer["model_id"], "threshold": models.normalizer.get("threshold"),

@@ -48,17 +48,23 @@ def describe_precision(precision: str, device: str) -> str:
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
-def ner_precision_name(precision: str, device: str) -> str:
+def ner_precision_name(precision: str, device: str, manifest: dict | None = None) -> str:
     """What a setting means for the NER encoder: ``int8`` when asked for (CPUs only), otherwise the
-    autocast precision. ``auto`` does not choose int8 on CPUs without fast bf16: it is faster there
-    but costs about one point of entity F1 on BC5CDR-chem with the default model (79.89 -> 78.87,
-    per-channel weights, the head in fp32; benchmarks/results/ner_speed.md), over the half point
-    we accept for a silent choice."""
+    autocast precision. ``auto`` chooses int8 on a CPU without fast bf16 only for a model whose
+    ``calibration_int8`` says it pays (``auto``: its dev F1 at int8, with thresholds fitted on int8
+    scores, within half a point of fp32's; ``pubmine calibrate --precision int8`` measures it). With
+    the thresholds of full-precision scores int8 cost the stop-29 default a point on BC5CDR-chem and
+    3.2 on BC2GM (benchmarks/results/extraction.md), over the half point we accept for a silent
+    choice."""
     if precision == INT8:
         if device != "cpu":
             raise ValueError(f"precision {INT8!r} runs on CPUs only (got device {device!r}); use bf16 or fp16 on GPUs")
         return INT8
-    return precision_name(resolve_precision(precision, device))
+    dtype = resolve_precision(precision, device)
+    if (precision == "auto" and dtype is None and device == "cpu"
+            and ((manifest or {}).get("calibration_int8") or {}).get("auto")):
+        return INT8
+    return precision_name(dtype)
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:

@@ -41,7 +41,7 @@ class NerTagger:
         self.max_length = min(max_length, limit)
         self.stride = min(stride, self.max_length // 2 - 1)
         self.max_tokens = max_tokens_per_batch
-        self.int8 = ner_precision_name(precision, self.device) == INT8
+        self.int8 = ner_precision_name(precision, self.device, manifest) == INT8
         if self.int8:
             self.model = quantize_int8(self.model)
         self.autocast = resolve_precision(precision, self.device)
@@ -54,8 +54,9 @@ class NerTagger:
         if self.case not in (None, CASE_FEATURES):
             raise ModelError(f"model {self.model_id}: case_features {self.case!r} is not one this pubmine reads "
                              f"({CASE_FEATURES!r}); upgrade pubmine or retrain the model")
-        # span scores as P(correct), per type, from the calibration fitted on dev at training
-        calibration = self.manifest.get("calibration") or {}
+        # span scores as P(correct), per type, from the calibration fitted on dev at training (at
+        # int8, the one fitted on the quantized encoder's scores where the model carries one)
+        calibration = (self.int8 and self.manifest.get("calibration_int8")) or self.manifest.get("calibration") or {}
         if calibration and calibration.get("method") != CALIBRATION:
             raise ModelError(f"model {self.model_id}: calibration method {calibration.get('method')!r} is not one "
                              f"this pubmine reads ({CALIBRATION!r}); upgrade pubmine or retrain the model")

@@ -19,8 +19,9 @@ import re
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from workers.inference.lexicon import (CELL_LINES, GENE_SYMBOLS, GENES, HUMAN, LEXICON_MANIFEST, SPECIES, VARIANTS,
-                                       species_key, tight_key, variant_key)
+from workers.inference.lexicon import (ANNOTATED, CELL_LINES, FULL_NAME, GENE_SYMBOLS, GENES, HUMAN, LEXICON_MANIFEST,
+                                       NOT_CODING, SPECIES, SYMBOL, SYNONYM, VARIANTS, species_key, tight_key,
+                                       variant_key)
 
 ROOT = "normalization_dicts"
 GENE_INFO = {  # organism -> gene_info file (NCBI Gene, one file per organism)
@@ -40,11 +41,7 @@ CELLOSAURUS = "cellosaurus_2016/reach_Cellosaurus.tsv.gz"
 # annotated training mentions (BioRED train: its Dev split is the test, never read here): how
 # annotators linked a string is the best evidence for it, as for chemicals and diseases
 CORPUS = "biored/pubtator/Train.PubTator.gz"
-ANNOTATED = -1   # a gene name's rank when annotators linked it (before symbols)
 SKIPPED_GENE_TYPES = frozenset({"biological-region", "other", "unknown"})  # regions and placeholders, not genes
-# name ranks inside one organism (lower wins): symbols, then synonyms and locus tags, then full names;
-# a gene that is not protein-coding gets NOT_CODING more
-SYMBOL, SYNONYM, FULL_NAME, NOT_CODING = 0, 1, 2, 3
 _UNIPROT = re.compile(r"^(\w+)\s+[ABEVO]\s+(\d+):\s+N=(.+)$")
 _UNIPROT_MORE = re.compile(r"^\s+([CS])=(.+)$")
 
