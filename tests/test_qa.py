@@ -81,6 +81,12 @@ def test_a_small_reader_trains_loads_answers_and_is_scored_by_bioasq_rules(tiny_
     assert all(ctx[a.context][a.start:a.end] == a.text for a in answers)
     label, probs = reader.decide("Is Bazex syndrome rare?", ctx, ("yes", "no"))
     assert label in ("yes", "no") and sum(probs.values()) == pytest.approx(1.0)
+    # the decision bias chosen on held-out decision questions is in the reader's settings, and applied
+    bias = reader.manifest["reader"]["decision_bias"]
+    assert len(bias) == 3 and bias[0] == 0.0 and reader.decision_bias.tolist() == bias
+    assert reader.manifest["training"]["decision_dev"]["pubmedqa"] >= 1
+    z = reader.decision_logits("Is Bazex syndrome rare?", ctx)
+    assert probs["yes"] > probs["no"] if (z + reader.decision_bias)[0] > (z + reader.decision_bias)[1] else True
 
     sub = tmp_path / "answers.json"
     result = CliRunner().invoke(app, ["evaluate", "--task", "qa", "-m", str(out), "--data", str(GOLDEN_7B1),
@@ -111,6 +117,34 @@ def test_pubmedqa_is_scored_on_its_official_test_split(tiny_reader):
     acc, f1 = map(float, re.search(r"RESULT qa dataset=pubmedqa acc=(\S+) macro_f1=(\S+)", result.output).groups())
     assert "(500 questions)" in result.output and 0 <= acc <= 1 and 0 <= f1 <= 1
     assert acc >= 0.1  # a three-way decision: not every answer can be wrong by chance alone on 500
+
+
+def test_the_decision_bias_is_chosen_on_held_out_questions_and_moves_the_answers(tiny_model, tmp_path):
+    """fit_decision_bias over a reader whose logits lean to "maybe": the bias it picks takes the
+    answers back to the gold ones, and the reader applies the bias stored in its settings."""
+    import torch
+
+    from workers.training.qa import DecisionExample, fit_decision_bias, held_out
+
+    class Leaning:   # "maybe" a little above the truth for every question
+        def decision_logits(self, question, contexts):
+            truth = {"yes": 0, "no": 1}[question.split()[0]]
+            z = torch.zeros(3)
+            z[truth], z[2] = 1.0, 1.5
+            return z
+
+    pqa = [DecisionExample(f"{'yes' if i % 3 else 'no'} q{i}", "c", "yes" if i % 3 else "no") for i in range(30)]
+    yn = [DecisionExample(f"{'yes' if i // 2 % 2 else 'no'} b{i // 2}", f"c{i}", "yes" if i // 2 % 2 else "no")
+          for i in range(20)]   # two contexts per question
+    chosen = fit_decision_bias(Leaning(), pqa, yn)
+    assert chosen["bias"][0] == 0.0 and chosen["bias"][2] <= -0.5   # maybe no longer above the truth
+    dev = chosen["dev"]
+    assert dev["macro_f1_with"]["pubmedqa"] > dev["macro_f1_without"]["pubmedqa"]
+    assert dev["questions"] == {"pubmedqa": 30, "bioasq_yesno": 10}  # a question's contexts answer it once
+    # held out by question: all of a question's contexts on one side, about one in five
+    train, dev_set = held_out([DecisionExample(f"q{i // 2}", f"c{i}", "yes") for i in range(400)], 5)
+    assert {x.question for x in train}.isdisjoint({x.question for x in dev_set}) and 20 <= len(dev_set) <= 70
+    assert held_out(pqa, 0) == (pqa, [])
 
 
 def test_decision_classes_are_weighted_inverse_to_their_frequency():

@@ -98,6 +98,9 @@ class QaReader:
         self.max_answer_pieces = settings.get("max_answer_pieces", 30)
         self.n_best = settings.get("n_best", 20)
         self.list_threshold = settings.get("list_threshold", 0.3)
+        # added to a question's mean decision logits (yes, no, maybe): chosen at training on held-out
+        # decision questions (workers.training.qa.fit_decision_bias); none in older readers
+        self.decision_bias = torch.tensor(settings.get("decision_bias") or [0.0] * len(DECISIONS))
 
     @classmethod
     def load(cls, folder, device: str | None = None, precision: str = "fp32") -> "QaReader":
@@ -176,16 +179,25 @@ class QaReader:
                     labels: tuple[str, ...] = DECISIONS) -> tuple[str, dict, list[dict]]:
         """``decide``'s answer and probabilities, and each context's own probabilities (from the same
         encoder pass), for showing which contexts support which side."""
+        means = {ctx: v + self.decision_bias for ctx, v in self._context_logits(question, contexts).items()}
+        keep = [DECISIONS.index(l) for l in labels]
+        probs = lambda logits: dict(zip(labels, torch.softmax(logits[keep], 0).tolist()))
+        scores = probs(torch.stack(list(means.values())).mean(0))
+        each = [probs(means[c]) if c in means else dict.fromkeys(labels, 0.0) for c in range(len(contexts))]
+        return max(scores, key=scores.get), scores, each
+
+    def decision_logits(self, question: str, contexts: list[str]) -> torch.Tensor:
+        """A question's decision logits (yes, no, maybe) averaged over its contexts as ``decide``
+        averages them, before the decision bias."""
+        return torch.stack(list(self._context_logits(question, contexts).values())).mean(0)
+
+    def _context_logits(self, question: str, contexts: list[str]) -> dict[int, torch.Tensor]:
+        """Each non-empty context's decision logits, its windows averaged (then each context weighs
+        the same in a question's mean)."""
         runs = self._run(question, contexts)
         if not runs:
             raise ModelError("a decision needs at least one non-empty context")
         per_context: dict[int, list[torch.Tensor]] = {}
         for ctx, _, _, logits, _, _ in runs:
             per_context.setdefault(ctx, []).append(logits)
-        # windows of one context averaged first, then contexts: each context weighs the same
-        means = {ctx: torch.stack(v).mean(0) for ctx, v in per_context.items()}
-        keep = [DECISIONS.index(l) for l in labels]
-        probs = lambda logits: dict(zip(labels, torch.softmax(logits[keep], 0).tolist()))
-        scores = probs(torch.stack(list(means.values())).mean(0))
-        each = [probs(means[c]) if c in means else dict.fromkeys(labels, 0.0) for c in range(len(contexts))]
-        return max(scores, key=scores.get), scores, each
+        return {ctx: torch.stack(v).mean(0) for ctx, v in per_context.items()}

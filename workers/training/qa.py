@@ -74,6 +74,7 @@ class QaTrainConfig(Hyperparams):
     max_answer_pieces: int = 30
     n_best: int = 20
     list_threshold: float = 0.3        # a list answer: the merged spans at least this probable
+    decision_dev: int = 5              # every n-th decision question held out to choose the decision bias (0: none)
     score_test: bool = True
 
     def __post_init__(self) -> None:
@@ -82,6 +83,9 @@ class QaTrainConfig(Hyperparams):
             raise ConfigError(f"task {self.task!r} is not the question-answering task (expected 'qa')")
         if not 0 <= self.stride < self.max_length // 2 or self.general_epochs < 0 or not 0 < self.list_threshold < 1:
             raise ConfigError("stride must be in [0, max_length / 2), general_epochs >= 0, list_threshold in (0, 1)")
+        if self.decision_dev == 1 or self.decision_dev < 0:
+            raise ConfigError(f"decision_dev holds out every n-th decision question: n >= 2, or 0 for none "
+                              f"(got {self.decision_dev})")
 
 
 def _json(rel: str):
@@ -186,6 +190,65 @@ def balanced_weights(decisions: list) -> list[float]:
     return [len(decisions) / (len(present) * c) if c else 0.0 for c in counts]
 
 
+def held_out(examples: list[DecisionExample], every: int) -> tuple[list[DecisionExample], list[DecisionExample]]:
+    """(train, dev): every ``every``-th question by a hash of its text in dev (all of a question's
+    contexts on one side), none when ``every`` is 0."""
+    import hashlib
+
+    if not every:
+        return examples, []
+    dev = lambda x: int(hashlib.sha256(x.question.encode()).hexdigest(), 16) % every == 0
+    return [x for x in examples if not dev(x)], [x for x in examples if dev(x)]
+
+
+def macro_f1(pred: list[str], gold: list[str], labels: tuple[str, ...]) -> float:
+    """Mean over ``labels`` of each label's F1 (0 for a label never predicted right)."""
+    f1s = []
+    for label in labels:
+        tp = sum(p == g == label for p, g in zip(pred, gold))
+        fp = sum(p == label != g for p, g in zip(pred, gold))
+        fn = sum(g == label != p for p, g in zip(pred, gold))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(f1s) / len(f1s)
+
+
+# the decision biases tried for "no" and "maybe" (yes stays 0): -3 ... 3 in quarters
+BIAS_GRID = tuple(i / 4 for i in range(-12, 13))
+
+
+def fit_decision_bias(reader: QaReader, pubmedqa: list[DecisionExample], yes_no: list[DecisionExample]) -> dict:
+    """The logit biases (yes 0, no, maybe) that maximize the mean of the held-out questions' macro F1:
+    PubMedQA's over yes / no / maybe, BioASQ's over yes / no (its questions are answered from all of
+    their contexts, "maybe" not a choice). The class weighting that keeps the head off the majority
+    answer over-corrects on data of another mix (the first weighted reader sent PubMedQA answers
+    to "maybe"); a bias chosen on questions it did not train on sets the balance where it is scored.
+    Ties go to the smaller biases. Returns the bias and the dev scores without and with it."""
+    groups: dict[str, tuple[list[str], str]] = {}
+    for x in yes_no:
+        groups.setdefault(x.question, ([], x.label))[0].append(x.context)
+    sets = [("pubmedqa", [(reader.decision_logits(x.question, [x.context]), x.label) for x in pubmedqa], DECISIONS),
+            ("bioasq_yesno", [(reader.decision_logits(q, ctx), label) for q, (ctx, label) in groups.items()],
+             ("yes", "no"))]
+    sets = [(name, rows, labels) for name, rows, labels in sets if rows]
+    if not sets:
+        return {"bias": [0.0] * len(DECISIONS), "dev": {}}
+
+    def scores(bias):
+        b = torch.tensor(bias)
+        out = {}
+        for name, rows, labels in sets:
+            keep = [DECISIONS.index(l) for l in labels]
+            pred = [labels[int(torch.argmax((z + b)[keep]))] for z, _ in rows]
+            out[name] = macro_f1(pred, [g for _, g in rows], labels)
+        return out
+
+    best = max(((0.0, n, m) for n in BIAS_GRID for m in BIAS_GRID),
+               key=lambda bias: (round(sum(scores(bias).values()) / len(sets), 6), -abs(bias[1]) - abs(bias[2])))
+    return {"bias": list(best), "dev": {"questions": {name: len(rows) for name, rows, _ in sets},
+                                        "macro_f1_without": {k: round(v, 4) for k, v in scores((0.0, 0.0, 0.0)).items()},
+                                        "macro_f1_with": {k: round(v, 4) for k, v in scores(best).items()}}}
+
+
 def _stage(model, cfg, name: str, epochs: int, spans: list, decisions: list, device: str, pad: int, progress, log):
     """One training stage over span windows and decision examples, batches of one kind each; the
     decisions weighted by ``balanced_weights``."""
@@ -243,13 +306,7 @@ def pubmedqa_scores(reader: QaReader, examples: list[DecisionExample]) -> dict[s
     pred = [reader.decide(x.question, [x.context])[0] for x in examples]
     gold = [x.label for x in examples]
     acc = sum(p == g for p, g in zip(pred, gold)) / max(len(gold), 1)
-    f1s = []
-    for label in DECISIONS:
-        tp = sum(p == g == label for p, g in zip(pred, gold))
-        fp = sum(p == label != g for p, g in zip(pred, gold))
-        fn = sum(g == label != p for p, g in zip(pred, gold))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return {"acc": acc, "macro_f1": sum(f1s) / len(f1s), "n": len(gold)}
+    return {"acc": acc, "macro_f1": macro_f1(pred, gold, DECISIONS), "n": len(gold)}
 
 
 def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = None,
@@ -263,10 +320,13 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
     tokenizer = load_base_tokenizer(cfg.base_model)
     model = QaModel(load_base_model(cfg.base_model, "AutoModel")).to(device)
     pad = tokenizer.pad_token_id or 0
-    held_out = golden_7b_ids()
-    factoid = read_squad_spans(BIOASQ_FACTOID, exclude=held_out)  # none there (PROVENANCE.md); made sure
-    decisions = (pubmedqa_split("train") + bioasq_yes_no(held_out)) if cfg.decisions else []
-    counts = {"bioasq_factoid": len(factoid), "decisions": len(decisions)}
+    held_out_ids = golden_7b_ids()
+    factoid = read_squad_spans(BIOASQ_FACTOID, exclude=held_out_ids)  # none there (PROVENANCE.md); made sure
+    pqa_train, pqa_dev = held_out(limit(pubmedqa_split("train")) if cfg.decisions else [], cfg.decision_dev)
+    yn_train, yn_dev = held_out(limit(bioasq_yes_no(held_out_ids)) if cfg.decisions else [], cfg.decision_dev)
+    decisions = pqa_train + yn_train
+    counts = {"bioasq_factoid": len(factoid), "decisions": len(decisions),
+              "decision_dev": {"pubmedqa": len(pqa_dev), "bioasq_yesno": len(yn_dev)}}
     history = {}
     if cfg.general_epochs:
         squad = read_squad_spans(SQUAD)
@@ -276,7 +336,7 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
         state = _stage(model, cfg, f"{cfg.name}-general", cfg.general_epochs,
                        span_features(tokenizer, squad, cfg.max_length, cfg.stride), [], device, pad, progress, log)
         history["general"] = state["history"]
-    factoid, decisions = limit(factoid), limit(decisions)
+    factoid = limit(factoid)
     log(f"stage 2 (biomedical): {len(factoid):,} BioASQ factoid snippets, {len(decisions):,} yes/no/maybe questions")
     feats = decision_features(tokenizer, decisions, cfg.max_length)  # both stages train on them
     state = _stage(model, cfg, f"{cfg.name}-bio", cfg.epochs,
@@ -292,8 +352,14 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
     reader_settings = {"max_length": cfg.max_length, "stride": cfg.stride, "max_answer_pieces": cfg.max_answer_pieces,
                        "n_best": cfg.n_best, "list_threshold": cfg.list_threshold}
     metrics = {}
+    reader = QaReader(tokenizer, model, {"model_id": cfg.name, "reader": reader_settings}, precision=cfg.precision)
+    if pqa_dev or yn_dev:
+        chosen = fit_decision_bias(reader, pqa_dev, yn_dev)
+        reader_settings["decision_bias"] = chosen["bias"]
+        reader.decision_bias = torch.tensor(chosen["bias"])
+        metrics["decision_dev"] = chosen["dev"]
+        log(f"decision bias (yes, no, maybe) {chosen['bias']} chosen on held-out questions {chosen['dev']}")
     if cfg.score_test:
-        reader = QaReader(tokenizer, model, {"model_id": cfg.name, "reader": reader_settings}, precision=cfg.precision)
         golden = read_golden([data_file(g) for g in GOLDEN_7B])
         s: QaScores = score_answers(golden, bioasq_answers(reader, golden))
         metrics["test_7b"] = {k: round(getattr(s, k), 4) for k in ("factoid_strict", "factoid_lenient", "factoid_mrr",
