@@ -139,3 +139,24 @@ def test_a_lease_this_process_could_not_release_does_not_block_its_next_run(tmp_
     assert json.loads(store.read_text(*LEASE))["run_id"] == "during-outage"
     with Lease(store, "after", ttl_s=30).acquire():
         assert json.loads(store.read_text(*LEASE))["run_id"] == "after"
+
+
+def test_a_lease_written_by_a_take_that_failed_does_not_block_this_processs_next_run(tmp_path, monkeypatch):
+    """The store went down between a take's write and its read-back (the S3-down-for-good fault test
+    hit it): the take fails and leaves its lease behind; the same process's next run, store back,
+    goes ahead instead of being refused until the lease expires."""
+    store = Store(str(tmp_path))
+    real_read = Store.read_text
+
+    def down_after_the_write(self, *parts):
+        if tuple(parts) == tuple(LEASE):
+            raise ConnectionRefusedError("store down")
+        return real_read(self, *parts)
+
+    with monkeypatch.context() as m:
+        m.setattr(Store, "read_text", down_after_the_write)
+        with pytest.raises(ConnectionRefusedError):
+            Lease(store, "during-outage", ttl_s=600).acquire()
+    assert json.loads(store.read_text(*LEASE))["run_id"] == "during-outage"   # left behind, unexpired
+    with Lease(store, "after", ttl_s=30).acquire():
+        assert json.loads(store.read_text(*LEASE))["run_id"] == "after"

@@ -80,6 +80,15 @@ class Lease:
         return bool(now) and now.get("token") == self.token
 
     def acquire(self, wait: bool = False, timeout_s: float = 86400.0, poll_s: float = 5.0) -> "Lease":
+        try:
+            return self._acquire(wait, timeout_s, poll_s)
+        except BaseException:
+            # a take can fail after its write landed (the store went down before the read-back): the
+            # lease it may have left is this process's, ended, and must not block this process's next run
+            _ENDED.add(self.token)
+            raise
+
+    def _acquire(self, wait: bool, timeout_s: float, poll_s: float) -> "Lease":
         deadline = time.time() + timeout_s
         announced = False
         while True:
