@@ -356,3 +356,68 @@ def test_span_scores_are_calibrated_per_type_by_what_dev_said(tmp_path):
     from pipeline.errors import ModelError
     with pytest.raises(ModelError, match="calibration method"):
         NerTagger(raw.tokenizer, raw.model, {**raw.manifest, "calibration": {"method": "isotonic-v9", "params": {}}})
+
+
+def test_aio_sentences_carry_their_task_tag_and_the_tasks_own_o():
+    """AIONER's scheme: a corpus that annotates one type trains under that type's tag, its other words
+    labelled the task's own O; one that annotates every type trains under ALL with plain O."""
+    from workers.inference.decoding import aio_labels, task_tag_ids
+    from workers.training.loop import MINILM, load_base_tokenizer
+    from workers.training.ner import aio_tasks, encode_examples_aio
+
+    types = ("Chemical", "Disease", "Gene")
+    assert aio_tasks(types, types) == ("ALL",) and aio_tasks(("Disease", "Chemical"), types) == ("Chemical", "Disease")
+    labels = aio_labels(types)
+    assert labels[:4] == ["O", "O-Chemical", "O-Disease", "O-Gene"] and len(labels) == 1 + 3 + 6
+    label2id = {l: i for i, l in enumerate(labels)}
+    tok = load_base_tokenizer(MINILM)
+    text, mentions = "cisplatin nephrotoxicity", [(0, 9, "Chemical"), (10, 24, "Disease")]
+    opening, closing = task_tag_ids(tok, "Chemical")
+    assert tok.decode(opening) == "< chemical >" and tok.decode(closing) == "< / chemical >"
+    [(ids, y, unannotated, shapes)] = encode_examples_aio([(text, mentions)], tok, label2id, types, "Chemical", 64)
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and unannotated == ()
+    assert ids[1:1 + len(opening)] == opening and ids[-1 - len(closing):-1] == closing
+    assert len(ids) == len(y) == len(shapes) and all(v == -100 for v in y[1:1 + len(opening)] + y[-1 - len(closing):])
+    words = [labels[v] for v in y if v != -100]
+    assert words[0] == "B-Chemical" and set(words[1:]) == {"O-Chemical"}   # the disease is not this task's
+    [(ids_all, y_all, _, _)] = encode_examples_aio([(text, mentions)], tok, label2id, types, "ALL", 64)
+    words = [labels[v] for v in y_all if v != -100]
+    assert words[0] == "B-Chemical" and "B-Disease" in words and "O-Chemical" not in words
+    # the tag's pieces come out of the sentence's budget, never off its end
+    [(long_ids, *_)] = encode_examples_aio([("word " * 100, [])], tok, label2id, types, "Gene", 32)
+    assert len(long_ids) == 32 and long_ids[-1] == tok.sep_token_id
+
+
+def test_an_aio_model_trains_and_tags_under_the_all_tag(tmp_path):
+    """A short AIO training run lowers its loss; the tagger reads every window as [CLS] <ALL> window
+    </ALL> [SEP], decodes a task's own O as O, and windows a long sentence without losing a word."""
+    import torch
+
+    from workers.training.tiny import tiny_bert
+
+    tiny = tmp_path / "tiny-aio"
+    tiny_bert(tiny, types=("Chemical", "Disease", "Gene"), label_scheme="AIO")
+    cfg = load_dataclass(NerTrainConfig, ROOT / "configs/models/multitask-ner.yaml", [
+        f"base_model={tiny}", "name=tiny-aio", "limit_docs=40", "epochs=2", "learning_rate=3e-3",
+        "label_scheme=AIO", "max_length=64", "dev=[bc2gm/iob/devel.tsv.gz#Gene, ncbi_disease/iob/devel.tsv#Disease]"])
+    manifest = train_ner(cfg, str(tmp_path / "m"), progress=False, log=lambda *_: None)
+    history = manifest["metrics"]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert manifest["label_scheme"] == "AIO" and "O-Gene" in manifest["labels"]
+    tagger = NerTagger.load(tmp_path / "m", precision="fp32", max_length=16, stride=4)
+    seen = []
+    forward = tagger.model.forward
+    tagger.model.forward = lambda input_ids, **kw: (seen.append(input_ids), forward(input_ids=input_ids, **kw))[1]
+    labels = manifest["labels"]
+    with torch.no_grad():   # every word a gene, except where the Gene task's own O wins: never here
+        tagger.model.classifier.weight.zero_()
+        tagger.model.classifier.bias.copy_(torch.tensor([5.0 if l == "B-Gene" else 0.0 for l in labels]))
+    text = " ".join(f"w{i}" for i in range(30))   # ~60 pieces: windows of 16 - 2 - tags
+    spans = tagger.tag([text])[0]
+    assert [(s.start, s.end) for s in spans] == [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", text)]
+    assert {s.type for s in spans} == {"Gene"}
+    opening = tagger.tag_open
+    assert seen and all(row[1:1 + len(opening)].tolist() == opening for batch in seen for row in batch)
+    with torch.no_grad():   # the task's own O is an O: no span
+        tagger.model.classifier.bias.copy_(torch.tensor([5.0 if l == "O-Gene" else 0.0 for l in labels]))
+    assert tagger.tag([text]) == [[]]

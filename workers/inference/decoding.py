@@ -20,6 +20,25 @@ def bio_labels(types) -> list[str]:
     return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 
 
+AIO = "AIO"        # label scheme: PubTator3's AIONER, one softmax under a task tag (see aio_labels)
+ALL_TASK = "ALL"   # AIO's task tag for a corpus that annotates every type, and the one inference runs
+
+
+def aio_labels(types) -> list[str]:
+    """Label scheme "AIO" (AIONER's all-in-one tags): one softmax over O, a task's own O per type
+    ("O-Gene": not a gene, in a sentence tagged with the Gene task, whatever else it may be) and
+    B/I x types. A corpus that annotates one type is trained under that type's tag; one that
+    annotates every type (BioRED) under ALL, the tag inference uses."""
+    return ["O"] + [f"O-{t}" for t in types] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+def task_tag_ids(tokenizer, task: str) -> tuple[list[int], list[int]]:
+    """The word pieces of AIO's task tags, "<task>" before the sentence and "</task>" after it (plain
+    text for the tokenizer, so any BERT-family vocabulary has them and frozen embeddings still serve)."""
+    return (tokenizer(f"<{task}>", add_special_tokens=False)["input_ids"],
+            tokenizer(f"</{task}>", add_special_tokens=False)["input_ids"])
+
+
 def per_type_labels(types) -> list[str]:
     """Label scheme "BIO-per-type": the head's outputs, three per type (O/T, B-T, I-T), each triple
     its own softmax; a word may be inside entities of several types at once."""

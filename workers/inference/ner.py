@@ -19,8 +19,8 @@ import torch
 
 from pipeline.errors import ModelError
 from workers.inference.artifacts import load_artifact
-from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, PER_TYPE, Span, calibrated, decode_bio,
-                                       piece_shapes, word_spans)
+from workers.inference.decoding import (AIO, ALL_TASK, CALIBRATION, CASE_FEATURES, PER_TYPE, Span, calibrated,
+                                       decode_bio, piece_shapes, task_tag_ids, word_spans)
 from workers.inference.device import (INT8, autocast, ner_precision_name, pick_device, precision_name, quantize_int8,
                                       resolve_precision)
 
@@ -64,6 +64,13 @@ class NerTagger:
         # per type, the least calibrated score a span needs to be kept (chosen on dev for a stated
         # precision at training: calibration.accept); a type without one keeps every span
         self.accept = (calibration.get("accept") or {}).get("thresholds", {})
+        # "AIO" (AIONER): every window is read under the ALL task's tags, [CLS] <ALL> window </ALL>
+        # [SEP]; a task's own O ("O-Gene") is an O here
+        aio = self.manifest.get("label_scheme") == AIO
+        self.tag_open, self.tag_close = task_tag_ids(tokenizer, ALL_TASK) if aio else ([], [])
+        self.extra = 2 + len(self.tag_open) + len(self.tag_close)  # pieces a window carries beside its own
+        if aio:
+            self.id2label = {i: "O" if label.startswith("O-") else label for i, label in self.id2label.items()}
         per_type = self.manifest.get("label_scheme") == PER_TYPE
         self.per_type = tuple(self.manifest.get("entity_types", ())) if per_type else ()
         if per_type and 3 * len(self.per_type) != len(self.id2label):
@@ -83,7 +90,7 @@ class NerTagger:
         return INT8 if self.int8 else precision_name(self.autocast)
 
     def _windows(self, n_tokens: list[int]) -> list[_Window]:
-        width = self.max_length - 2  # room for [CLS] and [SEP]
+        width = self.max_length - self.extra  # room for [CLS], [SEP] and any task tags
         out: list[_Window] = []
         for i, n in enumerate(n_tokens):
             if n == 0:
@@ -103,7 +110,7 @@ class NerTagger:
         cur: list[_Window] = []
         cur_len = 0
         for w in order:
-            length = w.end - w.start + 2
+            length = w.end - w.start + self.extra
             width = max(cur_len, length)
             if cur and width * (len(cur) + 1) > self.max_tokens:
                 batches.append(cur)
@@ -119,16 +126,17 @@ class NerTagger:
                  shapes: list | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         pad_id = self.tokenizer.pad_token_id or 0
-        width = max(w.end - w.start for w in windows) + 2
+        width = max(w.end - w.start for w in windows) + self.extra
+        first = 1 + len(self.tag_open)  # where the window's own pieces start
         input_ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(windows), width), dtype=torch.long)
         types = torch.zeros((len(windows), width), dtype=torch.long) if shapes is not None else None
         for r, w in enumerate(windows):
-            seq = [cls_id, *ids[w.sent][w.start:w.end], sep_id]
+            seq = [cls_id, *self.tag_open, *ids[w.sent][w.start:w.end], *self.tag_close, sep_id]
             input_ids[r, : len(seq)] = torch.tensor(seq)
             mask[r, : len(seq)] = 1
             if types is not None:
-                types[r, 1 : len(seq) - 1] = torch.as_tensor(shapes[w.sent][w.start:w.end])
+                types[r, first : first + w.end - w.start] = torch.as_tensor(shapes[w.sent][w.start:w.end])
         extra = {"token_type_ids": types.to(self.device)} if types is not None else {}
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         with autocast(self.device, self.autocast):
@@ -137,7 +145,8 @@ class NerTagger:
             logits = logits.view(*logits.shape[:2], len(self.per_type), 3)
         best, label = torch.softmax(logits, dim=-1).max(dim=-1)
         best, label = best.cpu().numpy(), label.cpu().numpy()
-        return [(label[r, 1 : 1 + w.end - w.start], best[r, 1 : 1 + w.end - w.start]) for r, w in enumerate(windows)]
+        return [(label[r, first : first + w.end - w.start], best[r, first : first + w.end - w.start])
+                for r, w in enumerate(windows)]
 
     def encode(self, texts: list[str]) -> "Encoded":
         return encode(self.tokenizer, texts, shapes=self.case is not None)

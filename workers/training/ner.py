@@ -24,9 +24,8 @@ import torch
 from pipeline.config import shared_data_dir
 from pipeline.errors import ConfigError
 from pipeline.parse.pubtator import read_pubtator
-from workers.inference.decoding import (CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, bio_labels, calibrated,
-                                       per_type_labels,
-                                       piece_shapes, word_spans)
+from workers.inference.decoding import (AIO, ALL_TASK, CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, aio_labels,
+                                       bio_labels, calibrated, per_type_labels, piece_shapes, task_tag_ids, word_spans)
 from workers.inference.ner import NerTagger
 from workers.inference.device import precision_name, resolve_precision
 from workers.training.artifacts import round_to_half, write_artifact
@@ -80,8 +79,8 @@ class NerTrainConfig(Hyperparams):
             raise ConfigError(f"oversample {bad} must map types of {list(self.types)} to whole numbers >= 1")
         if self.accept_precision is not None and not 0 < self.accept_precision < 1:
             raise ConfigError(f"accept_precision must be in (0, 1) or null (got {self.accept_precision})")
-        if self.label_scheme not in ("BIO", PER_TYPE):
-            raise ConfigError(f"label_scheme {self.label_scheme!r} is not 'BIO' or {PER_TYPE!r}")
+        if self.label_scheme not in ("BIO", PER_TYPE, AIO):
+            raise ConfigError(f"label_scheme {self.label_scheme!r} is not 'BIO', {PER_TYPE!r} or {AIO!r}")
 
 
 def _data_path(p: str) -> Path:
@@ -202,6 +201,39 @@ def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tok
             tag = _word_tag(mentions, ws, we, opened)
             labels[t] = label2id[f"{tag[0]}-{tag[1]}" if tag else "O"]
         examples.append((ids, labels, unannotated, shapes))
+    return examples
+
+
+def aio_tasks(annotated: tuple[str, ...], types: tuple[str, ...]) -> tuple[str, ...]:
+    """AIONER's tasks for a corpus: ALL where it annotates every type, else one task per type it
+    annotates (BC5CDR: Chemical and Disease, each sentence seen once under each tag)."""
+    return (ALL_TASK,) if set(types) <= set(annotated) else tuple(t for t in types if t in annotated)
+
+
+def encode_examples_aio(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, label2id: dict[str, int],
+                        types: tuple[str, ...], task: str, max_length: int) -> list[tuple]:
+    """Label scheme "AIO": each sentence as [CLS] <task> sentence </task> [SEP] (the tag's pieces get
+    no label); a word gets B-/I- of the first mention of the task's types it overlaps, else the task's
+    O ("O" under ALL, "O-Gene" under Gene). Every label is a full one: the tag says which types the
+    sentence's labels speak of, so no loss needs to be partial."""
+    opening, closing = task_tag_ids(tokenizer, task)
+    kinds = types if task == ALL_TASK else (task,)
+    outside = label2id["O" if task == ALL_TASK else f"O-{task}"]
+    own = [(text, [m for m in mentions if m[2] in kinds]) for text, mentions in sentences]
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    examples = []
+    for ids, first, spans, mentions, shapes in _tokenized(own, tokenizer, max_length - len(opening) - len(closing)):
+        if ids[0] != cls_id or ids[-1] != sep_id:
+            raise ConfigError("label_scheme AIO needs a tokenizer that frames a sentence as [CLS] ... [SEP] "
+                              "(the BERT family); use BIO-per-type with this base model")
+        labels = [-100] * len(ids)
+        opened: set[int] = set()
+        for t, (ws, we) in zip(first, spans):
+            tag = _word_tag(mentions, ws, we, opened)
+            labels[t] = label2id[f"{tag[0]}-{tag[1]}"] if tag else outside
+        wrap = lambda xs, a, b: [xs[0], *a, *xs[1:-1], *b, xs[-1]]
+        examples.append((wrap(ids, opening, closing), wrap(labels, [-100] * len(opening), [-100] * len(closing)), (),
+                         wrap(shapes, [0] * len(opening), [0] * len(closing))))
     return examples
 
 
@@ -507,7 +539,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
 
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected here
     device = prepare(cfg)
-    labels = per_type_labels(cfg.types) if cfg.label_scheme == PER_TYPE else bio_labels(cfg.types)
+    labels = {PER_TYPE: per_type_labels, AIO: aio_labels}.get(cfg.label_scheme, bio_labels)(cfg.types)
     label2id = {l: i for i, l in enumerate(labels)}
     tokenizer = load_base_tokenizer(cfg.base_model)
     model = load_base_model(cfg.base_model, "AutoModelForTokenClassification", num_labels=len(labels),
@@ -532,6 +564,10 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
         sentences = oversampled(sentences, cfg.oversample, annotated)
         if cfg.label_scheme == PER_TYPE:
             examples.extend(encode_examples_per_type(sentences, tokenizer, cfg.types, annotated, cfg.max_length))
+            continue
+        if cfg.label_scheme == AIO:
+            for task in aio_tasks(annotated, cfg.types):
+                examples.extend(encode_examples_aio(sentences, tokenizer, label2id, cfg.types, task, cfg.max_length))
             continue
         unannotated = tuple(label2id[f"{p}-{t}"] for t in cfg.types if t not in annotated for p in ("B", "I"))
         examples.extend(encode_examples(sentences, tokenizer, label2id, cfg.max_length, unannotated))

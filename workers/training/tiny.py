@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from workers.inference.decoding import PER_TYPE, bio_labels, per_type_labels
+from workers.inference.decoding import AIO, PER_TYPE, aio_labels, bio_labels, per_type_labels
 from workers.inference.relations import DOC_RE_NEGATIVE, DOCUMENT_FORMS
 from workers.training.artifacts import write_artifact
 from workers.training.loop import MINILM, load_base_tokenizer
@@ -32,13 +32,13 @@ def tiny_bert(folder: str | os.PathLike, types: tuple[str, ...] = ("Chemical", "
     from transformers import BertForTokenClassification
 
     torch.manual_seed(seed)
-    labels = per_type_labels(types) if label_scheme == PER_TYPE else bio_labels(types)
+    labels = {PER_TYPE: per_type_labels, AIO: aio_labels}.get(label_scheme, bio_labels)(types)
     tokenizer = load_base_tokenizer(MINILM)
     model = BertForTokenClassification(_tiny_config(tokenizer, labels))
     if o_bias:
         with torch.no_grad():
             for i, label in enumerate(labels):
-                if label == "O" or label.startswith("O/"):
+                if label == "O" or label.startswith(("O/", "O-")):
                     model.classifier.bias[i] += o_bias
     return write_artifact(model, tokenizer, str(folder), name,
                           {"task": "ner", "label_scheme": label_scheme, "labels": labels, "entity_types": list(types),
