@@ -48,7 +48,8 @@ class NerTrainConfig(Hyperparams):
     types: tuple[str, ...] = ("Chemical", "Disease")
     # "BIO": one softmax over O + B/I x types (what HF's token-classification pipeline decodes);
     # "BIO-per-type": an O/B/I softmax per type over the same encoder pass, so types may overlap and a
-    # corpus that does not annotate a type gives that type's head no loss at all (multi-task models)
+    # corpus that does not annotate a type gives that type's head no loss at all (multi-task models);
+    # "AIO": AIONER's all-in-one scheme, one softmax read under a task tag (<ALL> at inference)
     label_scheme: str = "BIO"
     patience: int = 2                  # epochs without dev improvement before stopping
     freeze_word_embeddings: bool = False  # skip the vocab x hidden matrix in backward and the optimizer
