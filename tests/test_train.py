@@ -421,3 +421,9 @@ def test_an_aio_model_trains_and_tags_under_the_all_tag(tmp_path):
     with torch.no_grad():   # the task's own O is an O: no span
         tagger.model.classifier.bias.copy_(torch.tensor([5.0 if l == "O-Gene" else 0.0 for l in labels]))
     assert tagger.tag([text]) == [[]]
+    # a stride as wide as what the tags leave of a window would never move on: it is capped at half
+    narrow = NerTagger(tagger.tokenizer, tagger.model, tagger.manifest, max_length=16, stride=64, precision="fp32")
+    assert narrow.stride == (16 - narrow.extra) // 2 and len(narrow.tag([text])[0]) == 0
+    from pipeline.errors import ModelError
+    with pytest.raises(ModelError, match="no room"):
+        NerTagger(tagger.tokenizer, tagger.model, tagger.manifest, max_length=10, precision="fp32")

@@ -39,7 +39,6 @@ class NerTagger:
         self.tokenizer, self.model, self.manifest = tokenizer, model, manifest
         limit = getattr(self.model.config, "max_position_embeddings", 512)
         self.max_length = min(max_length, limit)
-        self.stride = min(stride, self.max_length // 2 - 1)
         self.max_tokens = max_tokens_per_batch
         self.int8 = ner_precision_name(precision, self.device, manifest) == INT8
         if self.int8:
@@ -69,6 +68,12 @@ class NerTagger:
         aio = self.manifest.get("label_scheme") == AIO
         self.tag_open, self.tag_close = task_tag_ids(tokenizer, ALL_TASK) if aio else ([], [])
         self.extra = 2 + len(self.tag_open) + len(self.tag_close)  # pieces a window carries beside its own
+        if self.max_length - self.extra < 2:
+            raise ModelError(f"max_length {self.max_length} leaves no room for a sentence beside [CLS], [SEP] and "
+                             f"the task tags ({self.extra} pieces): raise extract.max_length")
+        # windows overlap by at most half their width, so each one moves on (as max_length // 2 - 1 did
+        # when [CLS] and [SEP] were all a window carried)
+        self.stride = min(stride, (self.max_length - self.extra) // 2)
         if aio:
             self.id2label = {i: "O" if label.startswith("O-") else label for i, label in self.id2label.items()}
         per_type = self.manifest.get("label_scheme") == PER_TYPE
