@@ -32,6 +32,11 @@ def aio_labels(types) -> list[str]:
     return ["O"] + [f"O-{t}" for t in types] + [f"{p}-{t}" for t in types for p in ("B", "I")]
 
 
+def scheme_labels(label_scheme: str, types) -> list[str]:
+    """The head's labels under a label scheme ("BIO", "BIO-per-type" or "AIO")."""
+    return {PER_TYPE: per_type_labels, AIO: aio_labels}.get(label_scheme, bio_labels)(types)
+
+
 def task_tag_ids(tokenizer, task: str) -> tuple[list[int], list[int]]:
     """The word pieces of AIO's task tags, "<task>" before the sentence and "</task>" after it (plain
     text for the tokenizer, so any BERT-family vocabulary has them and frozen embeddings still serve)."""

@@ -24,8 +24,8 @@ import torch
 from pipeline.config import shared_data_dir
 from pipeline.errors import ConfigError
 from pipeline.parse.pubtator import read_pubtator
-from workers.inference.decoding import (AIO, ALL_TASK, CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, aio_labels,
-                                       bio_labels, calibrated, per_type_labels, piece_shapes, task_tag_ids, word_spans)
+from workers.inference.decoding import (AIO, ALL_TASK, CALIBRATION, CASE_FEATURES, CASE_SHAPES, PER_TYPE, calibrated,
+                                       piece_shapes, scheme_labels, task_tag_ids, word_spans)
 from workers.inference.ner import NerTagger
 from workers.inference.device import precision_name, resolve_precision
 from workers.training.artifacts import round_to_half, write_artifact
@@ -189,18 +189,20 @@ def _word_tag(mentions: list[tuple[int, int, str]], start: int, end: int, opened
 
 
 def encode_examples(sentences: list[tuple[str, list[tuple[int, int, str]]]], tokenizer, label2id: dict[str, int],
-                    max_length: int, unannotated: tuple[int, ...] = ()) -> list[tuple[list[int], list[int], tuple]]:
+                    max_length: int, unannotated: tuple[int, ...] = (),
+                    outside: str = "O") -> list[tuple[list[int], list[int], tuple]]:
     """(input_ids, labels, unannotated label ids) per sentence; labels -100 on special tokens and
-    non-first pieces; a word gets B-/I- of the first mention it overlaps, else O. ``unannotated``: the
-    B-/I- labels of types this sentence's corpus does not annotate — its O words may be any of those
-    (partial-label loss), so a corpus without genes never teaches "not a gene"."""
+    non-first pieces; a word gets B-/I- of the first mention it overlaps, else ``outside`` (O; AIO's
+    task O). ``unannotated``: the B-/I- labels of types this sentence's corpus does not annotate — its
+    O words may be any of those (partial-label loss), so a corpus without genes never teaches "not a
+    gene"."""
     examples = []
     for ids, first, spans, mentions, shapes in _tokenized(sentences, tokenizer, max_length):
         labels = [-100] * len(ids)
         opened: set[int] = set()
         for t, (ws, we) in zip(first, spans):
             tag = _word_tag(mentions, ws, we, opened)
-            labels[t] = label2id[f"{tag[0]}-{tag[1]}" if tag else "O"]
+            labels[t] = label2id[f"{tag[0]}-{tag[1]}" if tag else outside]
         examples.append((ids, labels, unannotated, shapes))
     return examples
 
@@ -219,20 +221,16 @@ def encode_examples_aio(sentences: list[tuple[str, list[tuple[int, int, str]]]],
     sentence's labels speak of, so no loss needs to be partial."""
     opening, closing = task_tag_ids(tokenizer, task)
     kinds = types if task == ALL_TASK else (task,)
-    outside = label2id["O" if task == ALL_TASK else f"O-{task}"]
     own = [(text, [m for m in mentions if m[2] in kinds]) for text, mentions in sentences]
+    outside = "O" if task == ALL_TASK else f"O-{task}"
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    wrap = lambda xs, a, b: [xs[0], *a, *xs[1:-1], *b, xs[-1]]
     examples = []
-    for ids, first, spans, mentions, shapes in _tokenized(own, tokenizer, max_length - len(opening) - len(closing)):
+    for ids, labels, _, shapes in encode_examples(own, tokenizer, label2id, max_length - len(opening) - len(closing),
+                                                  outside=outside):
         if ids[0] != cls_id or ids[-1] != sep_id:
             raise ConfigError("label_scheme AIO needs a tokenizer that frames a sentence as [CLS] ... [SEP] "
                               "(the BERT family); use BIO-per-type with this base model")
-        labels = [-100] * len(ids)
-        opened: set[int] = set()
-        for t, (ws, we) in zip(first, spans):
-            tag = _word_tag(mentions, ws, we, opened)
-            labels[t] = label2id[f"{tag[0]}-{tag[1]}"] if tag else outside
-        wrap = lambda xs, a, b: [xs[0], *a, *xs[1:-1], *b, xs[-1]]
         examples.append((wrap(ids, opening, closing), wrap(labels, [-100] * len(opening), [-100] * len(closing)), (),
                          wrap(shapes, [0] * len(opening), [0] * len(closing))))
     return examples
@@ -540,7 +538,7 @@ def train_ner(cfg: NerTrainConfig, output: str, *, storage_options: dict | None 
 
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected here
     device = prepare(cfg)
-    labels = {PER_TYPE: per_type_labels, AIO: aio_labels}.get(cfg.label_scheme, bio_labels)(cfg.types)
+    labels = scheme_labels(cfg.label_scheme, cfg.types)
     label2id = {l: i for i, l in enumerate(labels)}
     tokenizer = load_base_tokenizer(cfg.base_model)
     model = load_base_model(cfg.base_model, "AutoModelForTokenClassification", num_labels=len(labels),

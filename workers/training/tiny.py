@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from workers.inference.decoding import AIO, PER_TYPE, aio_labels, bio_labels, per_type_labels
+from workers.inference.decoding import scheme_labels
 from workers.inference.relations import DOC_RE_NEGATIVE, DOCUMENT_FORMS
 from workers.training.artifacts import write_artifact
 from workers.training.loop import MINILM, load_base_tokenizer
@@ -32,7 +32,7 @@ def tiny_bert(folder: str | os.PathLike, types: tuple[str, ...] = ("Chemical", "
     from transformers import BertForTokenClassification
 
     torch.manual_seed(seed)
-    labels = {PER_TYPE: per_type_labels, AIO: aio_labels}.get(label_scheme, bio_labels)(types)
+    labels = scheme_labels(label_scheme, types)
     tokenizer = load_base_tokenizer(MINILM)
     model = BertForTokenClassification(_tiny_config(tokenizer, labels))
     if o_bias:
