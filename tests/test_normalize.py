@@ -54,6 +54,30 @@ def test_a_defined_short_form_links_through_its_long_form():
     assert [(l.concept_id, l.method) for l in links] == [("MESH:D011125", "abbrev")] * 2
     assert n.link("FAP", "Disease").concept_id == "MESH:D028227"  # without the definition: the dictionary's
     assert n.link("zzzz", "Disease").method == "nil"
+    # a plural short form defined, its singular mentioned (and the other way round)
+    text = "Cerebral microbleeds (CMBs) were counted. One CMB was deep. Adenomatous polyps (AP) and APs ..."
+    d.add("Disease", "MESH:D002543", "cerebral microbleeds", rank=1)
+    d.add("Disease", "MESH:D011127", "adenomatous polyps", rank=1)
+    links = n.link_document(text, [("CMB", "Disease"), ("APs", "Disease")])
+    assert [(l.concept_id, l.method) for l in links] == [("MESH:D002543", "abbrev"), ("MESH:D011127", "abbrev")]
+
+
+def test_a_medic_row_with_mesh_and_omim_ids_links_to_mesh(tmp_path):
+    """MEDIC sorts a row's IDs as strings, so OMIM numbers come first; the corpora annotate such a
+    disease with its MeSH ID, so its names go there. A row with OMIM alone keeps OMIM; one with
+    neither is an error naming its line."""
+    from workers.inference.normalize import NormalizationError
+    from workers.training.normalizer import add_medic
+
+    medic = tmp_path / "medic.txt"
+    medic.write_text("114550|D006528||Carcinoma, Hepatocellular|HCC\n601419||Myopathy, Myofibrillar, 1|DRM\n")
+    d = Dictionary()
+    add_medic(d, medic)
+    assert d.lookup("HCC", "Disease").concept_id == "MESH:D006528"
+    assert d.lookup("DRM", "Disease").concept_id == "OMIM:601419"
+    medic.write_text("D006528||Carcinoma, Hepatocellular\n||Nameless ids\n")
+    with pytest.raises(NormalizationError, match=r"medic.txt:2: a row without a MeSH or OMIM ID"):
+        add_medic(Dictionary(), medic)
 
 
 def test_a_malformed_dictionary_line_names_file_and_line(tmp_path):

@@ -142,6 +142,15 @@ def abbreviations(text: str) -> dict[str, str]:
     return out
 
 
+def defined_long_form(mention: str, abbrevs: dict[str, str]) -> str | None:
+    """The long form ``abbrevs`` gives a short-form mention, or its plural or singular ("MBs" defined,
+    "MB" mentioned; "ARM" defined, "ARMs" mentioned)."""
+    short = mention.strip()
+    if short in abbrevs:
+        return abbrevs[short]
+    return abbrevs.get(short[:-1] if short.endswith("s") else short + "s")
+
+
 def _match_long_form(short: str, candidate: str) -> str | None:
     s, l = len(short) - 1, len(candidate) - 1
     while s >= 0:
@@ -434,7 +443,7 @@ class Normalizer:
             if self.index is not None or self.ngrams is not None:
                 for i, ((m, kind), link) in enumerate(zip(mentions, links)):
                     if link.concept_id is None and decided[i] is None:
-                        pending[kind].append((d, i, abbrevs.get(m.strip(), m)))
+                        pending[kind].append((d, i, defined_long_form(m, abbrevs) or m))
         for kind, items in (pending.items() if self.index is not None else ()):
             least = self.threshold_for(kind)
             if least is None:  # this type's embedding links were not precise enough on dev: none
@@ -454,7 +463,7 @@ class Normalizer:
         """A short form defined in the document links through its long form first (a global
         dictionary knows many "FAP"s, the document means one); then the exact name; then the bag."""
         d = self.dictionary
-        long_form = (abbrevs or {}).get(mention.strip())
+        long_form = defined_long_form(mention, abbrevs or {})
         if long_form:
             via = d.lookup(long_form, kind)
             if via.concept_id:

@@ -83,17 +83,30 @@ def add_mesh(d: Dictionary, terms: Path, trees: Path) -> None:
                 d.add(kind, f"MESH:{row['DescriptorUI']}", row["TermName"], 1 if preferred else 2, preferred)
     d.sources.append("MeSH2024")
 
+def medic_concept(ids: list[str]) -> str | None:
+    """The concept of a MEDIC row's IDs: its MeSH ID where it has one, else its first OMIM number."""
+    mesh = [i for i in ids if i and not i.isdigit()]
+    omim = [i for i in ids if i.isdigit()]
+    return f"MESH:{mesh[0]}" if mesh else f"OMIM:{omim[0]}" if omim else None
+
+
 def add_medic(d: Dictionary, path: Path) -> None:
-    """CTD MEDIC: ``IDs||preferred name|synonym|...``; IDs are MeSH D/C numbers and bare OMIM numbers."""
+    """CTD MEDIC: ``IDs||preferred name|synonym|...``; IDs are MeSH D/C numbers and bare OMIM numbers,
+    sorted as strings, so a row that is both lists its OMIM number first ("114550|D006528||Carcinoma,
+    Hepatocellular|...|HCC"). Its names go to the MeSH ID: the corpora annotate a disease with its MeSH
+    ID where it has one and with OMIM only where it has none (BioRED, NCBI-disease), and MeSH's own
+    names of the descriptor are filed under it."""
     with open_text(path, newline="") as f:
         for lineno, line in enumerate(f, start=1):
             ids, sep, names = line.rstrip("\n").partition("||")
             if not sep or not names:
                 raise NormalizationError(f"{path}:{lineno}: expected 'IDs||name|synonyms', got {line[:80]!r}")
-            concept = [f"OMIM:{i}" if i.isdigit() else f"MESH:{i}" for i in ids.split("|") if i]
+            concept = medic_concept(ids.split("|"))
+            if concept is None:
+                raise NormalizationError(f"{path}:{lineno}: a row without a MeSH or OMIM ID: {line[:80]!r}")
             for k, name in enumerate(names.split("|")):
                 if name:
-                    d.add("Disease", concept[0], name, 3 if k == 0 else 4, preferred=k == 0)
+                    d.add("Disease", concept, name, 3 if k == 0 else 4, preferred=k == 0)
     d.sources.append("MEDIC2012")
 
 
