@@ -118,7 +118,7 @@ def kernels(cfg, work: Path) -> dict[str, float]:
 
     doc = DocumentStage(store.root, run_id, "kernel", "kernel-xfp", normalizer_url=ex.normalizer_url(),
                         relation_urls=ex.relation_urls(), precision=ex.precision,
-                        num_threads=StageResources(ex.doc_num_cpus).threads)
+                        num_threads=StageResources(ex.doc_num_cpus).threads, keep_unlinked_from=ex.keep_unlinked_from)
     t = time.perf_counter()
     counts = pa.concat_tables([doc(b) for b in tagged])
     out["link + relations"] = time.perf_counter() - t

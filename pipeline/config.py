@@ -23,6 +23,14 @@ from pipeline.errors import ConfigError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the NER encoder quantized (CPU)
 
 
+# the least calibrated NER score an entity that no dictionary links needs to be kept, per type (None:
+# such spans are never kept; a type not named keeps them all). Chosen on dev for the best span F1 by
+# `python -m benchmarks.unlinked` (BioRED train's first 40 abstracts, which the NER model does not
+# train on, linked by a normalizer without BioRED train's strings): unlinked Chemical spans were 0%
+# right there, Disease 11%, Gene 31%, Variant 23% (benchmarks/results/entities.md)
+KEEP_UNLINKED_FROM: dict[str, float | None] = {"Chemical": None, "Disease": 0.95, "Gene": 0.7, "Variant": 0.7}
+
+
 def pubmine_home() -> Path:
     """Where pubmine keeps its local caches (default model, staged model weights)."""
     return Path(os.environ.get("PUBMINE_HOME", Path.home() / ".cache" / "pubmine"))
@@ -133,10 +141,18 @@ class ExtractConfig:
     max_length: int = 256              # window length in word pieces; longer sentences are windowed
     stride: int = 64                   # overlap between windows, in word pieces
     precision: str = "auto"            # auto: bf16 on CPUs with AMX/AVX512-BF16 and on GPUs, else fp32
+    # per type, the least NER score an unlinked entity needs to be kept (null: none kept; 0: all kept),
+    # over KEEP_UNLINKED_FROM's; without a normalizer nothing is linked and every entity is kept
+    keep_unlinked_from: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"extract.precision must be one of {PRECISIONS} (got {self.precision!r})")
+        object.__setattr__(self, "keep_unlinked_from", {**KEEP_UNLINKED_FROM, **(self.keep_unlinked_from or {})})
+        for kind, least in self.keep_unlinked_from.items():
+            if least is not None and not (isinstance(least, (int, float)) and 0 <= least <= 1):
+                raise ConfigError(f"extract.keep_unlinked_from.{kind} must be a score in 0..1 or null (no unlinked "
+                                  f"{kind} entity kept), got {least!r}")
         if self.num_actors < 1:
             raise ConfigError(f"extract.num_actors must be >= 1 (got {self.num_actors})")
         if self.num_cpus_per_actor <= 0:

@@ -96,7 +96,7 @@ def scores(docs: list[PubtatorDoc], ents: pa.Table, rels: pa.Table, with_cid: bo
 
 def run(gold_url: str, n_documents: int, storage_options: dict, store_url: str, run_id: str, ner_model_url: str,
         ner_model_id: str, normalizer_url: str | None, relation_urls: tuple[str, ...], max_length: int, stride: int,
-        max_tokens_per_batch: int, precision: str) -> dict:
+        max_tokens_per_batch: int, precision: str, keep_unlinked_from: dict | None = None) -> dict:
     """Annotate the gold set with the night's models (a Ray task) and score it."""
     from workers.inference.stages import DocumentStage, NerPredictor, Tokenize
 
@@ -107,7 +107,7 @@ def run(gold_url: str, n_documents: int, storage_options: dict, store_url: str, 
                           max_tokens_per_batch=max_tokens_per_batch, precision=precision)(
         Tokenize(ner_model_url, storage_options)(batch))
     stage = DocumentStage(store_url, run_id, ner_model_id, "spotcheck", storage_options, normalizer_url=normalizer_url,
-                          relation_urls=relation_urls, precision=precision)
+                          relation_urls=relation_urls, precision=precision, keep_unlinked_from=keep_unlinked_from)
     _, ents, rels = stage.annotate(tagged)
     result = scores(docs, ents, rels, any(clf.manifest.get("dataset") == "bc5cdr-cid" for clf in stage.relations))
     return {"gold": gold_url, "documents": len(docs), "sentences": batch.num_rows,

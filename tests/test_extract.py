@@ -68,7 +68,7 @@ def _tagged(entities_by_sentence):
     for (doc, idx, start, text), ents in entities_by_sentence:
         rows.append({"doc_id": doc, "sent_idx": idx, "start": start, "text": text, "text_sha256": f"sha-{doc}",
                      "entities": [{"start": start + text.index(w), "end": start + text.index(w) + len(w), "type": t,
-                                   "score": 0.9} for w, t in ents]})
+                                   "score": score[0] if score else 0.9} for w, t, *score in ents]})
     return pa.Table.from_pylist(rows, schema=TAGGED)
 
 
@@ -154,6 +154,37 @@ def test_relation_models_the_pipeline_cannot_feed_are_refused_with_the_reason(ti
     with pytest.raises(ModelError, match="no negative class"):
         DocumentStage(str(tmp_path / "store"), "r", "m", "x1", normalizer_url=str(tiny_normalizer),
                       relation_urls=(str(tmp_path / "chemprot"),))
+
+
+def test_an_unlinked_entity_stays_only_from_its_types_score(tiny_normalizer, tmp_path):
+    """``keep_unlinked_from``: an entity no dictionary links is dropped when its type keeps none
+    (None) or its score is under the type's cut; a linked one always stays, and a type without a
+    cut keeps every unlinked span. The config merges a setting over the defaults and refuses a cut
+    outside 0..1."""
+    from pipeline.config import KEEP_UNLINKED_FROM, ExtractConfig
+    from pipeline.errors import ConfigError
+    from workers.inference.stages import kept_unlinked
+
+    s = "Naloxone and zyxoquine eased hypertension, plasticity and quorbitis; FOO1 rose."
+    batch = _tagged([(("pmid:5", 0, 0, s), [("Naloxone", "Chemical"), ("zyxoquine", "Chemical", 0.99),
+                                            ("hypertension", "Disease", 0.5), ("plasticity", "Disease", 0.9),
+                                            ("quorbitis", "Disease", 0.97), ("FOO1", "Gene", 0.3)])])
+    stage = DocumentStage(str(tmp_path / "store"), "run-u", "tiny-ner-1", "x1", normalizer_url=str(tiny_normalizer),
+                          precision="fp32", keep_unlinked_from={"Chemical": None, "Disease": 0.95})
+    stage.normalizer.thresholds = {"Chemical": None, "Disease": None, "Gene": None}  # only exact names link
+    _, ents, _ = stage.annotate(batch)
+    assert sorted(zip(ents.column("text").to_pylist(), ents.column("concept_id").to_pylist())) == [
+        ("FOO1", None), ("Naloxone", "MESH:D009270"), ("hypertension", "MESH:D006973"), ("quorbitis", None)]
+    assert kept_unlinked("Gene", 0.0, {}) and not kept_unlinked("Gene", 0.69, {"Gene": 0.7})
+    assert kept_unlinked("Gene", 0.7, {"Gene": 0.7}) and not kept_unlinked("Chemical", 1.0, {"Chemical": None})
+    # without a normalizer nothing is linked, and nothing is dropped for it
+    bare = DocumentStage(str(tmp_path / "store"), "run-u", "tiny-ner-1", "x1", precision="fp32",
+                         keep_unlinked_from={"Chemical": None, "Disease": None})
+    assert bare.annotate(batch)[1].num_rows == 6
+    assert ExtractConfig().keep_unlinked_from == KEEP_UNLINKED_FROM
+    assert ExtractConfig(keep_unlinked_from={"Gene": 0.0}).keep_unlinked_from == {**KEEP_UNLINKED_FROM, "Gene": 0.0}
+    with pytest.raises(ConfigError, match=r"keep_unlinked_from.Gene must be a score in 0..1 or null"):
+        ExtractConfig(keep_unlinked_from={"Gene": 1.5})
 
 
 def test_a_span_without_a_letter_or_of_one_character_is_never_an_entity(tmp_path):

@@ -191,6 +191,21 @@ def test_the_version_changes_when_a_source_file_does(tmp_path, lexicon_folder):
     assert build.build_lexicon(tmp_path / "out", data)["version"] != before
 
 
+def test_a_lexicon_without_the_annotated_strings_has_its_own_version(tmp_path, lexicon_folder):
+    """``annotated=False`` (what a dev measurement on BioRED train documents links with): the corpus's
+    rat Bax, known only from its annotation, is gone, and the version says so."""
+    import json
+
+    from workers.inference.lexicon import LEXICON_MANIFEST
+
+    data = tmp_path / "data"
+    write_sources(data)
+    manifest = build.build_lexicon(tmp_path / "out", data, annotated=False)
+    full = json.loads((lexicon_folder / LEXICON_MANIFEST).read_text())
+    assert manifest["rows"]["genes"] == full["rows"]["genes"] - 1 and manifest["rows"]["annotated_gene_names"] == 0
+    assert "BioRED-train" in full["version"] and "BioRED-train" not in manifest["version"]
+
+
 def test_a_missing_source_file_is_named(tmp_path):
     from pipeline.errors import ConfigError
 

@@ -76,7 +76,8 @@ def extract(config: RunConfig, run_id: str, models: Models, xfp: str, precision:
         fn_constructor_kwargs=dict(
             store_url=config.store, run_id=run_id, ner_model_id=models.ner["model_id"], xfp=xfp,
             storage_options=config.storage_options, normalizer_url=models.normalizer_url,
-            relation_urls=models.relation_urls, precision=ex.precision, num_threads=doc.threads),
+            relation_urls=models.relation_urls, precision=ex.precision, num_threads=doc.threads,
+            keep_unlinked_from=ex.keep_unlinked_from),
         compute=ray.data.ActorPoolStrategy(size=ex.doc_actors), num_cpus=doc.num_cpus, num_gpus=doc.num_gpus,
         memory=int(ex.doc_memory_gb * 2**30), **common)
     counts, parts = Counter(), []
@@ -188,7 +189,7 @@ def start_spotcheck(config: RunConfig, run_id: str, models: Models, precision: s
     task = ray.remote(spotcheck.run).options(max_retries=config.retries.spotcheck, num_cpus=1)
     return task.remote(key["gold"], config.report.gold_documents, config.storage_options, config.store, run_id,
                        models.ner_url, models.ner["model_id"], models.normalizer_url, models.relation_urls, ex.max_length,
-                       ex.stride, ex.max_tokens_per_batch, precision)
+                       ex.stride, ex.max_tokens_per_batch, precision, ex.keep_unlinked_from)
 
 
 def finish_spotcheck(ref, run_id: str, key: dict | None) -> dict | None:

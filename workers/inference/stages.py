@@ -152,6 +152,16 @@ class _Mention:
     row: int          # index into the block's entity rows
 
 
+def kept_unlinked(kind: str, score: float, keep_from: dict) -> bool:
+    """Whether an entity that no dictionary linked stays: a type not in ``keep_from`` keeps every
+    such span, None keeps none, a number keeps those whose calibrated score reaches it
+    (``extract.keep_unlinked_from``)."""
+    if kind not in keep_from:
+        return True
+    least = keep_from[kind]
+    return least is not None and score >= least
+
+
 class DocumentStage:
     """TAGGED blocks (whole documents) -> entity rows with concept IDs, and document-level relations,
     written as one extracted part ``state/extracted/<xfp>/parts/<key>/`` whose key is derived from the
@@ -161,7 +171,7 @@ class DocumentStage:
 
     def __init__(self, store_url: str, run_id: str, ner_model_id: str, xfp: str, storage_options: dict | None = None,
                  normalizer_url: str | None = None, relation_urls: tuple[str, ...] = (),
-                 precision: str = "auto", num_threads: int | None = None):
+                 precision: str = "auto", num_threads: int | None = None, keep_unlinked_from: dict | None = None):
         import torch
 
         from workers.inference.artifacts import read_manifest
@@ -174,6 +184,7 @@ class DocumentStage:
         self.store = Store(store_url, storage_options)
         self.run_id, self.ner_model_id, self.xfp = run_id, ner_model_id, xfp
         self.normalizer = Normalizer.load(_staged(normalizer_url, storage_options)) if normalizer_url else None
+        self.keep_unlinked_from = dict(keep_unlinked_from or {})
         self.relations, self.doc_relations = [], []   # per-pair classifiers; one-pass document models
         for url in relation_urls:
             folder = _staged(url, storage_options)
@@ -237,6 +248,10 @@ class DocumentStage:
         all_links = (self.normalizer.link_documents([(d.text, [(e["text"], e["type"]) for e in d.ents]) for d in docs])
                      if self.normalizer else [[None] * len(d.ents) for d in docs])
         for doc, links in zip(docs, all_links):
+            if self.normalizer:  # an unlinked entity stays only from its type's score (kept_unlinked)
+                pairs = [(e, link) for e, link in zip(doc.ents, links)
+                         if link.concept_id or kept_unlinked(e["type"], e["score"], self.keep_unlinked_from)]
+                doc.ents, links = [e for e, _ in pairs], [link for _, link in pairs]
             for e, link in zip(doc.ents, links):
                 cols["doc_id"].append(doc.doc_id)
                 for k in ("start", "end", "text", "type", "score", "sent_idx"):

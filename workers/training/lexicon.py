@@ -173,8 +173,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build_lexicon(into: Path, data_dir: Path) -> dict:
-    """Write the lexicon's tables and ``lexicon.json`` into ``into``; returns the manifest."""
+def build_lexicon(into: Path, data_dir: Path, annotated: bool = True) -> dict:
+    """Write the lexicon's tables and ``lexicon.json`` into ``into``; returns the manifest.
+    ``annotated=False``: without BioRED train's annotated strings (what a dev measurement on BioRED
+    train documents must link with: ``benchmarks.unlinked``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -188,7 +190,8 @@ def build_lexicon(into: Path, data_dir: Path) -> dict:
     into.mkdir(parents=True, exist_ok=True)
     best, symbols = gene_tables(root)
     taxa = {gid: t for (_, gid), (_, t) in best.items()}
-    gene_votes, variant_votes, extra_symbols = corpus_names(data_dir / CORPUS, symbols, taxa)
+    gene_votes, variant_votes, extra_symbols = (corpus_names(data_dir / CORPUS, symbols, taxa) if annotated
+                                                else ({}, {}, {}))
     for (key, gid, taxon), _ in gene_votes.items():
         best[(key, gid)] = (ANNOTATED, taxon)
     symbols.update(extra_symbols)
@@ -211,8 +214,10 @@ def build_lexicon(into: Path, data_dir: Path) -> dict:
     write(cells, ("key", "accession", "taxon", "name"), (pa.string(), pa.string(), pa.int32(), pa.string()), CELL_LINES)
     write(variants, ("key", "variant_id"), (pa.string(), pa.string()), VARIANTS)
     files = {**{s: _sha256(root / s) for s in sources}, CORPUS: _sha256(data_dir / CORPUS)}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v1").hexdigest()[:12]
-    manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016+BioRED-train#{digest}",
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v1"
+                            + (b"" if annotated else b"-unannotated")).hexdigest()[:12]
+    corpus = "+BioRED-train" if annotated else ""
+    manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016{corpus}#{digest}",
                 "sources": files, "organisms": sorted(GENE_INFO),   # whose genes are all here
                 "rows": {"gene_names": len(genes), "genes": len(symbols), "species_names": len(species),
                          "cell_line_names": len(cells), "variant_names": len(variants),
