@@ -107,4 +107,5 @@ def extraction_fingerprint(config: RunConfig, models: Models, precision: str) ->
                         "max_length": (m.get("training") or {}).get("max_length"),
                         "heads": m.get("heads")} for m in models.relations]},
         {"precision": precision, "max_length": ex.max_length, "stride": ex.stride, "parser": SENTENCES_VERSION,
-         "entities": ENTITY_RULES, **({"keep_unlinked_from": ex.keep_unlinked_from} if models.normalizer else {})})  # sentences are its input
+         "entities": ENTITY_RULES,  # sentences are its input; unlinked entities are cut only where linking ran
+         **({"keep_unlinked_from": ex.keep_unlinked_from} if models.normalizer else {})})

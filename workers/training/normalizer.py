@@ -83,6 +83,7 @@ def add_mesh(d: Dictionary, terms: Path, trees: Path) -> None:
                 d.add(kind, f"MESH:{row['DescriptorUI']}", row["TermName"], 1 if preferred else 2, preferred)
     d.sources.append("MeSH2024")
 
+
 def medic_concept(ids: list[str]) -> str | None:
     """The concept of a MEDIC row's IDs: its MeSH ID where it has one, else its first OMIM number."""
     mesh = [i for i in ids if i and not i.isdigit()]
