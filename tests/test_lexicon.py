@@ -31,13 +31,14 @@ SOURCES = {
     + gene(9606, 8322, "FZD4", "FEVR|GPCR", "frizzled class receptor 4"),
     build.GENE_INFO[10090]: GENE_HEADER + gene(10090, 22059, "Trp53", "p53|Tp53", "transformation related protein 53"),
     # the yeast copy's quirk: a comment line, then a header without '#'
-    build.GENE_INFO[559292]: "# Downloaded from https://ftp.ncbi.nih.gov/gene/\n" + GENE_HEADER[1:]
+    build.GENE_INFO[4932]: "# Downloaded from https://ftp.ncbi.nih.gov/gene/\n" + GENE_HEADER[1:]
     + gene(559292, 850354, "RER1", "-", "protein retrieval receptor"),
     build.GENE_INFO[7955]: GENE_HEADER,
     build.GENE_INFO[7227]: GENE_HEADER + gene(7227, 31151, "arm", "b-cat|armadillo", "armadillo"),
     build.HGNC: "hgnc_id\tsymbol\tname\talias_symbol\tprev_symbol\tentrez_id\n"
     "HGNC:11998\tTP53\ttumor protein p53\t\"TRP53\"\t\"\"\t7157\n",
-    build.SPECIES_NAMES: "patients\t9606\nwomen\t9606\nmice\t10090\nMice\t10095\nrats\t10116\nS. aureus\t1280\n",
+    build.SPECIES_NAMES: "patients\t9606\nwomen\t9606\nmice\t10090\nMice\t10095\nrats\t10116\nS. aureus\t1280\n"
+    "yeast\t4932\n",
     build.UNIPROT_SPECIES: "HUMAN E    9606: N=Homo sapiens\n                 C=Human\n"
     "MOUSE E   10090: N=Mus musculus\n                 C=Mouse\nRAT   E   10116: N=Rattus norvegicus\n"
     "                 C=Rat\nMUSXX E   10095: N=Mus\n",
@@ -106,6 +107,9 @@ def test_genes_follow_the_documents_organism_then_human_and_never_guess_another(
     assert lex.link_gene("armadillo", (9606,)).concept_id is None
     assert lex.link_gene("armadillo", (7227,)).concept_id == "NCBIGene:31151"
     assert lex.link_gene("TRP53").concept_id == "NCBIGene:7157"   # HGNC's alias of a human gene
+    # a yeast paper's genes are yeast's, though NCBI Gene files them under the S288C strain's taxon
+    yeast = lex.link_document([("yeast", "Species"), ("RER1", "Gene")])
+    assert [(x.concept_id, x.method) for x in yeast] == [("NCBITaxon:4932", "exact"), ("NCBIGene:850354", "exact")]
 
 
 def test_a_synonym_several_genes_of_the_organism_share_links_none_of_them(lex):

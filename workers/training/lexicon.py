@@ -24,10 +24,13 @@ from workers.inference.lexicon import (ANNOTATED, CELL_LINES, FULL_NAME, GENE_SY
                                        variant_key)
 
 ROOT = "normalization_dicts"
-GENE_INFO = {  # organism -> gene_info file (NCBI Gene, one file per organism)
+GENE_INFO = {  # organism (the species taxon a document's species mentions link to) -> gene_info file
     9606: "ncbi_gene/Homo_sapiens.gene_info.gz",
     10090: "ncbi_gene/Mus_musculus.gene_info.gz",
-    559292: "ncbi_gene/Saccharomyces_cerevisiae.gene_info.gz",
+    # NCBI Gene files S. cerevisiae's genes under its reference strain S288C (559292); "yeast" and
+    # "S. cerevisiae" link to the species (4932), so its genes are that organism's (filed under the
+    # strain, a yeast paper's genes never met its organism and were left NIL as another organism's)
+    4932: "ncbi_gene/Saccharomyces_cerevisiae.gene_info.gz",
     7955: "ncbi_gene/Danio_rerio.gene_info.gz",
     7227: "ncbi_gene/Drosophila_melanogaster.gene_info.gz",
 }
@@ -214,7 +217,7 @@ def build_lexicon(into: Path, data_dir: Path, annotated: bool = True) -> dict:
     write(cells, ("key", "accession", "taxon", "name"), (pa.string(), pa.string(), pa.int32(), pa.string()), CELL_LINES)
     write(variants, ("key", "variant_id"), (pa.string(), pa.string()), VARIANTS)
     files = {**{s: _sha256(root / s) for s in sources}, CORPUS: _sha256(data_dir / CORPUS)}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v1"
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v2"
                             + (b"" if annotated else b"-unannotated")).hexdigest()[:12]
     corpus = "+BioRED-train" if annotated else ""
     manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016{corpus}#{digest}",
