@@ -323,7 +323,7 @@ COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "type": ("entity type: Chemical, Disease, Gene, Species, CellLine or Variant (the NER model's types)", "Chemical"),
         "score": ("the NER model's confidence in the span", "0.97"),
         "sent_idx": ("the sentence it is in", "3"),
-        "concept_id": ("the linked concept: MESH:D…/MESH:C…/OMIM:… (chemicals, diseases), NCBIGene:…, NCBITaxon:…, CVCL_… (cell lines), tmVar's normalized form or rs… (variants); null when NIL or without a normalizer", "MESH:D015738"),
+        "concept_id": ("the linked concept: MESH:D…/MESH:C…/OMIM:… (chemicals, diseases), NCBIGene:…, NCBITaxon:…, CVCL_… (cell lines), tmVar's normalized form or rs… (variants); null when NIL or without a normalizer (an unlinked entity stays only from its type's score, `extract.keep_unlinked_from`: by default no unlinked Chemical, Disease below 0.95, Gene and Variant below 0.7)", "MESH:D015738"),
         "concept_score": ("1.0 for dictionary links, the cosine for embedding links", "1.0"),
         "link_method": ("how it was linked: abbrev, exact, bag, embed; exact-default (a gene of the default organism, human, in a document that names none); rules (variants); nil; null without a normalizer", "exact"),
         "dictionary_version": ("what linked the row (sources and content hash): the normalizer's dictionary for chemicals and diseases, its lexicon for genes, species, cell lines and variants", "MeSH2024+MEDIC#3f2a..."),
