@@ -91,6 +91,14 @@ def prf(rows, n_gold: int) -> tuple[float, float, float]:
     return p, r, 2 * p * r / (p + r) if p + r else 0.0
 
 
+def linked_share(rows) -> float:
+    return sum(r[2] for r in rows) / max(len(rows), 1)
+
+
+def pct(scores) -> str:
+    return " / ".join(f"{100 * x:.1f}" for x in scores)
+
+
 def kept(rows, cuts: dict):
     from workers.inference.stages import kept_unlinked
 
@@ -146,20 +154,17 @@ def main() -> None:
     after = kept(test_rows, KEEP_UNLINKED_FROM)
     for t in TYPES:
         a, b = [r for r in test_rows if r[0] == t], [r for r in after if r[0] == t]
-        pa_, pb = prf(a, test_gold[t]), prf(b, test_gold[t])
-        share = lambda rows: sum(r[2] for r in rows) / max(len(rows), 1)
-        print(f"  {t:<9} {' / '.join(f'{100 * x:.1f}' for x in pa_):>26}   {' / '.join(f'{100 * x:.1f}' for x in pb):>26}"
-              f"   {100 * share(a):.0f}% -> {100 * share(b):.0f}%")
+        print(f"  {t:<9} {pct(prf(a, test_gold[t])):>26}   {pct(prf(b, test_gold[t])):>26}"
+              f"   {100 * linked_share(a):.0f}% -> {100 * linked_share(b):.0f}%")
     micro = lambda rows, gold: prf(rows, sum(gold.values()))
     dev_before, dev_after = micro(dev_rows, dev_gold), micro(kept(dev_rows, KEEP_UNLINKED_FROM), dev_gold)
     test_before, test_after = micro(test_rows, test_gold), micro(after, test_gold)
-    linked = lambda rows: sum(r[2] for r in rows) / max(len(rows), 1)
-    print(f"  {'micro':<9} {' / '.join(f'{100 * x:.1f}' for x in test_before):>26}   "
-          f"{' / '.join(f'{100 * x:.1f}' for x in test_after):>26}   {100 * linked(test_rows):.0f}% -> {100 * linked(after):.0f}%")
+    print(f"  {'micro':<9} {pct(test_before):>26}   {pct(test_after):>26}   "
+          f"{100 * linked_share(test_rows):.0f}% -> {100 * linked_share(after):.0f}%")
     print(f"RESULT unlinked {' '.join(f'{t.lower()}={name(chosen.get(t, 0.0))}' for t in ('Chemical', 'Disease', 'Gene', 'Variant'))} "
           f"matches_config={str(matches).lower()} dev_f1_before={dev_before[2]:.4f} dev_f1_after={dev_after[2]:.4f} "
           f"test_f1_before={test_before[2]:.4f} test_f1_after={test_after[2]:.4f} "
-          f"test_linked_before={linked(test_rows):.4f} test_linked_after={linked(after):.4f}")
+          f"test_linked_before={linked_share(test_rows):.4f} test_linked_after={linked_share(after):.4f}")
 
 
 if __name__ == "__main__":
