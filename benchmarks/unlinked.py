@@ -32,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.config import KEEP_UNLINKED_FROM, shared_data_dir
+from pipeline.parse.sentences import sentence_numbers
 
 TYPES = ("Chemical", "Disease", "Gene", "Species", "CellLine", "Variant")
 GRID = (0.0, 0.5, 0.7, 0.85, 0.95, None)   # None: no unlinked span of the type kept
@@ -80,7 +81,8 @@ def spans(tagger, normalizer, docs) -> tuple[list[tuple[str, float, bool, bool]]
     out = []
     for d in docs:
         keys = sorted(predicted[d.pmid], key=lambda k: k[1:])
-        links = normalizer.link_document(d.text, [(d.text[s:e], t) for _, s, e, t in keys])
+        sentences = sentence_numbers(d.text, [s for _, s, _, _ in keys])
+        links = normalizer.link_document(d.text, [(d.text[s:e], t, n) for (_, s, e, t), n in zip(keys, sentences)])
         out += [(k[3], scores[k], link.concept_id is not None, k in gold) for k, link in zip(keys, links)]
     return out, Counter(m.type for d in docs for m in d.mentions if m.type in TYPES)
 

@@ -325,7 +325,7 @@ COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
         "sent_idx": ("the sentence it is in", "3"),
         "concept_id": ("the linked concept: MESH:D…/MESH:C…/OMIM:… (chemicals, diseases), NCBIGene:…, NCBITaxon:…, CVCL_… (cell lines), tmVar's normalized form or rs… (variants); null when NIL or without a normalizer (an unlinked entity stays only from its type's score, `extract.keep_unlinked_from`: by default no unlinked Chemical, Disease below 0.95, Gene and Variant below 0.7)", "MESH:D015738"),
         "concept_score": ("1.0 for dictionary links, the cosine for embedding links", "1.0"),
-        "link_method": ("how it was linked: abbrev, exact, bag, embed; exact-default (a gene of the default organism, human, in a document that names none); rules (variants); nil; null without a normalizer", "exact"),
+        "link_method": ("how it was linked: abbrev, exact, bag, embed; exact-default (a gene of the default organism, human, in a document that names none); document (a gene synonym several genes share, taken as the one the document names by another mention); rules (variants); nil; null without a normalizer", "exact"),
         "dictionary_version": ("what linked the row (sources and content hash): the normalizer's dictionary for chemicals and diseases, its lexicon for genes, species, cell lines and variants", "MeSH2024+MEDIC#3f2a..."),
         "model_id": ("the NER model that found it (content hash of the weights)", "multitask-minilm-ner-dc438d28f55a"),
         "run_id": ("the run that extracted it (a reused row keeps its run: provenance)", "20261201T020000Z"),

@@ -120,6 +120,30 @@ def test_a_synonym_several_genes_of_the_organism_share_links_none_of_them(lex):
     assert lex.link_gene("FZD4").concept_id == "NCBIGene:8322"
 
 
+def test_a_shared_synonym_takes_the_one_gene_the_document_names_otherwise(lex):
+    # "GPCR" beside "ADRA1A": the paper is about that receptor (58 of 62 right on BioRED train)
+    links = lex.link_document([("GPCR", "Gene"), ("ADRA1A", "Gene")])
+    assert [(x.concept_id, x.method) for x in links] == [("NCBIGene:148", "document"),
+                                                          ("NCBIGene:148", "exact-default")]
+    # both members named: still a guess, no link; a "document" link never vouches for another
+    both = lex.link_document([("GPCR", "Gene"), ("ADRA1A", "Gene"), ("FZD4", "Gene")])
+    assert both[0].concept_id is None
+    assert lex.link_document([("GPCR", "Gene"), ("GPCRs", "Gene")])[0].concept_id is None
+
+
+def test_an_organism_in_the_genes_own_sentence_and_a_cell_lines_organism_decide_its_gene(lex):
+    # mice named most, but "TP53 ... patients" in one sentence is the human gene
+    mentions = [("mice", "Species", 0), ("mice", "Species", 1), ("patients", "Species", 2), ("p53", "Gene", 2),
+                ("p53", "Gene", 3)]
+    links = lex.link_document(mentions)
+    assert [x.concept_id for x in links[3:]] == ["NCBIGene:7157", "NCBIGene:22059"]
+    # without sentences the document's most named organism decides, as before
+    assert lex.link_document([m[:2] for m in mentions])[3].concept_id == "NCBIGene:22059"
+    # a human cell line outweighs one mouse mention: HeLa's p53 is human
+    cells = lex.link_document([("mice", "Species"), ("HeLa", "CellLine"), ("HeLa cells", "CellLine"), ("p53", "Gene")])
+    assert [x.concept_id for x in cells] == ["NCBITaxon:10090", "CVCL_0030", "CVCL_0030", "NCBIGene:7157"]
+
+
 def test_gene_keys_fold_punctuation_and_greek_letters_and_refuse_bare_characters(lex):
     assert tight_key("TNF-α") == tight_key("TNF-alpha") == tight_key("tnfa")
     assert lex.link_gene("TNF-α").concept_id == "NCBIGene:7124"

@@ -51,3 +51,10 @@ def test_spans_cover_all_text_on_real_abstracts():
         covered = "".join(d.abstract[s:e] for s, e in spans)
         assert covered.replace(" ", "") == d.abstract.replace(" ", "")
         assert all(s < e for s, e in spans) and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_sentence_numbers_places_offsets_in_the_sentences_split_spans_finds():
+    from pipeline.parse.sentences import sentence_numbers
+
+    text = "p53 in mice. Human TP53 too. The end."
+    assert sentence_numbers(text, [0, 7, 13, 19, 29, len(text) - 1]) == [0, 0, 1, 1, 2, 2]

@@ -15,9 +15,11 @@ from pipeline.errors import ModelError
 from pipeline.storage import url_to_fs
 
 # the rules over spans and links that are code, not model or dictionary (workers.inference.decoding:
-# a letter and two characters, one type per span; lexicon: not an organism, and no gene link from
-# a synonym that several of the organism's genes share): changing one re-extracts once
-ENTITY_RULES = "letter-and-two-characters+not-an-organism+one-type-per-span+no-shared-gene-synonym"
+# a letter and two characters, one type per span; lexicon: not an organism, no gene link from a
+# synonym that several of the organism's genes share unless the document names one of them, and a
+# gene's organism from its own sentence and the document's cell lines): changing one re-extracts once
+ENTITY_RULES = ("letter-and-two-characters+not-an-organism+one-type-per-span+shared-gene-synonym-by-document"
+                "+gene-organism-by-sentence-and-cell-line")
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,11 @@ def split_spans(text: str) -> list[tuple[int, int]]:
 
 def split_sentences(text: str) -> list[str]:
     return [text[s:e] for s, e in split_spans(text)]
+
+
+def sentence_numbers(text: str, starts: list[int]) -> list[int]:
+    """The sentence (0-based, as ``split_spans`` splits ``text``) that each character offset falls in."""
+    from bisect import bisect_right
+
+    opens = [s for s, _ in split_spans(text)]
+    return [max(bisect_right(opens, start) - 1, 0) for start in starts]

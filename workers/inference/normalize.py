@@ -424,11 +424,13 @@ class Normalizer:
             out.with_ngrams(manifest["ngram_thresholds"])
         return out
 
-    def link_document(self, text: str, mentions: list[tuple[str, str]]) -> list[Link]:
-        """``mentions``: (mention text, entity type) of one document whose full text is ``text``."""
+    def link_document(self, text: str, mentions: list[tuple]) -> list[Link]:
+        """``mentions``: (mention text, entity type) or (mention text, entity type, sentence) of one
+        document whose full text is ``text``, in text order (``Lexicon.link_document``: a species in a
+        gene's own sentence decides its organism first)."""
         return self.link_documents([(text, mentions)])[0]
 
-    def link_documents(self, docs: list[tuple[str, list[tuple[str, str]]]]) -> list[list[Link]]:
+    def link_documents(self, docs: list[tuple[str, list[tuple]]]) -> list[list[Link]]:
         """Many documents at once: abbreviations and dictionary per document, then one embedding pass
         per entity type over every mention still unlinked (a short form defined in its document is
         embedded as its long form)."""
@@ -438,10 +440,10 @@ class Normalizer:
             abbrevs = abbreviations(text) if mentions else {}
             decided = self.lexicon.link_document(mentions, abbrevs) if self.lexicon else [None] * len(mentions)
             links = [done if done is not None else self.link(m, kind, abbrevs)
-                     for (m, kind), done in zip(mentions, decided)]
+                     for (m, kind, *_), done in zip(mentions, decided)]
             out.append(links)
             if self.index is not None or self.ngrams is not None:
-                for i, ((m, kind), link) in enumerate(zip(mentions, links)):
+                for i, ((m, kind, *_), link) in enumerate(zip(mentions, links)):
                     if link.concept_id is None and decided[i] is None:
                         pending[kind].append((d, i, defined_long_form(m, abbrevs) or m))
         for kind, items in (pending.items() if self.index is not None else ()):

@@ -230,6 +230,7 @@ class DocumentStage:
                     out[-1].ents.append({**sp, "sent_idx": s_idx, "text": mention})
         for doc in out:
             doc.sents.sort(key=lambda s: s[1])
+            doc.ents.sort(key=lambda e: (e["start"], e["end"]))   # text order (the linker reads it so)
             doc.text = cls.document_text(doc.sents)
         return out
 
@@ -245,7 +246,8 @@ class DocumentStage:
             for doc in docs:
                 doc.ents = [e for e in doc.ents if lexicon.not_an_organism(e["text"], e["type"])]
         cols: dict[str, list] = {name: [] for name in schemas.ENTITIES.names}
-        all_links = (self.normalizer.link_documents([(d.text, [(e["text"], e["type"]) for e in d.ents]) for d in docs])
+        all_links = (self.normalizer.link_documents([(d.text, [(e["text"], e["type"], e["sent_idx"]) for e in d.ents])
+                                                        for d in docs])
                      if self.normalizer else [[None] * len(d.ents) for d in docs])
         for doc, links in zip(docs, all_links):
             if self.normalizer:  # an unlinked entity stays only from its type's score (kept_unlinked)

@@ -17,6 +17,7 @@ from pipeline.config import shared_data_dir
 from pipeline.parse.pubtator import PubtatorDoc, read_pubtator
 from workers.inference.normalize import NormalizationError, Normalizer
 from pipeline.parse.pubtator import doc_sentences, gold_ids
+from pipeline.parse.sentences import sentence_numbers
 from pipeline.scores import Scores
 
 # Document-level NER sets: whole PubTator abstracts through the pipeline's own layout and splitter.
@@ -167,7 +168,9 @@ def evaluate_linking_by_type(normalizer: Normalizer, rel: str = BIORED_DEV, type
     counts: dict[str, dict[str, list[int]]] = {t: defaultdict(lambda: [0, 0]) for t in types}
     docs = list(read_pubtator((data_dir or shared_data_dir()) / rel))
     mentions = [[m for m in doc.mentions if m.type in counts and gold_ids(m.ids, m.type)] for doc in docs]
-    links = normalizer.link_documents([(doc.text, [(m.text, m.type) for m in ms]) for doc, ms in zip(docs, mentions)])
+    links = normalizer.link_documents([(doc.text, [(m.text, m.type, s) for m, s in
+                                                   zip(ms, sentence_numbers(doc.text, [m.start for m in ms]))])
+                                       for doc, ms in zip(docs, mentions)])
     for ms, ls in zip(mentions, links):
         for m, link in zip(ms, ls):
             c = counts[m.type][link.method]
