@@ -180,6 +180,11 @@ def test_cell_lines_by_name_and_by_the_documents_organism(lex):
     ("222insT", "c|INS|222|T"), ("c.429_452dup", "c|DUP|429_452|"), ("Delta32", "c|DEL||32"),
     ("nine nucleotide insertion", "c|INS||9"), ("p.G705RfsX16", "p|FS|G|705|R|16"), ("R58fs", "p|FS|R|58||"),
     ("rs113488022", "rs113488022"), ("Rs702553", "rs702553"),
+    # letters that read as nucleotides and as amino acids are a DNA change unless "p." says otherwise
+    ("G135C", "c|SUB|G|135|C"), ("p.G135C", "p|SUB|G|135|C"), ("c.592C-->T", "c|SUB|C|592|T"),
+    ("G/A", "c|SUB|G||A"), ("C to T", "c|SUB|C||T"), ("p.Arg104", "p|Allele|R|104"), ("192Q/R", "p|SUB|Q|192|R"),
+    ("p.V239del", "p|DEL|239|V"), ("p.G204_K247del", "p|DEL|204_247|"), ("del642T", "c|DEL|642|T"),
+    ("dup24bp", "c|DUP||24|"),
 ])
 def test_variant_rules_give_tmvars_normalized_form(mention, expected):
     assert variant_id(mention) == expected
