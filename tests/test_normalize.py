@@ -243,3 +243,19 @@ def test_character_ngrams_link_a_spelling_variant_and_only_above_their_threshold
     strict = Normalizer(d).with_ngrams({"Chemical": 0.99}).link_document("x", [("amphotericine B", "Chemical")])
     assert strict[0].concept_id is None
     assert Normalizer(d).with_ngrams({"Chemical": None}).ngrams is None   # a type dev gave no threshold: none
+
+
+def test_a_disease_adjective_no_name_matches_links_as_its_noun_and_says_so():
+    from workers.inference.normalize import noun_forms
+
+    d = Dictionary()
+    d.add("Disease", "MESH:D007249", "inflammation", 1, preferred=True)
+    d.add("Disease", "MESH:D010523", "neuropathy", 1, preferred=True)
+    d.add("Chemical", "MESH:C000001", "inflammation", 1)
+    n = Normalizer(d)
+    links = n.link_document("x", [("inflammatory", "Disease"), ("peripheral neuropathic", "Disease"),
+                                  ("neuropathy", "Disease"), ("inflammatory", "Chemical"), ("toxic", "Disease")])
+    assert [(x.concept_id, x.method) for x in links] == [
+        ("MESH:D007249", "adjective"), (None, "nil"), ("MESH:D010523", "exact"), (None, "nil"), (None, "nil")]
+    assert noun_forms("neuropathic") == ["neuropathia", "neuropathy", "neuropathe"]
+    assert noun_forms("toxic") == []   # too short a stem to read as an adjective
