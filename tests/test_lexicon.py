@@ -95,6 +95,13 @@ def test_species_names_fold_case_and_plurals_and_prefer_the_taxon_linnaeus_count
     assert lex.link_species("unicorns").concept_id is None
 
 
+def test_a_species_acronym_the_document_defines_links_through_its_long_form(lex):
+    links = lex.link_document([("Staphylococcus aureus", "Species"), ("SAU", "Species")],
+                              {"SAU": "Staphylococcus aureus"})
+    assert [(x.concept_id, x.method) for x in links] == [("NCBITaxon:1280", "exact"), ("NCBITaxon:1280", "abbrev")]
+    assert lex.link_document([("SAU", "Species")])[0].concept_id is None
+
+
 def test_genes_follow_the_documents_organism_then_human_and_never_guess_another(lex):
     human = lex.link_document([("p53", "Gene")])
     assert (human[0].concept_id, human[0].method) == ("NCBIGene:7157", "exact-default")

@@ -20,7 +20,7 @@ from pipeline.storage import url_to_fs
 # gene's organism from its own sentence and the document's cell lines; a disease adjective linked as
 # its noun): changing one re-extracts once
 ENTITY_RULES = ("letter-and-two-characters+not-an-organism+one-type-per-span+shared-gene-synonym-by-document"
-                "+gene-organism-by-sentence-and-cell-line+disease-adjective-as-noun")
+                "+gene-organism-by-sentence-and-cell-line+disease-adjective-as-noun+species-by-abbreviation")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Each linker answers with a ``normalize.Link`` whose method says how it was decid
 - **Species** → NCBI Taxonomy (``NCBITaxon:9606``): the mention's name (case, punctuation and a plural
   ``s`` folded) among the species names of REACH, UniProt's species list and LINNAEUS's acronyms; when
   a name stands for several taxa, the one LINNAEUS counts most often in MEDLINE/PMC wins ("mice" is
-  *Mus musculus*, "patients" and "women" are human). Method ``exact``.
+  *Mus musculus*, "patients" and "women" are human). Method ``exact``; ``abbrev`` for an acronym the
+  document defines ("human papillomavirus (HPV)").
 - **Gene** → NCBI Gene (``NCBIGene:7157``), species-aware: among the genes whose symbol, synonym or
   name the mention's key is (case, punctuation and Greek letters folded, HGNC aliases and previous
   symbols added to human genes), the one of the organisms named in the gene's own sentence (nearest
@@ -87,7 +88,7 @@ def variant_key(text: str) -> str:
 def _singular(key: str) -> str | None:
     if key.endswith("ies") and len(key) > 4:
         return key[:-3] + "y"
-    if key.endswith("oes") and len(key) > 4:   # mosquitoes
+    if key.endswith(("oes", "uses")) and len(key) > 4:   # mosquitoes, viruses
         return key[:-2]
     if key.endswith("s") and not key.endswith("ss") and len(key) > 3:
         return key[:-1]
@@ -345,6 +346,10 @@ class Lexicon:
         for i, (text, kind, *_) in enumerate(mentions):
             if kind == "Species":
                 out[i] = link = self.link_species(text)
+                other = abbrevs.get(text.strip()) or long_to_short.get(text.strip().lower())
+                if link.concept_id is None and other:   # "human papillomavirus (HPV)"
+                    via = self.link_species(other)
+                    out[i] = link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
                 if link.concept_id:
                     taxa[i] = int(link.concept_id.split(":")[1])
         by_species = tuple(t for t, _ in Counter(taxa.values()).most_common())
