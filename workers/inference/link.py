@@ -9,7 +9,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Link:
     concept_id: str | None     # "MESH:D003924", "NCBIGene:7157", "p|SUB|V|600|E", or None (NIL)
-    method: str                # abbrev | exact | exact-default | bag | embed | rules | nil
+    method: str                # abbrev | exact | exact-default | document | adjective | bag | embed | ngram | rules | nil
     score: float               # 1.0 for dictionary hits and rules; the cosine for embed; 0.0 for NIL
 
 
