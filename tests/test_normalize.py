@@ -259,3 +259,13 @@ def test_a_disease_adjective_no_name_matches_links_as_its_noun_and_says_so():
         ("MESH:D007249", "adjective"), (None, "nil"), ("MESH:D010523", "exact"), (None, "nil"), (None, "nil")]
     assert noun_forms("neuropathic") == ["neuropathia", "neuropathy", "neuropathe"]
     assert noun_forms("toxic") == []   # too short a stem to read as an adjective
+
+
+def test_british_spellings_of_medical_stems_meet_meshs_american_names():
+    assert norm_key("Transient ischaemic attacks") == norm_key("transient ischemic attack")
+    assert norm_key("hypoglycaemia") == norm_key("Hypoglycemia")
+    assert norm_key("Tumours") == norm_key("tumor")
+    assert norm_key("haemorrhage") == norm_key("hemorrhage")
+    d = Dictionary()
+    d.add("Disease", "MESH:D006943", "Hyperglycemia", 1, preferred=True)
+    assert Normalizer(d).link_document("x", [("hyperglycaemia", "Disease")])[0].concept_id == "MESH:D006943"

@@ -49,10 +49,22 @@ class NormalizationError(PubmineError):
     pass
 
 
+# British spellings of medical word stems, folded to MeSH's American ones on both sides
+# ("hypoglycaemia", "transient ischaemic attacks", "tumour"): on BioRED train 3 more right links and
+# 1 wrong; on BC5CDR test 8 more right
+_BRITISH = re.compile(r"tumour|ischaem|haem|anaem|aemia|oedem|oesophag|paediatr|foet|leukaem|oestr|diarrhoea|dyspnoea|"
+                      r"apnoea|coeliac|aetiol")
+_AMERICAN = {"tumour": "tumor", "ischaem": "ischem", "haem": "hem", "anaem": "anem", "aemia": "emia", "oedem": "edem",
+             "oesophag": "esophag", "paediatr": "pediatr", "foet": "fet", "leukaem": "leukem", "oestr": "estr",
+             "diarrhoea": "diarrhea", "dyspnoea": "dyspnea", "apnoea": "apnea", "coeliac": "celiac", "aetiol": "etiol"}
+
+
 def norm_key(text: str) -> str:
-    """Case, unicode form, punctuation and spacing folded; a plural ``s`` on words of 4+ letters
-    dropped (the same rule on both sides, so "diabetes" and "diabete" meet)."""
+    """Case, unicode form, punctuation and spacing folded; British spellings of medical stems made
+    American; a plural ``s`` on words of 4+ letters dropped (the same rule on both sides, so
+    "diabetes" and "diabete" meet)."""
     text = unicodedata.normalize("NFKC", text).lower().replace("'s", "")
+    text = _BRITISH.sub(lambda m: _AMERICAN[m.group(0)], text)
     words = _SPACE.sub(" ", _PUNCT.sub(" ", text)).split()
     return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
 
