@@ -28,7 +28,9 @@ SOURCES = {
     + gene(9606, 9999001, "REGION1", "-", "a region", kind="biological-region")
     + gene(9606, 7124, "TNF", "TNFA|TNF-alpha", "tumor necrosis factor")
     + gene(9606, 148, "ADRA1A", "ADRA1C|GPCR", "adrenoceptor alpha 1A")
-    + gene(9606, 8322, "FZD4", "FEVR|GPCR", "frizzled class receptor 4"),
+    + gene(9606, 8322, "FZD4", "FEVR|GPCR", "frizzled class receptor 4")
+    + gene(9606, 3630, "INS", "IDDM2", "insulin") + gene(9606, 723961, "INS-IGF2", "INSIGF", "INS-IGF2 readthrough",
+                                                          designations="insulin|insulin, isoform 2"),
     build.GENE_INFO[10090]: GENE_HEADER + gene(10090, 22059, "Trp53", "p53|Tp53", "transformation related protein 53"),
     # the yeast copy's quirk: a comment line, then a header without '#'
     build.GENE_INFO[4932]: "# Downloaded from https://ftp.ncbi.nih.gov/gene/\n" + GENE_HEADER[1:]
@@ -76,7 +78,7 @@ def lexicon_folder(tmp_path_factory) -> Path:
     write_sources(data)
     out = tmp_path_factory.mktemp("lexicon")
     manifest = build.build_lexicon(out, data)
-    assert manifest["rows"]["genes"] == 10  # the biological region is not a gene; the annotated rat Bax is
+    assert manifest["rows"]["genes"] == 12  # the biological region is not a gene; the annotated rat Bax is
     return out
 
 
@@ -125,6 +127,12 @@ def test_a_synonym_several_genes_of_the_organism_share_links_none_of_them(lex):
     assert lex.link_gene("GPCRs").concept_id is None
     assert lex.link_gene("ADRA1C").concept_id == "NCBIGene:148"    # one gene's synonym still links
     assert lex.link_gene("FZD4").concept_id == "NCBIGene:8322"
+
+
+def test_a_readthrough_transcript_does_not_share_its_parts_names(lex):
+    # NCBI Gene lists "insulin" for INS and for the INS-IGF2 readthrough: the paper means INS
+    assert lex.link_gene("insulin").concept_id == "NCBIGene:3630"
+    assert lex.link_gene("INS-IGF2").concept_id == "NCBIGene:723961"   # its own symbol still links
 
 
 def test_a_shared_synonym_takes_the_one_gene_the_document_names_otherwise(lex):

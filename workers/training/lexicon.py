@@ -60,7 +60,8 @@ def _gene_rows(path: Path, organism: int):
         cols = line.rstrip("\n").split("\t")
         if len(cols) < 14 or not cols[0].isdigit() or cols[9] in SKIPPED_GENE_TYPES:
             continue  # headers (the yeast copy's has no '#') and non-genes
-        gid, extra = cols[1], 0 if cols[9] == "protein-coding" else NOT_CODING
+        readthrough = "readthrough" in cols[8].lower()   # "INS-IGF2 readthrough": shares its parts' names
+        gid, extra = cols[1], 0 if cols[9] == "protein-coding" and not readthrough else NOT_CODING
         names = [(cols[2], SYMBOL), (cols[10], SYMBOL)]
         names += [(s, SYNONYM) for s in cols[4].split("|")] + [(cols[3], SYNONYM)]
         names += [(cols[8], FULL_NAME), (cols[11], FULL_NAME)]
@@ -217,7 +218,7 @@ def build_lexicon(into: Path, data_dir: Path, annotated: bool = True) -> dict:
     write(cells, ("key", "accession", "taxon", "name"), (pa.string(), pa.string(), pa.int32(), pa.string()), CELL_LINES)
     write(variants, ("key", "variant_id"), (pa.string(), pa.string()), VARIANTS)
     files = {**{s: _sha256(root / s) for s in sources}, CORPUS: _sha256(data_dir / CORPUS)}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v2"
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v3"
                             + (b"" if annotated else b"-unannotated")).hexdigest()[:12]
     corpus = "+BioRED-train" if annotated else ""
     manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016{corpus}#{digest}",
