@@ -341,12 +341,16 @@ class Lexicon:
         document defines ("sodium/iodide symporter (NIS)")."""
         abbrevs = abbrevs or {}
         long_to_short = {v.lower(): k for k, v in abbrevs.items()}
+
+        def other_form(text: str) -> str | None:   # an abbreviation's long form, or a long form's abbreviation
+            return abbrevs.get(text.strip()) or long_to_short.get(text.strip().lower())
+
         out: list[Link | None] = [None] * len(mentions)
         taxa: dict[int, int] = {}   # mention -> the organism a species or cell line mention names
         for i, (text, kind, *_) in enumerate(mentions):
             if kind == "Species":
                 out[i] = link = self.link_species(text)
-                other = abbrevs.get(text.strip()) or long_to_short.get(text.strip().lower())
+                other = other_form(text)
                 if link.concept_id is None and other:   # "human papillomavirus (HPV)"
                     via = self.link_species(other)
                     out[i] = link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
@@ -367,18 +371,23 @@ class Lexicon:
             near = sorted((j for j in taxa if sentence[i] is not None and sentence[j] == sentence[i]),
                           key=lambda j: abs(j - i))
             where[i] = tuple(dict.fromkeys([taxa[j] for j in near] + list(organisms)))
-        named: frozenset[str] = frozenset()
-        for _ in range(2):   # the second pass: a shared synonym may take a gene the first pass linked
-            for i in genes:
-                text = mentions[i][0]
-                link = self.link_gene(text, where[i], named)
-                other = abbrevs.get(text.strip()) or long_to_short.get(text.strip().lower())
-                if link.concept_id is None and other:
-                    via = self.link_gene(other, where[i], named)
-                    link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
-                out[i] = link
-            named = frozenset(out[i].concept_id.split(":")[1] for i in genes
-                              if out[i].concept_id and out[i].method != "document")
+
+        def gene(i: int, named: frozenset[str]) -> Link:
+            text = mentions[i][0]
+            link = self.link_gene(text, where[i], named)
+            other = other_form(text)
+            if link.concept_id is None and other:
+                via = self.link_gene(other, where[i], named)
+                link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
+            return link
+
+        for i in genes:
+            out[i] = gene(i, frozenset())
+        # then a shared synonym may take a gene the document links by another mention
+        named = frozenset(out[i].concept_id.split(":")[1] for i in genes if out[i].concept_id)
+        for i in genes:
+            if out[i].concept_id is None and named:
+                out[i] = gene(i, named)
         for i, (text, kind, *_) in enumerate(mentions):
             if kind == "Variant":
                 out[i] = self.link_variant(text)
