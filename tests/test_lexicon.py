@@ -40,13 +40,15 @@ SOURCES = {
     build.HGNC: "hgnc_id\tsymbol\tname\talias_symbol\tprev_symbol\tentrez_id\n"
     "HGNC:11998\tTP53\ttumor protein p53\t\"TRP53\"\t\"\"\t7157\n",
     build.SPECIES_NAMES: "patients\t9606\nwomen\t9606\nmice\t10090\nMice\t10095\nrats\t10116\nS. aureus\t1280\n"
-    "yeast\t4932\n",
+    "yeast\t4932\nFisher\t76720\nPekania pennanti\t76720\n",
     build.UNIPROT_SPECIES: "HUMAN E    9606: N=Homo sapiens\n                 C=Human\n"
     "MOUSE E   10090: N=Mus musculus\n                 C=Mouse\nRAT   E   10116: N=Rattus norvegicus\n"
     "                 C=Rat\nMUSXX E   10095: N=Mus\n",
     build.LINNAEUS_FREQUENCY: "species:ncbi:9606\t2783958\nspecies:ncbi:10116\t1845817\nspecies:ncbi:10090\t1073419\n"
     "species:ncbi:10095\t51\n",
     build.LINNAEUS_ACRONYMS: "species:ncbi:11676\tHIV-1\t1.0\n",
+    # LINNAEUS's stop terms: "Fisher" (rats) is not the fisher (Pekania pennanti)
+    build.LINNAEUS_STOPLIST: "#id\tregular expression\nspecies:ncbi:76720\tFishers?\n",
     build.MESH_ORGANISMS: "Staphylococcus aureus\t1280\n",
     build.CELLOSAURUS: "#2774\tCVCL_0420\tHomo sapiens\nHELA\tCVCL_0030\tHomo sapiens\nCOS-7\tCVCL_0224\tChlorocebus aethiops\n"
     "SK-1\tCVCL_1111\tMus musculus\nSK-1\tCVCL_2222\tHomo sapiens\n",
@@ -95,6 +97,9 @@ def test_species_names_fold_case_and_plurals_and_prefer_the_taxon_linnaeus_count
     assert lex.link_species("S. aureus").concept_id == "NCBITaxon:1280"
     assert lex.link_species("Homo sapiens").concept_id == "NCBITaxon:9606"
     assert lex.link_species("unicorns").concept_id is None
+    # a LINNAEUS stop term of the taxon is not its name ("Fisher rats"); its other names still link
+    assert lex.link_species("Fisher").concept_id is None
+    assert lex.link_species("Pekania pennanti").concept_id == "NCBITaxon:76720"
 
 
 def test_a_species_acronym_the_document_defines_links_through_its_long_form(lex):

@@ -5,8 +5,9 @@ Each linker answers with a ``normalize.Link`` whose method says how it was decid
 - **Species** → NCBI Taxonomy (``NCBITaxon:9606``): the mention's name (case, punctuation and a plural
   ``s`` folded) among the species names of REACH, UniProt's species list and LINNAEUS's acronyms; when
   a name stands for several taxa, the one LINNAEUS counts most often in MEDLINE/PMC wins ("mice" is
-  *Mus musculus*, "patients" and "women" are human). Method ``exact``; ``abbrev`` for an acronym the
-  document defines ("human papillomavirus (HPV)").
+  *Mus musculus*, "patients" and "women" are human); LINNAEUS's stop terms ("names", "Fisher") are no
+  taxon's names. Method ``exact``; ``abbrev`` for an acronym the document defines ("human
+  papillomavirus (HPV)").
 - **Gene** → NCBI Gene (``NCBIGene:7157``), species-aware: among the genes whose symbol, synonym or
   name the mention's key is (case, punctuation and Greek letters folded, HGNC aliases and previous
   symbols added to human genes), the one of the organisms named in the gene's own sentence (nearest

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import json
 import re
+from collections import defaultdict
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -39,6 +40,9 @@ SPECIES_NAMES = "species/reach_Species_exhaustive.tsv.gz"
 UNIPROT_SPECIES = "species/uniprot_speclist_2019_07.txt.gz"
 LINNAEUS_FREQUENCY = "species/linnaeus_species-frequency.tsv.gz"
 LINNAEUS_ACRONYMS = "species/linnaeus_synonyms-acronyms.tsv.gz"
+# LINNAEUS's stop terms: names of a taxon that are common words in text ("names", "spots", "rays",
+# "Fisher", "J1", "T7", "rape"), never linked to it
+LINNAEUS_STOPLIST = "species/linnaeus_stoplist.tsv.gz"
 MESH_ORGANISMS = "species/julie_desc2tax.tsv.gz"
 CELLOSAURUS = "cellosaurus_2016/reach_Cellosaurus.tsv.gz"
 # annotated training mentions (BioRED train: its Dev split is the test, never read here): how
@@ -127,9 +131,16 @@ def species_tables(root: Path):
         if tax.startswith("species:ncbi:") and n.strip().isdigit():
             freq[int(tax.rsplit(":", 1)[1])] = float(n)
     names: dict[tuple[str, int], tuple[str, bool]] = {}
+    stop: dict[int, list[re.Pattern]] = defaultdict(list)
+    for line in _lines(root / LINNAEUS_STOPLIST):
+        tax, _, pattern = line.rstrip("\n").partition("\t")
+        if tax.startswith("species:ncbi:") and pattern:
+            stop[int(tax.rsplit(":", 1)[1])].append(re.compile(pattern))
 
     def add(name: str, taxon: int, preferred: bool = False) -> None:
         key = species_key(name)
+        if any(rx.fullmatch(name.strip()) for rx in stop.get(taxon, ())):
+            return
         if key and (preferred or (key, taxon) not in names):
             names[(key, taxon)] = (name, preferred)
 
@@ -186,7 +197,7 @@ def build_lexicon(into: Path, data_dir: Path, annotated: bool = True) -> dict:
 
     root = data_dir / ROOT
     sources = [*GENE_INFO.values(), HGNC, SPECIES_NAMES, UNIPROT_SPECIES, LINNAEUS_FREQUENCY, LINNAEUS_ACRONYMS,
-               MESH_ORGANISMS, CELLOSAURUS]
+               LINNAEUS_STOPLIST, MESH_ORGANISMS, CELLOSAURUS]
     missing = [s for s in sources if not (root / s).exists()] + ([] if (data_dir / CORPUS).exists() else [CORPUS])
     if missing:
         raise ConfigError(f"lexicon source files not found under {root}: {', '.join(missing)}; set PUBMINE_DATA "
@@ -218,7 +229,7 @@ def build_lexicon(into: Path, data_dir: Path, annotated: bool = True) -> dict:
     write(cells, ("key", "accession", "taxon", "name"), (pa.string(), pa.string(), pa.int32(), pa.string()), CELL_LINES)
     write(variants, ("key", "variant_id"), (pa.string(), pa.string()), VARIANTS)
     files = {**{s: _sha256(root / s) for s in sources}, CORPUS: _sha256(data_dir / CORPUS)}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v3"
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v4"
                             + (b"" if annotated else b"-unannotated")).hexdigest()[:12]
     corpus = "+BioRED-train" if annotated else ""
     manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016{corpus}#{digest}",
