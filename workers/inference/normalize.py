@@ -503,7 +503,7 @@ class Normalizer:
         found = d.lookup(mention, kind)
         if found.concept_id is None and kind == "Disease":
             for noun in noun_forms(mention):
-                via = d.lookup(noun, kind)
-                if via.concept_id and via.method == "exact":
+                via = d.lookup(noun, kind, methods=("exact",))
+                if via.concept_id:
                     return Link(via.concept_id, "adjective", via.score)
         return found
