@@ -40,6 +40,18 @@ def test_training_data_never_holds_a_7b_test_question_and_pubmedqa_splits_in_hal
     assert yes_no and {x.label for x in yes_no} == {"yes", "no"}
     test_bodies = {q.body for q in read_golden([GOLDEN_7B1])}
     assert not test_bodies & {x.question for x in yes_no}
+    # the earlier years' golden yes/no questions, one example per snippet: none of 7B's, by id or by text
+    from workers.training.qa import bioasq_golden_yes_no, golden_7b_bodies
+
+    snippets = bioasq_golden_yes_no(held, golden_7b_bodies())
+    assert len({x.question for x in snippets}) > 350 and {x.source for x in snippets} == {"bioasq_snippets"}
+    seven = read_golden([DATA / f"qa/bioasq_golden_7b/Task7BGoldenEnriched/7B{b}_golden.json{'.gz' if b < 5 else ''}"
+                         for b in range(1, 6)])
+    assert not {q.body for q in seven} & {x.question for x in snippets}
+    assert len(bioasq_golden_yes_no(set(), set())) == len(snippets)   # none of 7B among them to drop
+    first = snippets[0].question   # the filter works: a question's text, spaced and cased otherwise, drops it
+    kept = bioasq_golden_yes_no(held, golden_7b_bodies() | {" ".join(first.upper().split()).lower()})
+    assert first not in {x.question for x in kept} and len(kept) < len(snippets)
     train, test = pubmedqa_split("train"), pubmedqa_split("test")
     assert len(train) == len(test) == 500 and not {x.question for x in train} & {x.question for x in test}
     assert {x.label for x in test} == {"yes", "no", "maybe"}
@@ -82,11 +94,12 @@ def test_a_small_reader_trains_loads_answers_and_is_scored_by_bioasq_rules(tiny_
     label, probs = reader.decide("Is Bazex syndrome rare?", ctx, ("yes", "no"))
     assert label in ("yes", "no") and sum(probs.values()) == pytest.approx(1.0)
     # the decision bias chosen on held-out decision questions is in the reader's settings, and applied
-    bias = reader.manifest["reader"]["decision_bias"]
+    bias, bias_yes_no = reader.manifest["reader"]["decision_bias"], reader.manifest["reader"]["decision_bias_yes_no"]
     assert len(bias) == 3 and bias[0] == 0.0 and reader.decision_bias.tolist() == bias
+    assert bias_yes_no[0] == bias_yes_no[2] == 0.0 and reader.decision_bias_yes_no.tolist() == bias_yes_no
     assert reader.manifest["training"]["decision_dev"]["pubmedqa"] >= 1
-    z = reader.decision_logits("Is Bazex syndrome rare?", ctx)
-    assert probs["yes"] > probs["no"] if (z + reader.decision_bias)[0] > (z + reader.decision_bias)[1] else True
+    z = reader.decision_logits("Is Bazex syndrome rare?", ctx) + reader.decision_bias_yes_no
+    assert label == ("yes" if z[0] >= z[1] else "no")
 
     sub = tmp_path / "answers.json"
     result = CliRunner().invoke(app, ["evaluate", "--task", "qa", "-m", str(out), "--data", str(GOLDEN_7B1),
@@ -139,8 +152,14 @@ def test_the_decision_bias_is_chosen_on_held_out_questions_and_moves_the_answers
     chosen = fit_decision_bias(Leaning(), pqa, yn)
     assert chosen["bias"][0] == 0.0 and chosen["bias"][2] <= -0.5   # maybe no longer above the truth
     dev = chosen["dev"]
-    assert dev["macro_f1_with"]["pubmedqa"] > dev["macro_f1_without"]["pubmedqa"]
+    assert dev["without"]["pubmedqa_acc"] == 0.0 and dev["with"]["pubmedqa_acc"] == 1.0
+    assert dev["with"]["pubmedqa_macro_f1"] > dev["without"]["pubmedqa_macro_f1"]
     assert dev["questions"] == {"pubmedqa": 30, "bioasq_yesno": 10}  # a question's contexts answer it once
+    # yes/no decisions never see "maybe": their bias is chosen apart, and none is needed here
+    assert chosen["bias_yes_no"] == [0.0, 0.0, 0.0] and dev["with"]["bioasq_yesno_macro_f1"] == 1.0
+    # the same question in two sources is two questions (full abstracts, or the test's snippets)
+    both = yn + [DecisionExample(x.question, x.context, x.label, "bioasq_snippets") for x in yn]
+    assert fit_decision_bias(Leaning(), pqa, both)["dev"]["questions"]["bioasq_yesno"] == 20
     # held out by question: all of a question's contexts on one side, about one in five
     train, dev_set = held_out([DecisionExample(f"q{i // 2}", f"c{i}", "yes") for i in range(400)], 5)
     assert {x.question for x in train}.isdisjoint({x.question for x in dev_set}) and 20 <= len(dev_set) <= 70

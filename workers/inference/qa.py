@@ -99,8 +99,10 @@ class QaReader:
         self.n_best = settings.get("n_best", 20)
         self.list_threshold = settings.get("list_threshold", 0.3)
         # added to a question's mean decision logits (yes, no, maybe): chosen at training on held-out
-        # decision questions (workers.training.qa.fit_decision_bias); none in older readers
+        # decision questions (workers.training.qa.fit_decision_bias), one for yes/no/maybe decisions and
+        # one for yes/no (readers before 2026-12-07's second had one for both; none, older ones)
         self.decision_bias = torch.tensor(settings.get("decision_bias") or [0.0] * len(DECISIONS))
+        self.decision_bias_yes_no = torch.tensor(settings.get("decision_bias_yes_no") or self.decision_bias.tolist())
 
     @classmethod
     def load(cls, folder, device: str | None = None, precision: str = "fp32") -> "QaReader":
@@ -179,7 +181,8 @@ class QaReader:
                     labels: tuple[str, ...] = DECISIONS) -> tuple[str, dict, list[dict]]:
         """``decide``'s answer and probabilities, and each context's own probabilities (from the same
         encoder pass), for showing which contexts support which side."""
-        means = {ctx: v + self.decision_bias for ctx, v in self._context_logits(question, contexts).items()}
+        bias = self.decision_bias if "maybe" in labels else self.decision_bias_yes_no
+        means = {ctx: v + bias for ctx, v in self._context_logits(question, contexts).items()}
         keep = [DECISIONS.index(l) for l in labels]
         probs = lambda logits: dict(zip(labels, torch.softmax(logits[keep], 0).tolist()))
         scores = probs(torch.stack(list(means.values())).mean(0))

@@ -4,8 +4,10 @@ Two stages through the one loop (``fit``), each resumable:
 1. general: extractive SQuAD v1.1 questions (its dev file is the SQuAD data here; we never score
    on SQuAD), as BioBERT fine-tunes on SQuAD first;
 2. biomedical: BioASQ 7b factoid training snippets (span head), mixed with yes/no/maybe decisions
-   (decision head): PubMedQA PQA-L's 500 non-test questions and the full-abstract BioASQ yes/no
-   questions, minus any question of a 7B golden batch (the 7b test: checked, not assumed).
+   (decision head): PubMedQA PQA-L's 500 non-test questions, the full-abstract BioASQ yes/no
+   questions, and the yes/no questions of the 4B-6B golden batches with their snippets (the
+   contexts BioASQ's test gives), minus any question of a 7B golden batch (the 7b test: checked
+   by id and by text, not assumed).
    BioASQ's 7b yes/no *test* (in the bio_electra files) is never read.
 
 Windows are ``max_length`` pieces sliding by ``stride``; a window that does not hold the whole
@@ -39,6 +41,8 @@ BIOASQ_YESNO = ("qa/bioasq_fullabstract_derived/BioASQ-val-yesno.json", "qa/bioa
 PUBMEDQA = "qa/pubmedqa/ori_pqal.json"
 PUBMEDQA_TEST = "qa/pubmedqa/test_ground_truth.json"
 GOLDEN_7B = tuple(f"qa/bioasq_golden_7b/Task7BGoldenEnriched/7B{b}_golden.json" for b in range(1, 6))
+# the earlier years' golden batches: questions a 7b model may learn from (BioASQ's 7b training set holds them)
+GOLDEN_EARLIER = tuple(f"qa/bioasq_biobert/golden/{y}B{b}_golden.json" for y in (4, 5, 6) for b in range(1, 6))
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class DecisionExample:
     question: str
     context: str
     label: str          # yes | no | maybe
+    source: str = ""    # where it comes from: a question is one question within its source
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class QaTrainConfig(Hyperparams):
     n_best: int = 20
     list_threshold: float = 0.3        # a list answer: the merged spans at least this probable
     decision_dev: int = 5              # every n-th decision question held out to choose the decision bias (0: none)
+    yes_no_snippets: bool = True       # also the 4B-6B golden yes/no questions, one example per snippet
     score_test: bool = True
 
     def __post_init__(self) -> None:
@@ -119,11 +125,32 @@ def golden_7b_ids() -> set[str]:
     return {q.id for q in read_golden([data_file(g) for g in GOLDEN_7B])}
 
 
+def golden_7b_bodies() -> set[str]:
+    return {_question_key(q.body) for q in read_golden([data_file(g) for g in GOLDEN_7B])}
+
+
+def _question_key(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def bioasq_golden_yes_no(exclude_ids: set[str], exclude_bodies: set[str]) -> list[DecisionExample]:
+    """The yes/no questions of the 4B-6B golden batches, one example per non-empty snippet labelled
+    with its question's answer (as BioBERT's yes/no training data is): the short evidence passages
+    BioASQ's test gives, where the full-abstract questions give whole abstracts. None whose id or
+    text (lowercased, spaces folded) is a question of ``exclude_*``."""
+    out = []
+    for q in read_golden([data_file(g) for g in GOLDEN_EARLIER]):
+        if q.type != "yesno" or q.exact not in ("yes", "no") or q.id in exclude_ids or _question_key(q.body) in exclude_bodies:
+            continue
+        out += [DecisionExample(q.body, s.text, q.exact, "bioasq_snippets") for s in q.snippets if s.text.strip()]
+    return out
+
+
 def pubmedqa_split(split: str) -> list[DecisionExample]:
     """PubMedQA PQA-L: the official 500-question test split, or the other 500 (train)."""
     data, test = _json(PUBMEDQA), set(_json(PUBMEDQA_TEST))
     keep = (lambda pmid: pmid in test) if split == "test" else (lambda pmid: pmid not in test)
-    return [DecisionExample(r["QUESTION"], " ".join(r["CONTEXTS"]), r["final_decision"])
+    return [DecisionExample(r["QUESTION"], " ".join(r["CONTEXTS"]), r["final_decision"], "pubmedqa")
             for pmid, r in sorted(data.items()) if keep(pmid)]
 
 
@@ -140,7 +167,7 @@ def bioasq_yes_no(exclude: set[str]) -> list[DecisionExample]:
                     if qid in exclude or key in seen or qa.get("answers") not in ("yes", "no"):
                         continue
                     seen.add(key)
-                    out.append(DecisionExample(qa["question"], para["context"], qa["answers"]))
+                    out.append(DecisionExample(qa["question"], para["context"], qa["answers"], "bioasq_abstracts"))
     return out
 
 
@@ -217,36 +244,49 @@ BIAS_GRID = tuple(i / 4 for i in range(-12, 13))
 
 
 def fit_decision_bias(reader: QaReader, pubmedqa: list[DecisionExample], yes_no: list[DecisionExample]) -> dict:
-    """The logit biases (yes 0, no, maybe) that maximize the mean of the held-out questions' macro F1:
-    PubMedQA's over yes / no / maybe, BioASQ's over yes / no (its questions are answered from all of
-    their contexts, "maybe" not a choice). The class weighting that keeps the head off the majority
-    answer over-corrects on data of another mix (the first weighted reader sent PubMedQA answers
-    to "maybe"); a bias chosen on questions it did not train on sets the balance where it is scored.
-    Ties go to the smaller biases. Returns the bias and the dev scores without and with it."""
-    groups: dict[str, tuple[list[str], str]] = {}
+    """Two logit biases, each chosen on held-out questions by the measure its task is scored by:
+    - ``bias`` (yes 0, no, maybe) for yes/no/maybe decisions: PubMedQA's accuracy (its paper's
+      measure, and the one it is held to), ties to the better macro F1;
+    - ``bias_yes_no`` (yes 0, no, maybe unused) for yes/no decisions: BioASQ's macro F1 over yes and
+      no, a question answered from all of its contexts within one source.
+    The class weighting that keeps the head off the majority answer over-corrects on data of another
+    mix (the first weighted reader sent PubMedQA answers to "maybe"); a bias chosen on questions it
+    did not train on sets the balance where it is scored. Ties go to the smaller biases. Returns both
+    biases and the dev scores without and with them."""
+    groups: dict[tuple[str, str], tuple[list[str], str]] = {}
     for x in yes_no:
-        groups.setdefault(x.question, ([], x.label))[0].append(x.context)
-    sets = [("pubmedqa", [(reader.decision_logits(x.question, [x.context]), x.label) for x in pubmedqa], DECISIONS),
-            ("bioasq_yesno", [(reader.decision_logits(q, ctx), label) for q, (ctx, label) in groups.items()],
-             ("yes", "no"))]
-    sets = [(name, rows, labels) for name, rows, labels in sets if rows]
-    if not sets:
-        return {"bias": [0.0] * len(DECISIONS), "dev": {}}
+        groups.setdefault((x.source, x.question), ([], x.label))[0].append(x.context)
+    pqa = [(reader.decision_logits(x.question, [x.context]), x.label) for x in pubmedqa]
+    yn = [(reader.decision_logits(q, ctx), label) for (_, q), (ctx, label) in groups.items()]
 
-    def scores(bias):
-        b = torch.tensor(bias)
+    def predict(rows, bias, labels):
+        keep = [DECISIONS.index(l) for l in labels]
+        return [labels[int(torch.argmax((z + torch.tensor(bias))[keep]))] for z, _ in rows]
+
+    def pqa_scores(bias):
+        pred, gold = predict(pqa, bias, DECISIONS), [g for _, g in pqa]
+        return sum(p == g for p, g in zip(pred, gold)) / len(gold), macro_f1(pred, gold, DECISIONS)
+
+    def yn_score(bias):
+        return macro_f1(predict(yn, bias, ("yes", "no")), [g for _, g in yn], ("yes", "no"))
+
+    zero = (0.0, 0.0, 0.0)
+    bias = max(((0.0, n, m) for n in BIAS_GRID for m in BIAS_GRID),
+               key=lambda b: (*(round(v, 6) for v in pqa_scores(b)), -abs(b[1]) - abs(b[2]))) if pqa else zero
+    bias_yes_no = max(((0.0, n, 0.0) for n in BIAS_GRID),
+                      key=lambda b: (round(yn_score(b), 6), -abs(b[1]))) if yn else zero
+
+    def measured(b3, b2):
         out = {}
-        for name, rows, labels in sets:
-            keep = [DECISIONS.index(l) for l in labels]
-            pred = [labels[int(torch.argmax((z + b)[keep]))] for z, _ in rows]
-            out[name] = macro_f1(pred, [g for _, g in rows], labels)
+        if pqa:
+            out["pubmedqa_acc"], out["pubmedqa_macro_f1"] = (round(v, 4) for v in pqa_scores(b3))
+        if yn:
+            out["bioasq_yesno_macro_f1"] = round(yn_score(b2), 4)
         return out
 
-    best = max(((0.0, n, m) for n in BIAS_GRID for m in BIAS_GRID),
-               key=lambda bias: (round(sum(scores(bias).values()) / len(sets), 6), -abs(bias[1]) - abs(bias[2])))
-    return {"bias": list(best), "dev": {"questions": {name: len(rows) for name, rows, _ in sets},
-                                        "macro_f1_without": {k: round(v, 4) for k, v in scores((0.0, 0.0, 0.0)).items()},
-                                        "macro_f1_with": {k: round(v, 4) for k, v in scores(best).items()}}}
+    return {"bias": list(bias), "bias_yes_no": list(bias_yes_no),
+            "dev": {"questions": {"pubmedqa": len(pqa), "bioasq_yesno": len(yn)},
+                    "without": measured(zero, zero), "with": measured(bias, bias_yes_no)}}
 
 
 def _stage(model, cfg, name: str, epochs: int, spans: list, decisions: list, device: str, pad: int, progress, log):
@@ -323,9 +363,13 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
     held_out_ids = golden_7b_ids()
     factoid = read_squad_spans(BIOASQ_FACTOID, exclude=held_out_ids)  # none there (PROVENANCE.md); made sure
     pqa_train, pqa_dev = held_out(limit(pubmedqa_split("train")) if cfg.decisions else [], cfg.decision_dev)
-    yn_train, yn_dev = held_out(limit(bioasq_yes_no(held_out_ids)) if cfg.decisions else [], cfg.decision_dev)
+    yes_no = bioasq_yes_no(held_out_ids) if cfg.decisions else []
+    if cfg.decisions and cfg.yes_no_snippets:
+        yes_no += bioasq_golden_yes_no(held_out_ids, golden_7b_bodies())
+    yn_train, yn_dev = held_out(limit(yes_no), cfg.decision_dev)
     decisions = pqa_train + yn_train
     counts = {"bioasq_factoid": len(factoid), "decisions": len(decisions),
+              "decision_sources": {src: sum(x.source == src for x in decisions) for src in sorted({x.source for x in decisions})},
               "decision_dev": {"pubmedqa": len(pqa_dev), "bioasq_yesno": len(yn_dev)}}
     history = {}
     if cfg.general_epochs:
@@ -355,10 +399,11 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
     reader = QaReader(tokenizer, model, {"model_id": cfg.name, "reader": reader_settings}, precision=cfg.precision)
     if pqa_dev or yn_dev:
         chosen = fit_decision_bias(reader, pqa_dev, yn_dev)
-        reader_settings["decision_bias"] = chosen["bias"]
-        reader.decision_bias = torch.tensor(chosen["bias"])
+        reader_settings["decision_bias"], reader_settings["decision_bias_yes_no"] = chosen["bias"], chosen["bias_yes_no"]
+        reader.decision_bias, reader.decision_bias_yes_no = torch.tensor(chosen["bias"]), torch.tensor(chosen["bias_yes_no"])
         metrics["decision_dev"] = chosen["dev"]
-        log(f"decision bias (yes, no, maybe) {chosen['bias']} chosen on held-out questions {chosen['dev']}")
+        log(f"decision bias (yes, no, maybe) {chosen['bias']}, yes/no {chosen['bias_yes_no']}, chosen on held-out "
+            f"questions {chosen['dev']}")
     if cfg.score_test:
         golden = read_golden([data_file(g) for g in GOLDEN_7B])
         s: QaScores = score_answers(golden, bioasq_answers(reader, golden))
