@@ -172,3 +172,40 @@ def test_calibrate_writes_the_margin_chosen_on_half_of_dev_and_a_new_model_id(ti
     s = sweep_margins(ex, check, (cal["margin"],))[cal["margin"]].summary()
     assert round(s["pair"]["f1"], 4) == cal["checked_half"]["chosen"]["pair"]
     assert re.search(r"RESULT calibrate margin=\S+ checked_pair_f1=", result.output)
+
+
+def test_entities_pool_their_mentions_in_one_gather_as_atlop_pools_them():
+    """pool_entities against the per-entity computation it replaced: logsumexp of the mentions'
+    hidden states, the mean of their attention rows; an entity without pieces reads position 0."""
+    import torch
+
+    from workers.inference.docre import pool_entities
+
+    torch.manual_seed(0)
+    h, a = torch.randn(9, 6), torch.rand(2, 9, 9)
+    starts = [[1, 4, 7], [2], [], [0, 8]]
+    ent, att = pool_entities(h, a, starts)
+    for e, positions in enumerate(starts):
+        idx = torch.tensor(positions or [0])
+        assert torch.allclose(ent[e], torch.logsumexp(h[idx], 0), atol=1e-6)
+        assert torch.allclose(att[e], a[:, idx].mean(1), atol=1e-6)
+    assert ent.shape == (4, 6) and att.shape == (4, 2, 9)
+
+
+def test_the_relations_benchmark_times_both_models_on_the_same_candidate_pairs(tiny_docre):
+    """benchmarks.relations gives the per-pair classifier exactly the pairs the one pass scores (its
+    'same candidate pairs'), on real BioRED abstracts with their gold concepts."""
+    from benchmarks.relations import _entities, documents, one_pass_pairs, per_pair_texts
+
+    ex = DocRelationExtractor.load(tiny_docre)
+    docs = documents("biored", set(ex.model.types), 4)
+    same = one_pass_pairs(ex, docs)
+    scored = ex.predict([(t, [(s, s + len(x)) for s, x in sents], _entities(c)) for t, sents, c in docs])
+    assert [len(s) for s in same] == [len(p) for p in scored] and sum(map(len, same)) > 10
+    for k, (text, sents, concepts) in enumerate(docs):
+        ents = _entities(concepts)
+        got = {frozenset(((ents[p.head].type, ents[p.head].concept_id), (ents[p.tail].type, ents[p.tail].concept_id)))
+               for p in scored[k]}
+        assert got == same[k]
+    texts = per_pair_texts(docs, ex.type_pairs, None, same)
+    assert len(texts) == sum(map(len, same)) and all("[E1]" in t and "[E2]" in t for t in texts)
