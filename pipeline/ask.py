@@ -27,6 +27,54 @@ YES_NO_STARTS = ("is", "are", "does", "do", "did", "can", "could", "should", "ha
                  "may", "might", "would")
 
 
+# what a "Which/What <noun> ..." question asks for, by its noun (singular): the entity type its
+# answers should be; an answer span holding a mention of that type ranks before one that holds none
+ANSWER_NOUNS = {
+    "Chemical": ("chemical", "drug", "compound", "medication", "medicine", "agent", "inhibitor", "antibiotic", "molecule"),
+    "Gene": ("gene", "protein", "enzyme", "receptor", "kinase", "transporter"),
+    "Disease": ("disease", "disorder", "syndrome", "condition", "cancer", "tumor", "tumour", "symptom", "infection"),
+    "Species": ("species", "organism", "bacterium", "bacteria", "virus", "pathogen", "microorganism"),
+    "CellLine": ("cell line",),
+    "Variant": ("mutation", "variant", "polymorphism", "snp", "allele"),
+}
+ASKING_WORDS = ("which", "what", "name", "list")
+
+
+def answer_type(question: str) -> str | None:
+    """The entity type a question asks for ("Which chemicals induce ...?" -> Chemical), from the noun
+    within the three words after its opening which/what/name/list; None when it names none."""
+    import re
+
+    words = re.findall(r"[a-z0-9]+", question.lower())
+    if not words or words[0] not in ASKING_WORDS:
+        return None
+    head = words[1:4]
+    singular = [w if w in ("species", "bacteria") or not w.endswith("s") or w.endswith("ss") else w[:-1] for w in head]
+    for k, w in enumerate(singular):
+        for kind, nouns in ANSWER_NOUNS.items():
+            if w in nouns or (k + 1 < len(singular) and f"{w} {singular[k + 1]}" in nouns):
+                return kind
+    return None
+
+
+def is_typed(start: int, end: int, doc_id: str, kind: str, ents: list[dict]) -> bool:
+    """Whether mentions of ``kind`` cover at least half of the answer span's characters: the answer is
+    such an entity ("propofol"), not a passage that happens to name one."""
+    covered = set()
+    for e in ents:
+        if e["doc_id"] == doc_id and e["type"] == kind and e["start"] < end and start < e["end"]:
+            covered.update(range(max(start, e["start"]), min(end, e["end"])))
+    return 2 * len(covered) >= max(end - start, 1)
+
+
+def typed_first(answers: list[dict], wanted: str | None) -> list[dict]:
+    """Answers whose span holds a mention of the asked-for type (``type_match``) first, each side in
+    the reader's order; as they are when the question asks for no type or no answer has it."""
+    if not wanted or not any(a["type_match"] for a in answers):
+        return list(answers)
+    return sorted(answers, key=lambda a: not a["type_match"])  # stable: the reader's order within each side
+
+
 def is_yes_no(question: str) -> bool:
     """BioASQ's yes/no questions open with an auxiliary verb ("Is ...", "Does ...", "Can ...")."""
     words = question.strip().split(maxsplit=1)
@@ -204,10 +252,15 @@ def ask(store_url: str, question: str, *, storage_options: dict | None = None, a
                                 "end": passages[i]["end"]} for i in best]})
         out["answers"].sort(key=lambda a: -a["score"])
         return out
-    for a in reader.answer(question, contexts)[:answers]:
+    wanted = out["answer_type"] = answer_type(question)
+    found = []
+    for a in reader.answer(question, contexts):
         p = passages[a.context]
         start, end = p["start"] + a.start, p["start"] + a.end
-        out["answers"].append({"text": a.text, "score": round(a.probability, 4), "pmid": p["pmid"],
-                               "doc_id": p["doc_id"], "title": titles.get(p["doc_id"]), "start": start, "end": end,
-                               "evidence": _evidence(p, start, end, sents, ents)})
+        found.append({"text": a.text, "score": round(a.probability, 4), "pmid": p["pmid"],
+                      "doc_id": p["doc_id"], "title": titles.get(p["doc_id"]), "start": start, "end": end,
+                      "type_match": is_typed(start, end, p["doc_id"], wanted, ents) if wanted else None, "p": p})
+    for a in typed_first(found, wanted)[:answers]:
+        a["evidence"] = _evidence(a.pop("p"), a["start"], a["end"], sents, ents)
+        out["answers"].append(a)
     return out

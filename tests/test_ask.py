@@ -135,6 +135,9 @@ def test_pubmine_ask_answers_with_pmid_sentence_offsets_and_concepts(tmp_path, t
         assert ev["sentence_start"] <= a["start"] < ev["sentence_end"]
         for c in ev["concepts"]:  # linked concepts overlapping the answer span
             assert c["concept_id"] and c["text"] in doc
+    assert all(isinstance(a["type_match"], bool) for a in answers)   # "Which gene": Gene mentions first
+    matched = [a["type_match"] for a in answers]
+    assert matched == sorted(matched, reverse=True) or not any(matched)
     yes_no = _ask(store.url, "Is teplizumab an anti-CD3 antibody?", tiny_reader, ["--mode", "bm25"])
     assert sorted(a["text"] for a in yes_no) == ["no", "yes"] and sum(a["score"] for a in yes_no) == pytest.approx(1, abs=1e-3)
     assert all(a["supporting"] and texts[a["doc_id"]][a["start"]:a["end"]] for a in yes_no)
@@ -151,3 +154,28 @@ def test_pubmine_ask_on_a_snapshot_in_s3(s3_server, tiny_reader):
     answers = _ask(url, "Which gene is mutated in cystic fibrosis?", tiny_reader,
                    ["--storage-options", json.dumps(options)])
     assert answers and all(a["doc_id"].startswith("pmid:") for a in answers)
+
+
+def test_a_question_that_asks_for_a_type_gets_answers_of_that_type_first():
+    from pipeline.ask import answer_type, is_typed, typed_first
+
+    assert answer_type("Which chemicals induce hypotension?") == "Chemical"
+    assert answer_type("What drug is used for X?") == "Chemical"
+    assert answer_type("Which gene is mutated in Marfan syndrome?") == "Gene"
+    assert answer_type("Which cell lines express CD4?") == "CellLine"
+    assert answer_type("List the mutations of BRAF in melanoma.") == "Variant"
+    assert answer_type("Which species of bacteria cause Lyme disease?") == "Species"
+    for q in ("What is the cause of Marfan syndrome?", "What causes cystic fibrosis?", "Is aspirin a drug?",
+              "Name a synonym of acrokeratosis paraneoplastica."):
+        assert answer_type(q) is None, q
+    ranked = [{"text": "hypertension", "type_match": False}, {"text": "propofol", "type_match": True},
+              {"text": "CSF", "type_match": False}, {"text": "nitric oxide", "type_match": True}]
+    assert [a["text"] for a in typed_first(ranked, "Chemical")] == ["propofol", "nitric oxide", "hypertension", "CSF"]
+    assert typed_first(ranked, None) == ranked
+    none = [dict(a, type_match=False) for a in ranked]
+    assert typed_first(none, "Chemical") == none
+    # an answer is of the type when that type's mentions cover half of it or more
+    ents = [{"doc_id": "d", "type": "Chemical", "start": 10, "end": 18}, {"doc_id": "d", "type": "Disease", "start": 0, "end": 9}]
+    assert is_typed(10, 18, "d", "Chemical", ents) and is_typed(8, 20, "d", "Chemical", ents)
+    assert not is_typed(0, 40, "d", "Chemical", ents) and not is_typed(0, 9, "d", "Chemical", ents)
+    assert not is_typed(10, 18, "e", "Chemical", ents)

@@ -153,7 +153,8 @@ def ask(
         typer.echo(json.dumps(result["answers"], indent=1, ensure_ascii=False))
         return
     typer.echo(f"{result['question']}  ({result['kind']}; {result['passages']} passages from snapshot "
-               f"{result['snapshot']}, {result['mode']} retrieval, {result['reader']})")
+               f"{result['snapshot']}, {result['mode']} retrieval, {result['reader']}"
+               + (f"; {result['answer_type']} answers first" if result.get("answer_type") else "") + ")")
     if not result["answers"]:
         typer.echo("no answer: no passage matched the question")
     for rank, a in enumerate(result["answers"], start=1):
