@@ -195,3 +195,14 @@ def test_a_span_without_a_letter_or_of_one_character_is_never_an_entity(tmp_path
     stage = DocumentStage(str(tmp_path / "store"), "run-x", "tiny-ner-1", "x1", precision="fp32")
     _, ents, _ = stage.annotate(batch)
     assert sorted(ents.column("text").to_pylist()) == sorted(["5-HT", "IL-2"])  # no letter, or one character: out
+
+
+def test_the_entities_docs_name_the_default_unlinked_cuts():
+    """The entities table's docs (pipeline.schemas, which may not import pipeline.config) say the
+    default cuts config holds: they went stale once when the cuts were re-chosen."""
+    from pipeline.config import KEEP_UNLINKED_FROM
+    from pipeline.schemas import COLUMN_DOCS
+
+    said = ", ".join(f"no unlinked {kind}" if cut is None else f"{kind} below {cut}"
+                     for kind, cut in KEEP_UNLINKED_FROM.items())
+    assert f"by default {said})" in COLUMN_DOCS["entities"]["concept_id"][0]
