@@ -73,6 +73,24 @@ def test_windows_point_at_the_answer_or_at_cls_when_it_is_cut(tiny_model):
         assert tok.decode(ids[s:e + 1]).replace(" ", "") == "bazexsyndrome"
 
 
+def test_decisions_train_on_every_window_the_reader_averages(tiny_model):
+    from workers.inference.artifacts import load_tokenizer
+    from workers.training.qa import DecisionExample, decision_features, example_weights
+
+    tok = load_tokenizer(tiny_model, "ner")
+    long = DecisionExample("Does it work?", "Background words here. " * 30 + "It worked in all patients.", "yes", "pqa")
+    short = DecisionExample("Is it safe?", "It was not safe.", "no", "pqa")
+    first = decision_features(tok, [long, short], max_length=64, stride=16, windows="first")
+    assert [(f[2], f[4]) for f in first] == [(0, 1.0), (1, 1.0)] and "patients" not in tok.decode(first[0][0])
+    every = decision_features(tok, [long, short], max_length=64, stride=16, windows="all")
+    longs = [f for f in every if f[2] == 0]
+    assert len(longs) > 1 and "patients" in tok.decode(longs[-1][0])  # the end of the context is trained on
+    assert abs(sum(f[4] for f in longs) - 1) < 1e-9 and every[-1][4] == 1.0
+    # the long example's windows weigh together what the short one weighs (one yes, one no in its source)
+    w = example_weights(every, "source")
+    assert abs(sum(w[: len(longs)]) - w[-1]) < 1e-9
+
+
 def test_a_small_reader_trains_loads_answers_and_is_scored_by_bioasq_rules(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
@@ -172,3 +190,29 @@ def test_decision_classes_are_weighted_inverse_to_their_frequency():
     feats = [([1], None, 0)] * 6 + [([1], None, 1)] * 3  # six yes, three no, no maybe
     w = balanced_weights(feats)
     assert w == [0.75, 1.5, 0.0]  # yes and no weigh the same in all (6 * 0.75 == 3 * 1.5); maybe absent
+
+
+def test_decision_weights_within_each_source_keep_a_small_source_from_dominating():
+    from workers.training.qa import example_weights, weights_summary
+
+    # PubMedQA-like: six yes, three no, one maybe; BioASQ-like: 80 yes, 20 no, no maybe
+    pqa = [([1], None, 0, "pqa")] * 6 + [([1], None, 1, "pqa")] * 3 + [([1], None, 2, "pqa")]
+    yn = [([1], None, 0, "yn")] * 80 + [([1], None, 1, "yn")] * 20
+    feats = pqa + yn
+    pooled = example_weights(feats, "pooled")
+    source = example_weights(feats, "source")
+    # pooled: the single maybe weighs 110 / (3 * 1) = 36.7, the yes 110 / (3 * 86) = 0.43
+    assert round(pooled[9], 2) == 36.67 and round(pooled[0], 2) == 0.43
+    # within its source the maybe weighs 10 / (3 * 1) = 3.33; BioASQ's no 100 / (2 * 20) = 2.5
+    assert round(source[9], 2) == 3.33 and source[10] == 100 / 160 and source[-1] == 2.5
+    # each source keeps its size: its weights sum to its count
+    assert abs(sum(source[:10]) - 10) < 1e-9 and abs(sum(source[10:]) - 100) < 1e-9
+    assert weights_summary(feats, "source").startswith("pqa: yes 0.56, no 1.11, maybe 3.33; yn: yes 0.62, no 2.50")
+
+
+def test_decision_weighting_is_checked():
+    from pipeline.errors import ConfigError
+    from workers.training.qa import QaTrainConfig
+
+    with pytest.raises(ConfigError, match="decision_weighting"):
+        QaTrainConfig(decision_weighting="uniform")

@@ -61,6 +61,11 @@ class DecisionExample:
     source: str = ""    # where it comes from: a question is one question within its source
 
 
+# how the decision examples' cross-entropy is weighted: inverse to each label's frequency within the
+# example's own source (PubMedQA, BioASQ abstracts, BioASQ snippets), or pooled over all of them
+DECISION_WEIGHTINGS = ("source", "pooled")
+
+
 @dataclass(frozen=True)
 class QaTrainConfig(Hyperparams):
     name: str = "bioasq-minilm-qa"
@@ -81,6 +86,8 @@ class QaTrainConfig(Hyperparams):
     list_threshold: float = 0.3        # a list answer: the merged spans at least this probable
     decision_dev: int = 5              # every n-th decision question held out to choose the decision bias (0: none)
     yes_no_snippets: bool = True       # also the 4B-6B golden yes/no questions, one example per snippet
+    decision_weighting: str = "source"  # class weights inverse to frequency within each source, or "pooled" over all
+    decision_windows: str = "all"      # train on every window of a long context (as the reader averages them), or the "first"
     score_test: bool = True
 
     def __post_init__(self) -> None:
@@ -89,6 +96,10 @@ class QaTrainConfig(Hyperparams):
             raise ConfigError(f"task {self.task!r} is not the question-answering task (expected 'qa')")
         if not 0 <= self.stride < self.max_length // 2 or self.general_epochs < 0 or not 0 < self.list_threshold < 1:
             raise ConfigError("stride must be in [0, max_length / 2), general_epochs >= 0, list_threshold in (0, 1)")
+        if self.decision_weighting not in DECISION_WEIGHTINGS:
+            raise ConfigError(f"decision_weighting {self.decision_weighting!r} is not one of {DECISION_WEIGHTINGS}")
+        if self.decision_windows not in ("all", "first"):
+            raise ConfigError(f"decision_windows {self.decision_windows!r} is not 'all' or 'first'")
         if self.decision_dev == 1 or self.decision_dev < 0:
             raise ConfigError(f"decision_dev holds out every n-th decision question: n >= 2, or 0 for none "
                               f"(got {self.decision_dev})")
@@ -187,12 +198,25 @@ def span_features(tokenizer, examples: list[SpanExample], max_length: int, strid
     return feats
 
 
-def decision_features(tokenizer, examples: list[DecisionExample], max_length: int):
-    """One window per example (the context's first ``max_length`` pieces), with its label."""
-    enc = tokenizer([x.question for x in examples], [x.context for x in examples], truncation="only_second",
-                    max_length=max_length)
-    return [(ids, enc["token_type_ids"][k] if "token_type_ids" in enc else None, DECISIONS.index(x.label))
-            for k, (ids, x) in enumerate(zip(enc["input_ids"], examples))]
+def decision_features(tokenizer, examples: list[DecisionExample], max_length: int, stride: int = 0,
+                      windows: str = "first"):
+    """(pieces, types, label, source, share) per window. ``first``: the context's first ``max_length``
+    pieces, share 1. ``all``: every window ``encode_pairs`` makes (the reader's own windows, which it
+    averages at answer time), each a ``1 / windows`` share of its example, so that a long context
+    weighs what a short one does. A quarter of PubMedQA's contexts and half of BioASQ's full
+    abstracts run past 384 pieces, and their results and conclusions are at the end."""
+    if windows == "first":
+        enc = tokenizer([x.question for x in examples], [x.context for x in examples], truncation="only_second",
+                        max_length=max_length)
+        of = list(range(len(examples)))
+    else:
+        enc = encode_pairs(tokenizer, [x.question for x in examples], [x.context for x in examples], max_length, stride)
+        of = enc["overflow_to_sample_mapping"]
+    n = [0] * len(examples)
+    for j in of:
+        n[j] += 1
+    return [(ids, enc["token_type_ids"][k] if "token_type_ids" in enc else None, DECISIONS.index(examples[j].label),
+             examples[j].source, 1 / n[j]) for k, (ids, j) in enumerate(zip(enc["input_ids"], of))]
 
 
 def _collate(rows, pad: int, device: str):
@@ -212,9 +236,36 @@ def balanced_weights(decisions: list) -> list[float]:
     """Cross-entropy weights of yes / no / maybe, inverse to their frequency among the decision
     examples (mean 1 over the labels present; 0 for an absent one). Unweighted, MiniLM's decision head
     learnt the majority answer: every 7B yes/no question answered "yes", PubMedQA below its majority class."""
-    counts = [sum(f[2] == k for f in decisions) for k in range(len(DECISIONS))]
+    share = lambda f: f[4] if len(f) > 4 else 1.0  # a window's share of its example
+    counts = [sum(share(f) for f in decisions if f[2] == k) for k in range(len(DECISIONS))]
     present = [c for c in counts if c]
-    return [len(decisions) / (len(present) * c) if c else 0.0 for c in counts]
+    return [sum(counts) / (len(present) * c) if c else 0.0 for c in counts]
+
+
+def example_weights(decisions: list, weighting: str) -> list[float]:
+    """Each decision example's cross-entropy weight. ``pooled``: ``balanced_weights`` over all the
+    examples. ``source``: ``balanced_weights`` within the example's own source, so that each source's
+    labels weigh the same within it and each source keeps its size. Pooled, the BioASQ yes/no
+    questions (no "maybe") made PubMedQA's ~40 "maybe"s weigh 29.8 each against yes 0.42, and the
+    reader sent PubMedQA answers to "maybe"; within PubMedQA alone "maybe" weighs about 3."""
+    share = lambda f: f[4] if len(f) > 4 else 1.0
+    if weighting == "pooled":
+        w = balanced_weights(decisions)
+        return [w[f[2]] * share(f) for f in decisions]
+    by_source: dict[str, list] = {}
+    for f in decisions:
+        by_source.setdefault(f[3], []).append(f)
+    per = {src: balanced_weights(fs) for src, fs in by_source.items()}
+    return [per[f[3]][f[2]] * share(f) for f in decisions]
+
+
+def weights_summary(decisions: list, weighting: str) -> str:
+    """The class weights ``example_weights`` gives, per source (or pooled), for the training log."""
+    groups = {"all": decisions} if weighting == "pooled" else {}
+    for f in decisions if weighting != "pooled" else ():
+        groups.setdefault(f[3], []).append(f)
+    return "; ".join(f"{src}: " + ", ".join(f"{d} {w:.2f}" for d, w in zip(DECISIONS, balanced_weights(fs)))
+                     for src, fs in sorted(groups.items()))
 
 
 def held_out(examples: list[DecisionExample], every: int) -> tuple[list[DecisionExample], list[DecisionExample]]:
@@ -291,9 +342,9 @@ def fit_decision_bias(reader: QaReader, pubmedqa: list[DecisionExample], yes_no:
 
 def _stage(model, cfg, name: str, epochs: int, spans: list, decisions: list, device: str, pad: int, progress, log):
     """One training stage over span windows and decision examples, batches of one kind each; the
-    decisions weighted by ``balanced_weights``."""
+    decisions weighted by ``example_weights`` (a weighted mean over each batch)."""
     rows = [("span", f) for f in spans] + [("decision", f) for f in decisions]
-    weight = torch.tensor(balanced_weights(decisions), device=device) if decisions else None
+    weights = dict(zip(range(len(spans), len(rows)), example_weights(decisions, cfg.decision_weighting)))
 
     def make_batches(rng: random.Random):
         out = []
@@ -317,7 +368,9 @@ def _stage(model, cfg, name: str, epochs: int, spans: list, decisions: list, dev
             end = end.masked_fill(mask == 0, -1e4)
             return (torch.nn.functional.cross_entropy(start, s) + torch.nn.functional.cross_entropy(end, e)) / 2
         y = torch.tensor([f[2] for f in feats], device=device)
-        return torch.nn.functional.cross_entropy(decision.float(), y, weight=weight)
+        w = torch.tensor([weights[i] for i in batch], device=device)
+        loss = torch.nn.functional.cross_entropy(decision.float(), y, reduction="none")
+        return (loss * w).sum() / w.sum().clamp_min(1e-8)
 
     steps = len(make_batches(random.Random(0)))
     return fit(model, replace(cfg, epochs=epochs), name=name, device=device, steps_per_epoch=steps,
@@ -382,13 +435,13 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
         history["general"] = state["history"]
     factoid = limit(factoid)
     log(f"stage 2 (biomedical): {len(factoid):,} BioASQ factoid snippets, {len(decisions):,} yes/no/maybe questions")
-    feats = decision_features(tokenizer, decisions, cfg.max_length)  # both stages train on them
+    feats = decision_features(tokenizer, decisions, cfg.max_length, cfg.stride, cfg.decision_windows)  # stages 2 and 3
+    counts["decision_windows"] = len(feats)
     state = _stage(model, cfg, f"{cfg.name}-bio", cfg.epochs,
                    span_features(tokenizer, factoid, cfg.max_length, cfg.stride), feats, device, pad, progress, log)
     history["bio"] = state["history"]
     if decisions and cfg.decision_epochs:
-        log(f"stage 3 (decisions): {len(decisions):,} yes/no/maybe questions, class weights "
-            + ", ".join(f"{d} {w:.2f}" for d, w in zip(DECISIONS, balanced_weights(feats))))
+        log(f"stage 3 (decisions): {len(decisions):,} yes/no/maybe questions in {len(feats):,} windows, class weights {weights_summary(feats, cfg.decision_weighting)}")
         state = _stage(model, cfg, f"{cfg.name}-decisions", cfg.decision_epochs, [], feats, device, pad, progress, log)
         history["decisions"] = state["history"]
     model.to("cpu")
