@@ -127,13 +127,17 @@ def _download(store: Store, run_id: str, target: Path) -> bool:
 
 
 def build_snapshot_index(store_url: str, storage_options: dict, run_id: str, previous_id: str | None,
-                         encoder_name: str = "minilm", precision: str = "auto") -> dict:
+                         encoder_name: str = "minilm", precision: str = "auto", num_threads: int | None = None) -> dict:
     """Build ``run_id``'s retrieval index into its snapshot folder, reusing the embeddings of the
-    previous snapshot's index for unchanged documents; returns the counts the manifest records."""
-    from workers.inference.retrieval import DenseEncoder, build_index
+    previous snapshot's index for unchanged documents; returns the counts the manifest records.
+    ``num_threads``: the encoder's CPU threads (the task's CPUs; None leaves torch's own), recorded
+    as ``threads``."""
+    import torch
 
-    from workers.inference.retrieval import INDEX_META, INDEX_VERSION, PASSAGES_FILE
+    from workers.inference.device import use_threads
+    from workers.inference.retrieval import INDEX_META, INDEX_VERSION, PASSAGES_FILE, DenseEncoder, build_index
 
+    use_threads(num_threads)
     store = Store(store_url, storage_options)
     passages = snapshot_passages(store, run_id)
     encoder = DenseEncoder(encoder_name, precision=precision)
@@ -151,7 +155,8 @@ def build_snapshot_index(store_url: str, storage_options: dict, run_id: str, pre
                 store.copy(snapshot_key(previous_id, RETRIEVAL_DIR, rel), snapshot_key(run_id, RETRIEVAL_DIR, rel))
                 size += store.fs.size(path)
             return {"documents": meta["documents"], "passages": meta["passages"], "embedded": 0,
-                    "reused": meta["documents"], "bytes": size, "encoder": encoder.id, "copied": True}
+                    "reused": meta["documents"], "bytes": size, "encoder": encoder.id, "copied": True,
+                    "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="pubmine-index-") as tmp:
         previous = Path(tmp) / "previous"
         have_previous = bool(previous_id) and _download(store, previous_id, previous)
@@ -160,7 +165,8 @@ def build_snapshot_index(store_url: str, storage_options: dict, run_id: str, pre
         for path in sorted(p for p in out.rglob("*") if p.is_file()):
             store.write_bytes(path.read_bytes(), *snapshot_key(run_id, RETRIEVAL_DIR, str(path.relative_to(out))))
     return {"documents": stats.documents, "passages": stats.passages, "embedded": stats.embedded_documents,
-            "reused": stats.reused_documents, "bytes": stats.bytes, "encoder": encoder.id, "copied": False}
+            "reused": stats.reused_documents, "bytes": stats.bytes, "encoder": encoder.id, "copied": False,
+            "threads": torch.get_num_threads()}
 
 
 def open_index(store: Store, run_id: str):

@@ -291,7 +291,8 @@ def _retrieval(m: Manifest) -> str:
     r = m.retrieval
     rows = [[_e(label), _v(f"retrieval.{key}", r.get(key, 0))] for label, key in
             (("documents indexed", "documents"), ("passages", "passages"), ("documents embedded tonight", "embedded"),
-             ("documents reused (unchanged)", "reused"), ("index bytes", "bytes"))]
+             ("documents reused (unchanged)", "reused"), ("index bytes", "bytes"), ("encoder threads", "threads"))
+            if key != "threads" or key in r]  # manifests before 2026-12-07 did not record the threads
     how = ("copied whole from the previous snapshot (nothing changed)" if r.get("copied") else
            "built tonight; unchanged documents kept their embeddings")
     return (f'<p>The passage index <code>pubmine ask</code> reads (BM25 and dense, {_e(r.get("encoder", ""))}): '

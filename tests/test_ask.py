@@ -179,3 +179,21 @@ def test_a_question_that_asks_for_a_type_gets_answers_of_that_type_first():
     assert is_typed(10, 18, "d", "Chemical", ents) and is_typed(8, 20, "d", "Chemical", ents)
     assert not is_typed(0, 40, "d", "Chemical", ents) and not is_typed(0, 9, "d", "Chemical", ents)
     assert not is_typed(10, 18, "e", "Chemical", ents)
+
+
+def test_the_index_task_embeds_on_every_cpu_it_is_given(ray_local, tmp_path):
+    """A Ray worker keeps the torch threads of the first task it ran: measured, an index task of
+    num_cpus 2 in a worker that had run a one-CPU task embedded on one thread."""
+    from pipeline.config import load_config
+    from pipeline.driver.extraction import retrieval_index
+
+    def threads():
+        import torch
+        return torch.get_num_threads()
+
+    assert ray_local.get(ray_local.remote(threads).options(num_cpus=1).remote()) == 1  # a worker on one thread
+    store = Store(str(tmp_path / "store"))
+    write_snapshot(store, "20260101T000000Z", DOCS)
+    config = load_config(None, ["index.num_cpus=2"], inputs=[str(tmp_path / "none.xml")], store=store.url)
+    stats = retrieval_index(config, "20260101T000000Z", None)
+    assert stats["documents"] == 6 and stats["threads"] == 2

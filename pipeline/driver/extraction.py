@@ -156,7 +156,8 @@ def retrieval_index(config: RunConfig, run_id: str, previous_id: str | None) -> 
     task = ray.remote(build_snapshot_index).options(max_retries=config.retries.knowledge, num_cpus=ix.num_cpus,
                                                     num_gpus=ix.num_gpus)
     precision = config.extract.precision if config.extract.precision != "int8" else "fp32"
-    return gather([task.remote(config.store, config.storage_options, run_id, previous_id, ix.encoder, precision)],
+    return gather([task.remote(config.store, config.storage_options, run_id, previous_id, ix.encoder, precision,
+                               ix.num_cpus)],
                   "retrieval index", run_id, "task")[0]
 
 

@@ -12,6 +12,15 @@ def pick_device(device: str | None = None) -> str:
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def use_threads(num_threads: int | None) -> None:
+    """Run torch's CPU kernels on ``num_threads`` threads (None or 0: leave them as they are). A Ray
+    worker process keeps the thread count of the first task it ran (OMP_NUM_THREADS is read once, at
+    import), so a task or actor given several CPUs says so itself: measured, an index task of
+    ``num_cpus: 2`` ran torch on one thread."""
+    if num_threads:
+        torch.set_num_threads(max(1, int(num_threads)))
+
+
 @lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
     try:

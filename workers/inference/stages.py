@@ -105,12 +105,10 @@ class NerPredictor:
     def __init__(self, model_url: str, storage_options: dict | None = None, max_length: int = 256,
                  stride: int = 64, max_tokens_per_batch: int = 8192, precision: str = "auto",
                  num_threads: int | None = None):
-        import torch
-
+        from workers.inference.device import use_threads
         from workers.inference.ner import NerTagger
 
-        if num_threads:
-            torch.set_num_threads(max(1, int(num_threads)))
+        use_threads(num_threads)
         self.tagger = NerTagger.load(_staged(model_url, storage_options), max_length=max_length, stride=stride,
                                      max_tokens_per_batch=max_tokens_per_batch, precision=precision)
 
@@ -172,15 +170,13 @@ class DocumentStage:
     def __init__(self, store_url: str, run_id: str, ner_model_id: str, xfp: str, storage_options: dict | None = None,
                  normalizer_url: str | None = None, relation_urls: tuple[str, ...] = (),
                  precision: str = "auto", num_threads: int | None = None, keep_unlinked_from: dict | None = None):
-        import torch
-
         from workers.inference.artifacts import read_manifest
+        from workers.inference.device import use_threads
         from workers.inference.docre import DocRelationExtractor
         from workers.inference.normalize import Normalizer
         from workers.inference.relations import RelationClassifier
 
-        if num_threads:
-            torch.set_num_threads(max(1, int(num_threads)))
+        use_threads(num_threads)
         self.store = Store(store_url, storage_options)
         self.run_id, self.ner_model_id, self.xfp = run_id, ner_model_id, xfp
         self.normalizer = Normalizer.load(_staged(normalizer_url, storage_options)) if normalizer_url else None

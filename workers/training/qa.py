@@ -1,6 +1,6 @@
 """Question-answering reader training (``task: qa``): BioBERT's protocol on the data we have.
 
-Two stages through the one loop (``fit``), each resumable:
+Three stages through the one loop (``fit``), each resumable:
 1. general: extractive SQuAD v1.1 questions (its dev file is the SQuAD data here; we never score
    on SQuAD), as BioBERT fine-tunes on SQuAD first;
 2. biomedical: BioASQ 7b factoid training snippets (span head), mixed with yes/no/maybe decisions
@@ -9,6 +9,9 @@ Two stages through the one loop (``fit``), each resumable:
    contexts BioASQ's test gives), minus any question of a 7B golden batch (the 7b test: checked
    by id and by text, not assumed).
    BioASQ's 7b yes/no *test* (in the bio_electra files) is never read.
+3. decisions: the decision examples alone (with the encoder), each weighted inverse to its label's
+   frequency within its own source (``decision_weighting``), every window of a long context a share
+   of its example (``decision_windows``: the reader averages the windows when it answers).
 
 Windows are ``max_length`` pieces sliding by ``stride``; a window that does not hold the whole
 answer is taught to point at [CLS] (no answer here), as in BioBERT's run_factoid. Scores after
