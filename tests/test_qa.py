@@ -2,6 +2,7 @@
 training run end to end through `pubmine train` and `pubmine evaluate --task qa`."""
 
 import json
+import re
 
 import pytest
 
@@ -115,7 +116,7 @@ def test_a_small_reader_trains_loads_answers_and_is_scored_by_bioasq_rules(tiny_
     bias, bias_yes_no = reader.manifest["reader"]["decision_bias"], reader.manifest["reader"]["decision_bias_yes_no"]
     assert len(bias) == 3 and bias[0] == 0.0 and reader.decision_bias.tolist() == bias
     assert bias_yes_no[0] == bias_yes_no[2] == 0.0 and reader.decision_bias_yes_no.tolist() == bias_yes_no
-    assert reader.manifest["training"]["decision_dev"]["pubmedqa"] >= 1
+    assert reader.manifest["training"]["decision_held_out"]["pubmedqa"] >= 1 and reader.manifest["training"]["decision_dev"] == 5
     z = reader.decision_logits("Is Bazex syndrome rare?", ctx) + reader.decision_bias_yes_no
     assert label == ("yes" if z[0] >= z[1] else "no")
 
@@ -136,7 +137,6 @@ def test_a_small_reader_trains_loads_answers_and_is_scored_by_bioasq_rules(tiny_
 
 def test_pubmedqa_is_scored_on_its_official_test_split(tiny_reader):
     """`pubmine evaluate --task qa --dataset pubmedqa`: the 500 test questions, yes/no/maybe, the RESULT line."""
-    import re
 
     from typer.testing import CliRunner
 
@@ -170,6 +170,8 @@ def test_the_decision_bias_is_chosen_on_held_out_questions_and_moves_the_answers
     chosen = fit_decision_bias(Leaning(), pqa, yn)
     assert chosen["bias"][0] == 0.0 and chosen["bias"][2] <= -0.5   # maybe no longer above the truth
     dev = chosen["dev"]
+    # choosing pays on questions it was not chosen on: the halves say so, and the bias is kept
+    assert dev["cross_validated"]["pubmedqa_acc"]["chosen"] > dev["cross_validated"]["pubmedqa_acc"]["none"]
     assert dev["without"]["pubmedqa_acc"] == 0.0 and dev["with"]["pubmedqa_acc"] == 1.0
     assert dev["with"]["pubmedqa_macro_f1"] > dev["without"]["pubmedqa_macro_f1"]
     assert dev["questions"] == {"pubmedqa": 30, "bioasq_yesno": 10}  # a question's contexts answer it once
@@ -182,6 +184,61 @@ def test_the_decision_bias_is_chosen_on_held_out_questions_and_moves_the_answers
     train, dev_set = held_out([DecisionExample(f"q{i // 2}", f"c{i}", "yes") for i in range(400)], 5)
     assert {x.question for x in train}.isdisjoint({x.question for x in dev_set}) and 20 <= len(dev_set) <= 70
     assert held_out(pqa, 0) == (pqa, [])
+
+
+def test_a_bias_that_fits_the_held_out_questions_but_not_their_halves_is_not_kept():
+    """Logits already centred (each label drawn around them with noise): over the 80 questions the
+    best bias is +0.5, a fit of the noise; chosen on half the questions it scores worse on the other
+    half than no bias, so none is kept."""
+    import numpy as np
+    import torch
+
+    from workers.training.qa import (BIAS_GRID, DecisionExample, _choose, _decide, fit_decision_bias,
+                                     macro_f1)
+
+    rng = np.random.default_rng(2)
+    margin = rng.normal(size=80) * 2
+    gold = np.array([0 if m + rng.normal() * 1.5 > 0 else 1 for m in margin])
+    z = np.stack([[m / 2, -m / 2, -9.0] for m in margin]).astype(np.float32)
+
+    class Centred:
+        def decision_logits(self, question, contexts):
+            return torch.from_numpy(z[int(question[1:])])
+
+    f1 = lambda z, g, b: (macro_f1(_decide(z, b, [0, 1]), g, [0, 1]),)
+    assert _choose(z, gold, [(0.0, n, 0.0) for n in BIAS_GRID], f1) == (0.0, 0.5, 0.0)  # unguarded
+    yn = [DecisionExample(f"q{i}", "c", ("yes", "no")[g], "bioasq_snippets") for i, g in enumerate(gold)]
+    chosen = fit_decision_bias(Centred(), [], yn)
+    cv = chosen["dev"]["cross_validated"]["bioasq_yesno_macro_f1"]
+    assert cv["chosen"] < cv["none"] and chosen["bias_yes_no"] == [0.0, 0.0, 0.0]
+    assert chosen["dev"]["with"] == chosen["dev"]["without"]
+
+
+def test_calibrate_chooses_a_readers_decision_biases_again_on_its_held_out_questions(tiny_reader, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from workers.inference.artifacts import read_manifest
+    from workers.inference.qa import QaReader
+
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_reader, folder)
+    before = read_manifest(folder)
+    result = CliRunner().invoke(app, ["calibrate", "-m", str(folder), "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    after = read_manifest(folder)
+    assert after["model_id"] == before["model_id"].replace("tiny-qa-", "tiny-qa-cv-") != before["model_id"]
+    cv = after["metrics"]["decision_dev"]["cross_validated"]
+    assert set(cv) == {"pubmedqa_acc", "bioasq_yesno_macro_f1"} and all(set(v) == {"chosen", "none"} for v in cv.values())
+    assert re.search(r"RESULT calibrate model=tiny-qa-cv-\S+ decision_bias=\S+ decision_bias_yes_no=\S+ "
+                     r"cv_bioasq_yesno_macro_f1_chosen=", result.output)
+    reader = QaReader.load(folder)  # the hash check still holds, and the reader applies the new biases
+    assert reader.decision_bias.tolist() == after["reader"]["decision_bias"]
+    # a bias kept only where the halves said it pays
+    for key, bias in (("pubmedqa_acc", "decision_bias"), ("bioasq_yesno_macro_f1", "decision_bias_yes_no")):
+        assert (cv[key]["chosen"] > cv[key]["none"]) or after["reader"][bias] == [0.0, 0.0, 0.0]
 
 
 def test_decision_classes_are_weighted_inverse_to_their_frequency():

@@ -145,7 +145,7 @@ def evaluate(
 @app.command()
 def calibrate(
     model: str = typer.Option("default-redoc", "--model", "-m",
-                              help="a re-doc or NER artifact URL, or default-redoc / default-ner"),
+                              help="a re-doc, NER or QA artifact URL, or default-redoc / default-ner / default-qa"),
     accept_precision: Optional[float] = typer.Option(None, "--accept-precision",
                                            help="NER: the dev precision each type's kept spans must reach "
                                                 "(default: the one the model was trained with)"),
@@ -156,7 +156,9 @@ def calibrate(
     """Recalibrate a model's decisions on held-out data and write them into its manifest (a new model
     id; the weights are untouched). A document relation model: its decision margin, chosen on half
     of BioRED Dev, the other half saying what it gained. An NER model: its span calibration and
-    per-type acceptance thresholds, on the dev sources it was trained with."""
+    per-type acceptance thresholds, on the dev sources it was trained with. A QA reader: its decision
+    biases, on the decision questions held out of its training, kept only where halves of them say
+    choosing one pays."""
     from workers.inference.artifacts import read_manifest, stage_artifact
 
     url = artifact_url(model, "redoc")
@@ -170,12 +172,22 @@ def calibrate(
             from workers.training.docre import calibrate_artifact
 
             manifest = calibrate_artifact(url, precision=precision, log=typer.echo)
+        elif task == "qa":
+            from workers.training.qa import calibrate_qa_artifact
+
+            manifest = calibrate_qa_artifact(url, precision=precision, log=typer.echo)
         else:
-            raise PubmineError(f"{url} is a {task!r} model; calibrate takes an NER (ner) or document relation "
-                              "(re-doc) model")
+            raise PubmineError(f"{url} is a {task!r} model; calibrate takes an NER (ner), document relation "
+                              "(re-doc) or question-answering (qa) model")
     except PubmineError as err:
         fail(err)
     typer.echo(f"wrote {manifest['model_id']} to {url}")
+    if task == "qa":
+        cv = manifest["metrics"]["decision_dev"]["cross_validated"]
+        typer.echo(f"RESULT calibrate model={manifest['model_id']} decision_bias={','.join(map(str, manifest['reader']['decision_bias']))} "
+                   f"decision_bias_yes_no={','.join(map(str, manifest['reader']['decision_bias_yes_no']))} "
+                   + " ".join(f"cv_{k}_chosen={v['chosen']} cv_{k}_none={v['none']}" for k, v in sorted(cv.items())))
+        return
     if task == "ner":
         int8 = precision == "int8"
         cal = manifest["calibration_int8" if int8 else "calibration"]
