@@ -90,8 +90,8 @@ class QaTrainConfig(Hyperparams):
     list_threshold: float = 0.3        # a list answer: the merged spans at least this probable
     decision_dev: int = 5              # every n-th decision question held out to choose the decision bias (0: none)
     yes_no_snippets: bool = True       # also the 4B-6B golden yes/no questions, one example per snippet
-    decision_weighting: str = "source"  # class weights inverse to frequency within each source, or "pooled" over all
-    decision_windows: str = "all"      # train on every window of a long context (as the reader averages them), or the "first"
+    decision_weighting: str = "pooled"  # class weights inverse to frequency over all decision examples, or within each "source"
+    decision_windows: str = "first"    # train on a context's first window, or on "all" (as the reader averages them)
     score_test: bool = True
 
     def __post_init__(self) -> None:
