@@ -237,6 +237,21 @@ def s3_server(tmp_path_factory):
                 os.environ[k] = v
 
 
+def calibrated_copy(artifact: Path, folder: Path):
+    """``pubmine calibrate`` on a copy of ``artifact`` at ``folder`` (the session's fixture stays as it
+    is): (the manifest before, the manifest after, the command's output)."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from workers.inference.artifacts import read_manifest
+
+    shutil.copytree(artifact, folder)
+    before = read_manifest(folder)
+    result = CliRunner().invoke(app, ["calibrate", "-m", str(folder), "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    return before, read_manifest(folder), result.output
+
+
 def write_medline(path: Path, articles: list[tuple[int, str, str]], deleted: tuple[int, ...] = ()) -> Path:
     """A small MEDLINE update file written by us: (pmid, title, abstract) records, then a DeleteCitation."""
     from lxml import etree

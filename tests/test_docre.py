@@ -146,21 +146,14 @@ def test_the_margin_moves_the_adaptive_threshold_and_each_pair_reports_its_gap()
 
 def test_calibrate_writes_the_margin_chosen_on_half_of_dev_and_a_new_model_id(tiny_docre, tmp_path):
     import re
-    import shutil
 
-    from typer.testing import CliRunner
-
-    from pipeline.cli import app
-    from workers.inference.artifacts import read_manifest, verify_hash
+    from tests.conftest import calibrated_copy
+    from workers.inference.artifacts import verify_hash
     from workers.inference.docre import DocRelationExtractor
     from workers.training.docre import MARGINS, calibration_halves, read_documents, sweep_margins
 
     model = tmp_path / "redoc"
-    shutil.copytree(tiny_docre, model)
-    before = read_manifest(model)
-    result = CliRunner().invoke(app, ["calibrate", "-m", str(model), "--precision", "fp32"])
-    assert result.exit_code == 0, result.output
-    m = read_manifest(model)
+    before, m, output = calibrated_copy(tiny_docre, model)
     cal = m["calibration"]
     assert cal["margin"] in MARGINS and m["model_id"] != before["model_id"]
     assert m["model_id"].startswith(f"{before['name']}-m{round(100 * cal['margin'])}-")
@@ -171,7 +164,7 @@ def test_calibrate_writes_the_margin_chosen_on_half_of_dev_and_a_new_model_id(ti
     _, check = calibration_halves(read_documents("biored", "test"))
     s = sweep_margins(ex, check, (cal["margin"],))[cal["margin"]].summary()
     assert round(s["pair"]["f1"], 4) == cal["checked_half"]["chosen"]["pair"]
-    assert re.search(r"RESULT calibrate margin=\S+ checked_pair_f1=", result.output)
+    assert re.search(r"RESULT calibrate margin=\S+ checked_pair_f1=", output)
 
 
 def test_entities_pool_their_mentions_in_one_gather_as_atlop_pools_them():

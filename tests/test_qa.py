@@ -215,25 +215,16 @@ def test_a_bias_that_fits_the_held_out_questions_but_not_their_halves_is_not_kep
 
 
 def test_calibrate_chooses_a_readers_decision_biases_again_on_its_held_out_questions(tiny_reader, tmp_path):
-    import shutil
-
-    from typer.testing import CliRunner
-
-    from pipeline.cli import app
-    from workers.inference.artifacts import read_manifest
+    from tests.conftest import calibrated_copy
     from workers.inference.qa import QaReader
 
     folder = tmp_path / "reader"
-    shutil.copytree(tiny_reader, folder)
-    before = read_manifest(folder)
-    result = CliRunner().invoke(app, ["calibrate", "-m", str(folder), "--precision", "fp32"])
-    assert result.exit_code == 0, result.output
-    after = read_manifest(folder)
+    before, after, output = calibrated_copy(tiny_reader, folder)
     assert after["model_id"] == before["model_id"].replace("tiny-qa-", "tiny-qa-cv-") != before["model_id"]
     cv = after["metrics"]["decision_dev"]["cross_validated"]
     assert set(cv) == {"pubmedqa_acc", "bioasq_yesno_macro_f1"} and all(set(v) == {"chosen", "none"} for v in cv.values())
     assert re.search(r"RESULT calibrate model=tiny-qa-cv-\S+ decision_bias=\S+ decision_bias_yes_no=\S+ "
-                     r"cv_bioasq_yesno_macro_f1_chosen=", result.output)
+                     r"cv_bioasq_yesno_macro_f1_chosen=", output)
     reader = QaReader.load(folder)  # the hash check still holds, and the reader applies the new biases
     assert reader.decision_bias.tolist() == after["reader"]["decision_bias"]
     # a bias kept only where the halves said it pays
