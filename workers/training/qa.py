@@ -236,12 +236,16 @@ def _collate(rows, pad: int, device: str):
     return ids.to(device), mask.to(device), types.to(device)
 
 
+def _share(feature) -> float:
+    """A decision window's share of its example (1 where features carry none)."""
+    return feature[4] if len(feature) > 4 else 1.0
+
+
 def balanced_weights(decisions: list) -> list[float]:
     """Cross-entropy weights of yes / no / maybe, inverse to their frequency among the decision
     examples (mean 1 over the labels present; 0 for an absent one). Unweighted, MiniLM's decision head
     learnt the majority answer: every 7B yes/no question answered "yes", PubMedQA below its majority class."""
-    share = lambda f: f[4] if len(f) > 4 else 1.0  # a window's share of its example
-    counts = [sum(share(f) for f in decisions if f[2] == k) for k in range(len(DECISIONS))]
+    counts = [sum(_share(f) for f in decisions if f[2] == k) for k in range(len(DECISIONS))]
     present = [c for c in counts if c]
     return [sum(counts) / (len(present) * c) if c else 0.0 for c in counts]
 
@@ -252,24 +256,22 @@ def example_weights(decisions: list, weighting: str) -> list[float]:
     labels weigh the same within it and each source keeps its size. Pooled, the BioASQ yes/no
     questions (no "maybe") made PubMedQA's ~40 "maybe"s weigh 29.8 each against yes 0.42, and the
     reader sent PubMedQA answers to "maybe"; within PubMedQA alone "maybe" weighs about 3."""
-    share = lambda f: f[4] if len(f) > 4 else 1.0
-    if weighting == "pooled":
-        w = balanced_weights(decisions)
-        return [w[f[2]] * share(f) for f in decisions]
-    by_source: dict[str, list] = {}
+    per = {k: balanced_weights(fs) for k, fs in _weight_groups(decisions, weighting).items()}
+    return [per["all" if weighting == "pooled" else f[3]][f[2]] * _share(f) for f in decisions]
+
+
+def _weight_groups(decisions: list, weighting: str) -> dict[str, list]:
+    """The features whose labels are balanced together: all of them ("all"), or each source's."""
+    groups: dict[str, list] = {}
     for f in decisions:
-        by_source.setdefault(f[3], []).append(f)
-    per = {src: balanced_weights(fs) for src, fs in by_source.items()}
-    return [per[f[3]][f[2]] * share(f) for f in decisions]
+        groups.setdefault("all" if weighting == "pooled" else f[3], []).append(f)
+    return groups
 
 
 def weights_summary(decisions: list, weighting: str) -> str:
     """The class weights ``example_weights`` gives, per source (or pooled), for the training log."""
-    groups = {"all": decisions} if weighting == "pooled" else {}
-    for f in decisions if weighting != "pooled" else ():
-        groups.setdefault(f[3], []).append(f)
     return "; ".join(f"{src}: " + ", ".join(f"{d} {w:.2f}" for d, w in zip(DECISIONS, balanced_weights(fs)))
-                     for src, fs in sorted(groups.items()))
+                     for src, fs in sorted(_weight_groups(decisions, weighting).items()))
 
 
 def held_out(examples: list[DecisionExample], every: int) -> tuple[list[DecisionExample], list[DecisionExample]]:
@@ -335,8 +337,8 @@ def fit_decision_bias(reader: QaReader, pubmedqa: list[DecisionExample], yes_no:
     against no bias; where that does not beat no bias, the bias is 0. Measured on the 2026-12-07
     default's held-out questions (`pubmine calibrate`), a 25 x 25 grid chosen on half of 109
     PubMedQA questions scored 56.83 on the other half against 57.80 without, and the yes/no bias
-    68.68 against 69.70: it fitted the questions, not the head. Ties go to the smaller biases. Returns both biases, the dev scores
-    without and with them, and the cross-validation that decided."""
+    68.68 against 69.70: it fitted the questions, not the head. Ties go to the smaller biases.
+    Returns both biases, the dev scores without and with them, and the cross-validation that decided."""
     groups: dict[tuple[str, str], tuple[list[str], str]] = {}
     for x in yes_no:
         groups.setdefault((x.source, x.question), ([], x.label))[0].append(x.context)
