@@ -70,7 +70,7 @@ class Manifest:
     timings_s: dict = field(default_factory=dict)     # every stage's seconds, and total
     throughput: dict = field(default_factory=dict)
     knowledge: dict = field(default_factory=dict)     # the report's top lists
-    retrieval: dict = field(default_factory=dict)     # the retrieval index: documents, passages, embedded, reused, bytes
+    retrieval: dict = field(default_factory=dict)     # the retrieval index: documents, passages, embedded, reused, bytes, threads
     spotcheck: dict | None = None
     report: str | None = None                         # report.html's name in the snapshot
     history: tuple[dict, ...] = ()                    # the report's nights, this one last
