@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,8 +44,6 @@ ASKING_WORDS = ("which", "what", "name", "list")
 def answer_type(question: str) -> str | None:
     """The entity type a question asks for ("Which chemicals induce ...?" -> Chemical), from the noun
     within the three words after its opening which/what/name/list; None when it names none."""
-    import re
-
     words = re.findall(r"[a-z0-9]+", question.lower())
     if not words or words[0] not in ASKING_WORDS:
         return None
@@ -69,10 +68,11 @@ def is_typed(start: int, end: int, doc_id: str, kind: str, ents: list[dict]) -> 
 
 def typed_first(answers: list[dict], wanted: str | None) -> list[dict]:
     """Answers whose span holds a mention of the asked-for type (``type_match``) first, each side in
-    the reader's order; as they are when the question asks for no type or no answer has it."""
-    if not wanted or not any(a["type_match"] for a in answers):
+    the reader's order (a stable sort: as they are when no answer has it); as they are when the
+    question asks for no type."""
+    if not wanted:
         return list(answers)
-    return sorted(answers, key=lambda a: not a["type_match"])  # stable: the reader's order within each side
+    return sorted(answers, key=lambda a: not a["type_match"])
 
 
 def is_yes_no(question: str) -> bool:
