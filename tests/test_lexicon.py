@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.inference.lexicon import Lexicon, names_table, tight_key, variant_id
+from workers.inference.lexicon import Lexicon, names_table, rs_aliases, tight_key, variant_id
 from workers.inference.normalize import Dictionary, Normalizer
 from workers.training import lexicon as build
 
@@ -29,6 +29,8 @@ SOURCES = {
     + gene(9606, 7124, "TNF", "TNFA|TNF-alpha", "tumor necrosis factor")
     + gene(9606, 148, "ADRA1A", "ADRA1C|GPCR", "adrenoceptor alpha 1A")
     + gene(9606, 8322, "FZD4", "FEVR|GPCR", "frizzled class receptor 4")
+    + gene(9606, 1029, "CDKN2A", "P16|ARF", "cyclin dependent kinase inhibitor 2A")
+    + gene(9606, 115482713, "H3P10", "-", "H3 histone pseudogene 10", kind="pseudo")
     + gene(9606, 3630, "INS", "IDDM2", "insulin") + gene(9606, 723961, "INS-IGF2", "INSIGF", "INS-IGF2 readthrough",
                                                           designations="insulin|insulin, isoform 2"),
     build.GENE_INFO[10090]: GENE_HEADER + gene(10090, 22059, "Trp53", "p53|Tp53", "transformation related protein 53"),
@@ -38,7 +40,9 @@ SOURCES = {
     build.GENE_INFO[7955]: GENE_HEADER,
     build.GENE_INFO[7227]: GENE_HEADER + gene(7227, 31151, "arm", "b-cat|armadillo", "armadillo"),
     build.HGNC: "hgnc_id\tsymbol\tname\talias_symbol\tprev_symbol\tentrez_id\n"
-    "HGNC:11998\tTP53\ttumor protein p53\t\"TRP53\"\t\"\"\t7157\n",
+    "HGNC:11998\tTP53\ttumor protein p53\t\"TRP53\"\t\"\"\t7157\n"
+    # HGNC's alias of a pseudogene is not as good a name as a protein-coding gene's synonym
+    "HGNC:1\tH3P10\tH3 histone pseudogene 10\t\"p16\"\t\"\"\t115482713\n",
     build.SPECIES_NAMES: "patients\t9606\nwomen\t9606\nmice\t10090\nMice\t10095\nrats\t10116\nS. aureus\t1280\n"
     "yeast\t4932\nFisher\t76720\nPekania pennanti\t76720\n",
     build.UNIPROT_SPECIES: "HUMAN E    9606: N=Homo sapiens\n                 C=Human\n"
@@ -49,6 +53,9 @@ SOURCES = {
     build.LINNAEUS_ACRONYMS: "species:ncbi:11676\tHIV-1\t1.0\n",
     # LINNAEUS's stop terms: "Fisher" (rats) is not the fisher (Pekania pennanti)
     build.LINNAEUS_STOPLIST: "#id\tregular expression\nspecies:ncbi:76720\tFishers?\n",
+    # genera proxies: a genus name -> its most mentioned species ("Mus" is a name of its own already)
+    build.LINNAEUS_GENERA: "#id\tparent name\nspecies:ncbi:7227\tDrosophila\nspecies:ncbi:6755\tCancer\n"
+    "species:ncbi:10090\tMus\n",
     build.MESH_ORGANISMS: "Staphylococcus aureus\t1280\n",
     build.CELLOSAURUS: "#2774\tCVCL_0420\tHomo sapiens\nHELA\tCVCL_0030\tHomo sapiens\nCOS-7\tCVCL_0224\tChlorocebus aethiops\n"
     "SK-1\tCVCL_1111\tMus musculus\nSK-1\tCVCL_2222\tHomo sapiens\n",
@@ -80,7 +87,7 @@ def lexicon_folder(tmp_path_factory) -> Path:
     write_sources(data)
     out = tmp_path_factory.mktemp("lexicon")
     manifest = build.build_lexicon(out, data)
-    assert manifest["rows"]["genes"] == 12  # the biological region is not a gene; the annotated rat Bax is
+    assert manifest["rows"]["genes"] == 14  # the biological region is not a gene; the annotated rat Bax is
     return out
 
 
@@ -100,6 +107,32 @@ def test_species_names_fold_case_and_plurals_and_prefer_the_taxon_linnaeus_count
     # a LINNAEUS stop term of the taxon is not its name ("Fisher rats"); its other names still link
     assert lex.link_species("Fisher").concept_id is None
     assert lex.link_species("Pekania pennanti").concept_id == "NCBITaxon:76720"
+
+
+def test_a_genus_name_links_its_proxy_species_only_where_the_span_is_a_species(lex):
+    fly = lex.link_document([("Drosophila", "Species"), ("armadillo", "Gene")])
+    assert [(x.concept_id, x.method) for x in fly] == [("NCBITaxon:7227", "genus"), ("NCBIGene:31151", "exact")]
+    assert lex.link_species("Drosophila").concept_id is None      # not a species name by itself
+    assert lex.not_an_organism("cancer", "Disease")               # the crab genus does not drop a disease
+    assert lex.link_species("Mus", genus=True).method == "exact"  # a name of its own wins over the proxy
+    assert lex.link_species("Mus", genus=True).concept_id == "NCBITaxon:10095"
+
+
+def test_an_alias_of_a_gene_that_is_not_protein_coding_ranks_below_a_coding_genes_synonym(lex):
+    # "p16": a synonym of CDKN2A and HGNC's alias of a pseudogene; it is not shared, so it links
+    assert lex.link_gene("p16").concept_id == "NCBIGene:1029"
+
+
+def test_a_variant_written_beside_an_rs_number_is_that_rs_number_in_every_mention(lex):
+    text = "The Met326Ile (rs3730089) variant. Carriers of Met326Ile and of rs99-C12T and of A45G."
+    links = lex.link_document([("Met326Ile", "Variant"), ("rs3730089", "Variant"), ("Met326Ile", "Variant"),
+                               ("rs99", "Variant"), ("C12T", "Variant"), ("A45G", "Variant")], doc_text=text)
+    assert [(x.concept_id, x.method) for x in links] == [
+        ("rs3730089", "document"), ("rs3730089", "rules"), ("rs3730089", "document"), ("rs99", "rules"),
+        ("rs99", "document"), ("c|SUB|A|45|G", "rules")]
+    # no text, no pairing; and a letter between them is not "beside"
+    assert lex.link_document([("Met326Ile", "Variant")])[0].concept_id == "p|SUB|M|326|I"
+    assert rs_aliases("Met326Ile in rs3730089", ["Met326Ile"]) == {}
 
 
 def test_a_species_acronym_the_document_defines_links_through_its_long_form(lex):

@@ -158,6 +158,25 @@ def _pos(p: str) -> str:
     return re.sub(r"\s+", "", p)
 
 
+_RS_ID = re.compile(r"rs\s?\d+", re.I)
+
+
+def rs_aliases(text: str, mentions: list[str]) -> dict[str, str]:
+    """variant key -> the rs number the document writes next to it ("Met326Ile (rs3730089)",
+    "rs2476601-C1858T"): a variant mention and an rs number with at most four characters between them
+    and none a letter or a digit. Annotators give every mention of such a variant that rs number; on
+    BioRED train the rule changed 18 links, 16 to the gold ID (the rs number must otherwise come from
+    dbSNP, which is not here)."""
+    out: dict[str, str] = {}
+    for mention in dict.fromkeys(m for m in mentions if not _RS_ID.fullmatch(m.strip())):
+        x = re.escape(mention.strip())
+        m = (re.search(rf"(?<![\w]){x}[^\w]{{0,4}}(rs\s?\d+)(?!\d)", text) or
+             re.search(rf"(?<![\w])(rs\s?\d+)[^\w]{{0,4}}{x}(?![\w])", text))
+        if m:
+            out[variant_key(mention)] = re.sub(r"\s", "", m.group(1)).lower()
+    return out
+
+
 def variant_id(mention: str) -> str | None:
     """tmVar's normalized form of a variant mention, or None where no rule applies."""
     text = " ".join(mention.split()).strip(" ,;.()")
@@ -225,9 +244,11 @@ class Lexicon:
 
     def __init__(self, genes: dict[str, list[tuple[str, int, int]]], species: dict[str, list[tuple[int, float]]],
                  cell_lines: dict[str, list[tuple[str, int]]], version: str,
-                 variants: dict[str, str] | None = None, organisms: tuple[int, ...] | None = None) -> None:
+                 variants: dict[str, str] | None = None, organisms: tuple[int, ...] | None = None,
+                 genera: dict[str, int] | None = None) -> None:
         self.genes, self.species, self.cell_lines, self.version = genes, species, cell_lines, version
         self.variants = variants or {}
+        self.genera = genera or {}   # genus name -> its proxy species, for Species spans only
         # the organisms whose genes are all here (gene_info): a paper about another one gets no
         # human fallback for a name its organism lacks
         self.gene_organisms = frozenset(organisms if organisms is not None else
@@ -245,9 +266,15 @@ class Lexicon:
         for key, gid, tax, rank in zip(g["key"], g["gene_id"], g["taxon"], g["rank"]):
             genes[key].append((gid, tax, rank))
         species: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        s = pq.read_table(folder / SPECIES, columns=["key", "taxon", "frequency"]).to_pydict()
-        for key, tax, freq in zip(s["key"], s["taxon"], s["frequency"]):
-            species[key].append((tax, freq))
+        genera: dict[str, int] = {}
+        table = pq.read_table(folder / SPECIES)
+        s = table.select(["key", "taxon", "frequency"]).to_pydict()
+        proxy = table.column("genus").to_pylist() if "genus" in table.column_names else [False] * table.num_rows
+        for key, tax, freq, genus in zip(s["key"], s["taxon"], s["frequency"], proxy):
+            if genus:
+                genera[key] = tax
+            else:
+                species[key].append((tax, freq))
         cell_lines: dict[str, list[tuple[str, int]]] = defaultdict(list)
         c = pq.read_table(folder / CELL_LINES, columns=["key", "accession", "taxon"]).to_pydict()
         for key, acc, tax in zip(c["key"], c["accession"], c["taxon"]):
@@ -257,15 +284,18 @@ class Lexicon:
             v = pq.read_table(folder / VARIANTS)
             variants = dict(zip(v.column("key").to_pylist(), v.column("variant_id").to_pylist()))
         organisms = tuple(manifest["organisms"]) if "organisms" in manifest else None
-        return cls(dict(genes), dict(species), dict(cell_lines), manifest["version"], variants, organisms)
+        return cls(dict(genes), dict(species), dict(cell_lines), manifest["version"], variants, organisms, genera)
 
     # -- one mention
 
-    def link_species(self, mention: str) -> Link:
+    def link_species(self, mention: str, genus: bool = False) -> Link:
+        """``genus``: a genus name no species name matches links to LINNAEUS's proxy species for it
+        (method ``genus``); only for a span tagged Species (a Disease "cancer" is not the crab genus)."""
         key = species_key(mention)
         hits = self.species.get(key) or self.species.get(_singular(key) or "")
         if not hits:
-            return NIL
+            taxon = self.genera.get(key) if genus else None
+            return Link(f"{PREFIX['Species']}{taxon}", "genus", 1.0) if taxon else NIL
         taxon = max(hits, key=lambda h: (h[1], -h[0]))[0]
         return Link(f"{PREFIX['Species']}{taxon}", "exact", 1.0)
 
@@ -332,14 +362,16 @@ class Lexicon:
 
     # -- a document
 
-    def link_document(self, mentions: list[tuple], abbrevs: dict[str, str] | None = None) -> list[Link | None]:
+    def link_document(self, mentions: list[tuple], abbrevs: dict[str, str] | None = None,
+                      doc_text: str | None = None) -> list[Link | None]:
         """Links for the mentions of the lexicon's types (None for any other type). A mention is
         ``(text, type)`` or ``(text, type, sentence)`` (any key that is equal for mentions of one
         sentence), in text order. Species first, then cell lines (by the species): the organisms they
         name, most named first, decide the document's genes, except that an organism named in the
         gene's own sentence (nearest first) comes before them ("human TIPE2 ... in mice"). A gene the
         dictionary does not know by this name is tried by the other form of an abbreviation the
-        document defines ("sodium/iodide symporter (NIS)")."""
+        document defines ("sodium/iodide symporter (NIS)"). A variant the document's text (``doc_text``) writes
+        beside an rs number is that rs number (``rs_aliases``; method ``document``)."""
         abbrevs = abbrevs or {}
         long_to_short = {v.lower(): k for k, v in abbrevs.items()}
 
@@ -350,10 +382,10 @@ class Lexicon:
         taxa: dict[int, int] = {}   # mention -> the organism a species or cell line mention names
         for i, (text, kind, *_) in enumerate(mentions):
             if kind == "Species":
-                out[i] = link = self.link_species(text)
+                out[i] = link = self.link_species(text, genus=True)
                 other = other_form(text)
                 if link.concept_id is None and other:   # "human papillomavirus (HPV)"
-                    via = self.link_species(other)
+                    via = self.link_species(other, genus=True)
                     out[i] = link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
                 if link.concept_id:
                     taxa[i] = int(link.concept_id.split(":")[1])
@@ -389,9 +421,11 @@ class Lexicon:
         for i in genes:
             if out[i].concept_id is None and named:
                 out[i] = gene(i, named)
-        for i, (text, kind, *_) in enumerate(mentions):
-            if kind == "Variant":
-                out[i] = self.link_variant(text)
+        variants = [i for i, (_, kind, *_) in enumerate(mentions) if kind == "Variant"]
+        beside = rs_aliases(doc_text, [mentions[i][0] for i in variants]) if doc_text and variants else {}
+        for i in variants:
+            rs = beside.get(variant_key(mentions[i][0]))
+            out[i] = Link(rs, "document", 1.0) if rs else self.link_variant(mentions[i][0])
         return out
 
 
@@ -416,4 +450,4 @@ def names_table(folder: str | Path):
                                                for x in (g.column("symbol"), s.column("name_min"), c.column("name_min"))])})
 
 
-__all__ = ["Lexicon", "names_table", "LEXICON_MANIFEST", "ORGANISM_NOT", "VARIANTS", "variant_key", "LEXICON_TYPES", "HUMAN", "tight_key", "species_key", "variant_id"]
+__all__ = ["Lexicon", "names_table", "LEXICON_MANIFEST", "ORGANISM_NOT", "VARIANTS", "variant_key", "rs_aliases", "LEXICON_TYPES", "HUMAN", "tight_key", "species_key", "variant_id"]

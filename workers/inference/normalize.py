@@ -467,7 +467,7 @@ class Normalizer:
         pending: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         for d, (text, mentions) in enumerate(docs):
             abbrevs = abbreviations(text) if mentions else {}
-            decided = self.lexicon.link_document(mentions, abbrevs) if self.lexicon else [None] * len(mentions)
+            decided = self.lexicon.link_document(mentions, abbrevs, text) if self.lexicon else [None] * len(mentions)
             links = [done if done is not None else self.link(m, kind, abbrevs)
                      for (m, kind, *_), done in zip(mentions, decided)]
             out.append(links)

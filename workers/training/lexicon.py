@@ -43,6 +43,9 @@ LINNAEUS_ACRONYMS = "species/linnaeus_synonyms-acronyms.tsv.gz"
 # LINNAEUS's stop terms: names of a taxon that are common words in text ("names", "spots", "rays",
 # "Fisher", "J1", "T7", "rape"), never linked to it
 LINNAEUS_STOPLIST = "species/linnaeus_stoplist.tsv.gz"
+# LINNAEUS's genera proxies: a genus name -> its most mentioned species ("Drosophila" -> D. melanogaster),
+# for a Species span that no species name matches
+LINNAEUS_GENERA = "species/linnaeus_dict-genera-proxy.tsv.gz"
 MESH_ORGANISMS = "species/julie_desc2tax.tsv.gz"
 CELLOSAURUS = "cellosaurus_2016/reach_Cellosaurus.tsv.gz"
 # annotated training mentions (BioRED train: its Dev split is the test, never read here): how
@@ -71,29 +74,33 @@ def _gene_rows(path: Path, organism: int):
         names += [(cols[8], FULL_NAME), (cols[11], FULL_NAME)]
         if not extra:
             names += [(s, FULL_NAME) for s in cols[13].split("|")]
-        yield gid, cols[2], [(n, r + extra) for n, r in names if n and n != "-"]
+        yield gid, cols[2], extra, [(n, r + extra) for n, r in names if n and n != "-"]
 
 
 def gene_tables(root: Path):
     best: dict[tuple[str, str], tuple[int, int]] = {}   # (key, gene id) -> (rank, taxon)
     symbols: dict[str, str] = {}
+    extra: dict[str, int] = {}   # gene id -> NOT_CODING for a gene that is not protein-coding, else 0
     for organism, rel in GENE_INFO.items():
-        for gid, symbol, names in _gene_rows(root / rel, organism):
-            symbols[gid] = symbol
+        for gid, symbol, not_coding, names in _gene_rows(root / rel, organism):
+            symbols[gid], extra[gid] = symbol, not_coding
             for name, rank in names:
                 key = tight_key(name)
                 if key and best.get((key, gid), (99,))[0] > rank:
                     best[(key, gid)] = (rank, organism)
-    with gzip.open(root / HGNC, "rt", encoding="utf-8") as f:   # aliases and previous symbols of human genes
+    # aliases and previous symbols of human genes, ranked as gene_info's synonyms of the same gene are
+    # (a pseudogene's alias "p16" no longer ties with CDKN2A's)
+    with gzip.open(root / HGNC, "rt", encoding="utf-8") as f:
         for row in csv.DictReader(f, delimiter="\t"):
             gid = row.get("entrez_id") or ""
             if gid not in symbols:
                 continue
+            rank = SYNONYM + extra[gid]
             for field in ("alias_symbol", "prev_symbol"):
                 for name in (row.get(field) or "").strip('"').split("|"):
                     key = tight_key(name)
-                    if key and best.get((key, gid), (99,))[0] > SYNONYM:
-                        best[(key, gid)] = (SYNONYM, HUMAN)
+                    if key and best.get((key, gid), (99,))[0] > rank:
+                        best[(key, gid)] = (rank, HUMAN)
     return best, symbols
 
 
@@ -123,8 +130,10 @@ def corpus_names(path: Path, symbols: dict[str, str], taxa: dict[str, int]):
 
 
 def species_tables(root: Path):
-    """(key, taxon, frequency, name, preferred): every name of REACH, UniProt, LINNAEUS acronyms and MeSH
-    organisms; frequency is LINNAEUS's count of the taxon in MEDLINE/PMC (the tie-breaker)."""
+    """(key, taxon, frequency, name, preferred, genus): every name of REACH, UniProt, LINNAEUS acronyms and
+    MeSH organisms; frequency is LINNAEUS's count of the taxon in MEDLINE/PMC (the tie-breaker). Then
+    LINNAEUS's genera proxies (``genus`` true) for the genus names no other source has: a weaker
+    link, made only for a span tagged Species, so that a Disease "cancer" is not the crab genus."""
     freq: dict[int, float] = {}
     for line in _lines(root / LINNAEUS_FREQUENCY):
         tax, _, n = line.rstrip("\n").partition("\t")
@@ -166,7 +175,16 @@ def species_tables(root: Path):
         cols = line.rstrip("\n").split("\t")
         if len(cols) >= 2 and cols[-1].strip().isdigit():
             add(cols[0], int(cols[-1]))
-    return sorted((k, t, freq.get(t, 0.0), n, p) for (k, t), (n, p) in names.items())
+    rows = [(k, t, freq.get(t, 0.0), n, p, False) for (k, t), (n, p) in names.items()]
+    known = {k for k, _ in names}
+    genera: dict[str, tuple[int, str]] = {}
+    for line in _lines(root / LINNAEUS_GENERA):
+        tax, _, genus = line.rstrip("\n").partition("\t")
+        key = species_key(genus)
+        if tax.startswith("species:ncbi:") and key and key not in known:
+            genera.setdefault(key, (int(tax.rsplit(":", 1)[1]), genus.strip()))
+    rows += [(k, t, freq.get(t, 0.0), n, False, True) for k, (t, n) in genera.items()]
+    return sorted(rows)
 
 
 def cell_line_table(root: Path, scientific: dict[str, int]):
@@ -197,7 +215,7 @@ def build_lexicon(into: Path, data_dir: Path, annotated: bool = True) -> dict:
 
     root = data_dir / ROOT
     sources = [*GENE_INFO.values(), HGNC, SPECIES_NAMES, UNIPROT_SPECIES, LINNAEUS_FREQUENCY, LINNAEUS_ACRONYMS,
-               LINNAEUS_STOPLIST, MESH_ORGANISMS, CELLOSAURUS]
+               LINNAEUS_STOPLIST, LINNAEUS_GENERA, MESH_ORGANISMS, CELLOSAURUS]
     missing = [s for s in sources if not (root / s).exists()] + ([] if (data_dir / CORPUS).exists() else [CORPUS])
     if missing:
         raise ConfigError(f"lexicon source files not found under {root}: {', '.join(missing)}; set PUBMINE_DATA "
@@ -217,19 +235,19 @@ def build_lexicon(into: Path, data_dir: Path, annotated: bool = True) -> dict:
             top_variant[key] = (n, vid)
     variants = sorted((k, v) for k, (_, v) in top_variant.items())
     species = species_tables(root)
-    scientific = {n.lower(): t for _, t, _, n, p in species if p}
+    scientific = {n.lower(): t for _, t, _, n, p, _ in species if p}
     cells = cell_line_table(root, scientific)
     write = lambda rows, names, types, name: pq.write_table(  # noqa: E731
         pa.table({c: pa.array(list(v), t) for c, v, t in zip(names, zip(*rows) if rows else [[]] * len(names), types)}),
         into / name, compression="zstd")
     write(genes, ("key", "gene_id", "taxon", "rank"), (pa.string(), pa.string(), pa.int32(), pa.int8()), GENES)
     write(sorted(symbols.items()), ("gene_id", "symbol"), (pa.string(), pa.string()), GENE_SYMBOLS)
-    write(species, ("key", "taxon", "frequency", "name", "preferred"),
-          (pa.string(), pa.int32(), pa.float64(), pa.string(), pa.bool_()), SPECIES)
+    write(species, ("key", "taxon", "frequency", "name", "preferred", "genus"),
+          (pa.string(), pa.int32(), pa.float64(), pa.string(), pa.bool_(), pa.bool_()), SPECIES)
     write(cells, ("key", "accession", "taxon", "name"), (pa.string(), pa.string(), pa.int32(), pa.string()), CELL_LINES)
     write(variants, ("key", "variant_id"), (pa.string(), pa.string()), VARIANTS)
     files = {**{s: _sha256(root / s) for s in sources}, CORPUS: _sha256(data_dir / CORPUS)}
-    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v4"
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode() + b"lexicon-v5"
                             + (b"" if annotated else b"-unannotated")).hexdigest()[:12]
     corpus = "+BioRED-train" if annotated else ""
     manifest = {"version": f"NCBIGene+HGNC+UniProtSpecies2019_07+LINNAEUS1.3+REACH+Cellosaurus2016{corpus}#{digest}",
