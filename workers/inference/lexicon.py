@@ -7,7 +7,8 @@ Each linker answers with a ``normalize.Link`` whose method says how it was decid
   a name stands for several taxa, the one LINNAEUS counts most often in MEDLINE/PMC wins ("mice" is
   *Mus musculus*, "patients" and "women" are human); LINNAEUS's stop terms ("names", "Fisher") are no
   taxon's names. Method ``exact``; ``abbrev`` for an acronym the document defines ("human
-  papillomavirus (HPV)").
+  papillomavirus (HPV)"); ``genus`` for a genus name that only LINNAEUS's genera proxies know
+  ("Drosophila" → *D. melanogaster*), for a span tagged Species only.
 - **Gene** → NCBI Gene (``NCBIGene:7157``), species-aware: among the genes whose symbol, synonym or
   name the mention's key is (case, punctuation and Greek letters folded, HGNC aliases and previous
   symbols added to human genes), the one of the organisms named in the gene's own sentence (nearest
@@ -22,7 +23,8 @@ Each linker answers with a ``normalize.Link`` whose method says how it was decid
 - **CellLine** → Cellosaurus (``CVCL_0030``), by name (case and punctuation folded); a name several
   lines share goes to the document's organism first, then human. Method ``exact``.
 - **Variant** → tmVar's normalized form (``p|SUB|V|600|E``, ``c|DEL|1314_1328|``, ``rs113488022``),
-  by rules over the mention text (``rules``). A variant known only by its dbSNP number in the gold
+  by rules over the mention text (``rules``), or the rs number the document writes beside it
+  ("Met326Ile (rs3730089)": ``document``). A variant known only by its dbSNP number in the gold
   standard ("Ala569Val" = rs79351185) cannot be derived from its text; that needs dbSNP, which this
   project does not have.
 
