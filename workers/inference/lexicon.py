@@ -170,12 +170,12 @@ def rs_aliases(text: str, mentions: list[str]) -> dict[str, str]:
     BioRED train the rule changed 18 links, 16 to the gold ID (the rs number must otherwise come from
     dbSNP, which is not here)."""
     out: dict[str, str] = {}
-    for mention in dict.fromkeys(m for m in mentions if not _RS_ID.fullmatch(m.strip())):
+    for mention in dict.fromkeys(x for x in mentions if not _RS_ID.fullmatch(x.strip())):
         x = re.escape(mention.strip())
-        m = (re.search(rf"(?<![\w]){x}[^\w]{{0,4}}(rs\s?\d+)(?!\d)", text) or
-             re.search(rf"(?<![\w])(rs\s?\d+)[^\w]{{0,4}}{x}(?![\w])", text))
-        if m:
-            out[variant_key(mention)] = re.sub(r"\s", "", m.group(1)).lower()
+        hit = (re.search(rf"(?<!\w){x}\W{{0,4}}(rs\s?\d+)(?!\d)", text) or
+               re.search(rf"(?<!\w)(rs\s?\d+)\W{{0,4}}{x}(?!\w)", text))
+        if hit:
+            out[variant_key(mention)] = re.sub(r"\s", "", hit.group(1)).lower()
     return out
 
 
