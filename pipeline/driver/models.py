@@ -18,11 +18,12 @@ from pipeline.storage import url_to_fs
 # a letter and two characters, one type per span; lexicon: not an organism, no gene link from a
 # synonym that several of the organism's genes share unless the document names one of them, and a
 # gene's organism from its own sentence and the document's cell lines; a disease adjective linked as
-# its noun; a species acronym through its definition; British spellings folded): changing one
+# its noun; a species acronym through its definition; British spellings folded; a genus tagged Species
+# as its proxy species; a variant written beside an rs number as that number): changing one
 # re-extracts once
 ENTITY_RULES = ("letter-and-two-characters+not-an-organism+one-type-per-span+shared-gene-synonym-by-document"
                 "+gene-organism-by-sentence-and-cell-line+disease-adjective-as-noun+species-by-abbreviation"
-                "+british-spelling")
+                "+british-spelling+species-genus-proxy+variant-rs-beside")
 
 
 @dataclass(frozen=True)
