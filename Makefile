@@ -28,7 +28,7 @@ model: $(BIN)/.installed
 demo: model
 	$(BIN)/pubmine run --config configs/local.yaml
 
-# the question-answering reader (not part of `make model`: about 70 minutes on 2 cores), then its
+# the question-answering reader (not part of `make model`: about 90 minutes on 2 cores), then its
 # scores on the official 7B golden batches by BioASQ's rules and on PubMedQA's test split (scored
 # here once: training's own scoring of them is switched off)
 qa-model: $(BIN)/.installed
