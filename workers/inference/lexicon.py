@@ -160,7 +160,7 @@ def _pos(p: str) -> str:
     return re.sub(r"\s+", "", p)
 
 
-_RS_ID = re.compile(r"rs\s?\d+", re.I)
+_RS_NUMBER = r"rs\s?\d+"   # "rs3730089", "rs 3730089"
 
 
 def rs_aliases(text: str, mentions: list[str]) -> dict[str, str]:
@@ -170,10 +170,10 @@ def rs_aliases(text: str, mentions: list[str]) -> dict[str, str]:
     BioRED train the rule changed 18 links, 16 to the gold ID (the rs number must otherwise come from
     dbSNP, which is not here)."""
     out: dict[str, str] = {}
-    for mention in dict.fromkeys(x for x in mentions if not _RS_ID.fullmatch(x.strip())):
+    for mention in dict.fromkeys(x for x in mentions if not re.fullmatch(_RS_NUMBER, x.strip(), re.I)):
         x = re.escape(mention.strip())
-        hit = (re.search(rf"(?<!\w){x}\W{{0,4}}(rs\s?\d+)(?!\d)", text) or
-               re.search(rf"(?<!\w)(rs\s?\d+)\W{{0,4}}{x}(?!\w)", text))
+        hit = (re.search(rf"(?<!\w){x}\W{{0,4}}({_RS_NUMBER})(?!\d)", text) or
+               re.search(rf"(?<!\w)({_RS_NUMBER})\W{{0,4}}{x}(?!\w)", text))
         if hit:
             out[variant_key(mention)] = re.sub(r"\s", "", hit.group(1)).lower()
     return out
@@ -269,10 +269,9 @@ class Lexicon:
             genes[key].append((gid, tax, rank))
         species: dict[str, list[tuple[int, float]]] = defaultdict(list)
         genera: dict[str, int] = {}
-        table = pq.read_table(folder / SPECIES)
-        s = table.select(["key", "taxon", "frequency"]).to_pydict()
-        proxy = table.column("genus").to_pylist() if "genus" in table.column_names else [False] * table.num_rows
-        for key, tax, freq, genus in zip(s["key"], s["taxon"], s["frequency"], proxy):
+        has_genus = "genus" in pq.read_schema(folder / SPECIES).names   # lexicons before v5 have none
+        s = pq.read_table(folder / SPECIES, columns=["key", "taxon", "frequency"] + ["genus"] * has_genus).to_pydict()
+        for key, tax, freq, genus in zip(s["key"], s["taxon"], s["frequency"], s.get("genus") or [False] * len(s["key"])):
             if genus:
                 genera[key] = tax
             else:
