@@ -260,6 +260,26 @@ def test_every_model_config_loads_and_names_data_that_exists(path):
         assert load_split(cfg.dataset, "test", cfg.fold, cfg.window)[0]
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs/models").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_train_command_a_config_comment_gives_loads(path):
+    """The cluster commands written in a config's comments ("--set limit_docs=null" once failed:
+    the field is an integer, 0 for all) load with their overrides."""
+    import re
+    import shlex
+
+    import yaml
+
+    from pipeline.cli.models import training_tasks
+
+    config_class = training_tasks()[yaml.safe_load(path.read_text()).get("task", "ner")][0]
+    comments = [line.lstrip("# ").rstrip() for line in path.read_text().splitlines() if line.startswith("#")]
+    commands = " ".join(c if c.endswith("\\") else c + " \n" for c in comments).replace("\\", " ").splitlines()
+    for command in (c for c in commands if "pubmine train" in c and f"configs/models/{path.name}" in c):
+        words = shlex.split(re.sub(r"\$\w+", "0", command))   # a loop's "fold=$k"
+        overrides = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+        load_dataclass(config_class, path, overrides)
+
+
 def test_case_features_give_an_uncased_encoder_each_words_case_on_every_path(tmp_path):
     """case_features: the token-type embedding grows to the four case shapes (new rows start as type
     0), the artifact says so, and the tagger feeds each word's shape to every one of its pieces —
