@@ -409,8 +409,9 @@ class Lexicon:
         def gene(i: int, named: frozenset[str]) -> Link:
             text = mentions[i][0]
             link = self.link_gene(text, where[i], named)
-            other = other_form(text)
-            if link.concept_id is None and other:
+            for other in ([other_form(text)] if other_form(text) else []) + inline_forms(text):
+                if link.concept_id is not None:
+                    break
                 via = self.link_gene(other, where[i], named)
                 link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
             return link
@@ -428,6 +429,19 @@ class Lexicon:
             rs = beside.get(variant_key(mentions[i][0]))
             out[i] = Link(rs, "document", 1.0) if rs else self.link_variant(mentions[i][0])
         return out
+
+
+_INLINE_SHORT_FORM = re.compile(r"^(?P<long>.*?\S)\s*\((?P<short>[^()]{1,12})\)\s*(?P<rest>[-\s]?\S{1,6})$")
+
+
+def inline_forms(mention: str) -> list[str]:
+    """A name that defines its short form inside itself and numbers both ("Toll-like receptor (TLR)
+    4", "interleukin (IL)-6"): the long form numbered, then the short form numbered ("TLR4")."""
+    m = _INLINE_SHORT_FORM.match(mention.strip())
+    if not m:
+        return []
+    rest = m["rest"].lstrip("- ")
+    return [f"{m['long']} {rest}", m["short"] + m["rest"]]
 
 
 def names_table(folder: str | Path):
