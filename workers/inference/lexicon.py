@@ -371,7 +371,9 @@ class Lexicon:
         name, most named first, decide the document's genes, except that an organism named in the
         gene's own sentence (nearest first) comes before them ("human TIPE2 ... in mice"). A gene the
         dictionary does not know by this name is tried by the other form of an abbreviation the
-        document defines ("sodium/iodide symporter (NIS)"). A variant the document's text (``doc_text``) writes
+        document defines ("sodium/iodide symporter (NIS)"), or that the name defines inside itself
+        ("Toll-like receptor (TLR) 4"); a list of numbered members ("Smad1/5/8") by its first (method
+        ``member``). A variant the document's text (``doc_text``) writes
         beside an rs number is that rs number (``rs_aliases``; method ``document``)."""
         abbrevs = abbrevs or {}
         long_to_short = {v.lower(): k for k, v in abbrevs.items()}
@@ -409,11 +411,13 @@ class Lexicon:
         def gene(i: int, named: frozenset[str]) -> Link:
             text = mentions[i][0]
             link = self.link_gene(text, where[i], named)
-            for other in ([other_form(text)] if other_form(text) else []) + inline_forms(text):
+            other = other_form(text)
+            tries = [(f, "abbrev") for f in ([other] if other else []) + inline_forms(text)]
+            for other, method in tries + [(f, "member") for f in first_member(text)]:
                 if link.concept_id is not None:
                     break
                 via = self.link_gene(other, where[i], named)
-                link = Link(via.concept_id, "abbrev", 1.0) if via.concept_id else link
+                link = Link(via.concept_id, method, 1.0) if via.concept_id else link
             return link
 
         for i in genes:
@@ -442,6 +446,16 @@ def inline_forms(mention: str) -> list[str]:
         return []
     rest = m["rest"].lstrip("- ")
     return [f"{m['long']} {rest}", m["short"] + m["rest"]]
+
+
+_NUMBERED_MEMBERS = re.compile(r"^(?P<first>.*?[A-Za-z][-\s]?(?:\d+|[IVX]+))(?:/[A-Z]?(?:\d+|[IVX]+))+$")
+
+
+def first_member(mention: str) -> list[str]:
+    """A list of numbered members written once ("Smad1/5/8", "ERK1/2", "ROCK-I/II"): the first
+    member, which annotators' ID lists hold."""
+    m = _NUMBERED_MEMBERS.match(mention.strip())
+    return [m["first"]] if m else []
 
 
 def names_table(folder: str | Path):
