@@ -447,3 +447,47 @@ def test_an_aio_model_trains_and_tags_under_the_all_tag(tmp_path):
     from pipeline.errors import ModelError
     with pytest.raises(ModelError, match="no room"):
         NerTagger(tagger.tokenizer, tagger.model, tagger.manifest, max_length=10, precision="fp32")
+
+
+def test_if_missing_keeps_a_model_of_the_same_recipe_and_retrains_one_whose_recipe_changed(tmp_path, monkeypatch):
+    """`pubmine train --if-missing` (what `make model` runs): the same name and recipe is kept; a
+    default whose recipe changed under the same name (limit_docs 4000 -> 0) is trained again, and
+    how a run went (device, precision "auto" resolved, seconds) or a field an older artifact used
+    for a count is no change."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.cli import models as cli_models
+    from workers.inference.artifacts import MANIFEST
+
+    config = ROOT / "configs/models/default-ner.yaml"
+    cfg = load_dataclass(NerTrainConfig, config)
+    out = tmp_path / "ner"
+    trained = []
+
+    def fake_trainer(cfg, url, progress=None, log=print):
+        trained.append(cfg.limit_docs)
+        return {"model_id": f"{cfg.name}-x", "metrics": {"dev": {"f1": 0.5}}, "training": {"seconds": 1}}
+
+    real = cli_models.training_tasks()
+    monkeypatch.setattr(cli_models, "training_tasks", lambda: {**real, "ner": (NerTrainConfig, fake_trainer, "ner")})
+    monkeypatch.setattr(cli_models, "existing_manifest", lambda url: json.loads((out / MANIFEST).read_text()))
+    recorded = {**json.loads(json.dumps(cfg.__dict__)), "precision": "bf16", "device": "cpu", "seconds": 700.0}
+    out.mkdir()
+    (out / MANIFEST).write_text(json.dumps({"name": cfg.name, "training": recorded}))
+
+    run = lambda *extra: CliRunner().invoke(app, ["train", "-c", str(config), "-o", str(out), "--if-missing", *extra])  # noqa: E731
+    result = run()
+    assert result.exit_code == 0 and "already present" in result.output and trained == []
+    result = run("--set", "limit_docs=0")
+    assert result.exit_code == 0, result.output
+    assert "another recipe (limit_docs 4000 -> 0)" in result.output and trained == [0]
+    assert cli_models.recipe_changes(cfg, {"training": {**recorded, "oversample": {"CellLine": 3}}}) == [
+        "oversample {'CellLine': 3} -> {'CellLine': 5}"]
+    qa = load_dataclass(cli_models.training_tasks()["qa"][0], ROOT / "configs/models/default-qa.yaml")
+    counts = {"decisions": 3662, "decision_windows": 3662}   # what readers before 2026-12-08 recorded there
+    assert cli_models.recipe_changes(qa, {"training": {**counts, "epochs": qa.epochs}}) == []
+    assert cli_models.recipe_changes(qa, {"training": {**counts, "epochs": qa.epochs + 1}}) == [
+        f"epochs {qa.epochs + 1} -> {qa.epochs}"]

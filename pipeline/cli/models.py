@@ -52,11 +52,14 @@ def train(
         cfg = load_dataclass(config_class, config, set_ or [])
         if if_missing:
             present = existing_manifest(out)
-            if present is not None and present.get("name") == cfg.name:
+            changed = recipe_changes(cfg, present) if present is not None else []
+            if present is not None and present.get("name") == cfg.name and not changed:
                 typer.echo(f"model already present at {out}; not training (drop --if-missing to retrain)")
                 return
-            if present is not None:
+            if present is not None and present.get("name") != cfg.name:
                 typer.echo(f"{out} holds {present.get('name')!r}, not this config's {cfg.name!r}: training it")
+            elif present is not None:
+                typer.echo(f"{out} was trained from another recipe ({'; '.join(changed)}): training it")
         typer.echo(f"training {cfg.name} ({task}) from {cfg.base_model} -> {out}")
         manifest = trainer(cfg, out, progress="log" if quiet else True, log=typer.echo)
         test = manifest["metrics"].get("test")
@@ -255,6 +258,28 @@ def models_pull(
         fail(err)
     for kind, model_id in sorted(installed.items()):
         typer.echo(f"{kind}: {model_id} -> {artifact_url('default', kind)}")
+
+
+# training fields that say how a run went, not what it learns: the device, threads, the precision
+# "auto" resolved to, whether the test split was scored
+RUN_ONLY_FIELDS = frozenset({"device", "num_threads", "precision", "score_test"})
+
+
+def recipe_changes(cfg, present: dict) -> list[str]:
+    """``field old -> new`` for each field of the training config ``cfg`` whose value differs from
+    the one the present artifact was trained with (its manifest's ``training``): a default whose
+    recipe changed under the same name ("limit_docs 4000 -> 0") is a new model. Fields the manifest
+    does not record, or records as another kind of value (readers before 2026-12-08 wrote counts
+    under "decisions" and "decision_windows"), and RUN_ONLY_FIELDS do not count."""
+    import dataclasses
+    import json
+
+    trained = present.get("training") or {}
+    plain = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731  (tuples as lists, as the manifest has them)
+    kind = lambda v: float if type(v) is int else type(v)  # noqa: E731  (2 and 2.0 are one kind)
+    return [f"{f.name} {trained[f.name]!r} -> {plain(getattr(cfg, f.name))!r}" for f in dataclasses.fields(cfg)
+            if f.name in trained and f.name not in RUN_ONLY_FIELDS
+            and kind(trained[f.name]) is kind(plain(getattr(cfg, f.name))) and plain(getattr(cfg, f.name)) != trained[f.name]]
 
 
 def existing_manifest(url: str) -> dict | None:

@@ -503,7 +503,7 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
     pqa_train, pqa_dev, yn_train, yn_dev = decision_questions(cfg.decisions, cfg.yes_no_snippets, cfg.decision_dev,
                                                               cfg.limit_examples)
     decisions = pqa_train + yn_train
-    counts = {"bioasq_factoid": len(factoid), "decisions": len(decisions),
+    counts = {"bioasq_factoid": len(factoid), "decision_questions": len(decisions),
               "decision_sources": {src: sum(x.source == src for x in decisions) for src in sorted({x.source for x in decisions})},
               "decision_held_out": {"pubmedqa": len(pqa_dev), "bioasq_yesno": len(yn_dev)}}
     history = {}
@@ -518,7 +518,7 @@ def train_qa(cfg: QaTrainConfig, output: str, *, storage_options: dict | None = 
     factoid = limit(factoid)
     log(f"stage 2 (biomedical): {len(factoid):,} BioASQ factoid snippets, {len(decisions):,} yes/no/maybe questions")
     feats = decision_features(tokenizer, decisions, cfg.max_length, cfg.stride, cfg.decision_windows)  # stages 2 and 3
-    counts["decision_windows"] = len(feats)
+    counts["decision_window_count"] = len(feats)   # not "decision_windows": that is the config's field
     state = _stage(model, cfg, f"{cfg.name}-bio", cfg.epochs,
                    span_features(tokenizer, factoid, cfg.max_length, cfg.stride), feats, device, pad, progress, log)
     history["bio"] = state["history"]
