@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 # against its index; built otherwise (each build skips a model already there)
 RELEASE ?= ../shared/models
 model: $(BIN)/.installed
-	@$(BIN)/pubmine models pull --from "$(RELEASE)" || echo "no usable release at $(RELEASE): building the default models (about 110 minutes on 2 cores)"
+	@$(BIN)/pubmine models pull --from "$(RELEASE)" || echo "no usable release at $(RELEASE): building the default models (about 120 minutes on 2 cores)"
 	$(BIN)/pubmine train --config configs/models/default-ner.yaml --if-missing
 	$(BIN)/pubmine build-normalizer --if-missing
 	$(BIN)/pubmine train --config configs/models/default-cid.yaml --output "$${PUBMINE_HOME:-$$HOME/.cache/pubmine}/models/default-cid" --if-missing

@@ -463,7 +463,6 @@ def test_if_missing_keeps_a_model_of_the_same_recipe_and_retrains_one_whose_reci
     from workers.inference.artifacts import MANIFEST
 
     config = ROOT / "configs/models/default-ner.yaml"
-    cfg = load_dataclass(NerTrainConfig, config)
     out = tmp_path / "ner"
     trained = []
 
@@ -474,13 +473,15 @@ def test_if_missing_keeps_a_model_of_the_same_recipe_and_retrains_one_whose_reci
     real = cli_models.training_tasks()
     monkeypatch.setattr(cli_models, "training_tasks", lambda: {**real, "ner": (NerTrainConfig, fake_trainer, "ner")})
     monkeypatch.setattr(cli_models, "existing_manifest", lambda url: json.loads((out / MANIFEST).read_text()))
+    cfg = load_dataclass(NerTrainConfig, config, ["limit_docs=0"])
     recorded = {**json.loads(json.dumps(cfg.__dict__)), "precision": "bf16", "device": "cpu", "seconds": 700.0}
     out.mkdir()
     (out / MANIFEST).write_text(json.dumps({"name": cfg.name, "training": recorded}))
 
     run = lambda *extra: CliRunner().invoke(app, ["train", "-c", str(config), "-o", str(out), "--if-missing", *extra])  # noqa: E731
-    result = run()
+    result = run("--set", "limit_docs=0")
     assert result.exit_code == 0 and "already present" in result.output and trained == []
+    (out / MANIFEST).write_text(json.dumps({"name": cfg.name, "training": {**recorded, "limit_docs": 4000}}))
     result = run("--set", "limit_docs=0")
     assert result.exit_code == 0, result.output
     assert "another recipe (limit_docs 4000 -> 0)" in result.output and trained == [0]
