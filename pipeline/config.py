@@ -24,13 +24,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: the NER encoder q
 
 
 # the least calibrated NER score an entity that no dictionary links needs to be kept, per type (None:
-# such spans are never kept; a type not named keeps them all). Chosen on dev for the best span F1 by
-# `python -m benchmarks.unlinked` (BioRED train's first 40 abstracts, which the NER model does not
-# train on, linked by a normalizer without BioRED train's strings): unlinked Chemical spans were 0%
-# right there, Disease 10%, Gene 26%, Variant 17% (re-chosen at stop 36, when the gene and variant
-# rules linked more of the right ones: Gene and Variant 0.7 -> 0.85; re-chosen on 2026-12-08 for the
-# full-budget NER, whose scores differ, by the strictest cut within half a point of the best dev F1:
-# Variant 0.85 -> 0.7, Disease 0.95 -> none (a tie); benchmarks/results/entities.md)
+# such spans are never kept; a type not named keeps them all). Chosen on dev by `python -m
+# benchmarks.unlinked` (BioRED train's first 40 abstracts, which the NER model does not train on,
+# linked by a normalizer without BioRED train's strings): the strictest cut within half a point of
+# the best span F1. Unlinked spans of the full-budget NER were right there 0% of the time for
+# chemicals, 8% for diseases, 26% for genes and 22% for variants. History: Gene and Variant 0.7 ->
+# 0.85 at stop 36, when the gene and variant rules linked more of the right ones; on 2026-12-08, for
+# the full-budget NER, Variant 0.85 -> 0.7 and Disease 0.95 -> none (benchmarks/results/entities.md)
 KEEP_UNLINKED_FROM: dict[str, float | None] = {"Chemical": None, "Disease": None, "Gene": 0.85, "Variant": 0.7}
 
 

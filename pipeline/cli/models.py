@@ -275,11 +275,12 @@ def recipe_changes(cfg, present: dict) -> list[str]:
     import json
 
     trained = present.get("training") or {}
-    plain = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731  (tuples as lists, as the manifest has them)
+    # the config as the manifest holds it (tuples as lists)
+    now = {f.name: json.loads(json.dumps(getattr(cfg, f.name), default=str)) for f in dataclasses.fields(cfg)}
     kind = lambda v: float if type(v) is int else type(v)  # noqa: E731  (2 and 2.0 are one kind)
-    return [f"{f.name} {trained[f.name]!r} -> {plain(getattr(cfg, f.name))!r}" for f in dataclasses.fields(cfg)
-            if f.name in trained and f.name not in RUN_ONLY_FIELDS
-            and kind(trained[f.name]) is kind(plain(getattr(cfg, f.name))) and plain(getattr(cfg, f.name)) != trained[f.name]]
+    return [f"{name} {trained[name]!r} -> {value!r}" for name, value in now.items()
+            if name in trained and name not in RUN_ONLY_FIELDS and kind(trained[name]) is kind(value)
+            and value != trained[name]]
 
 
 def existing_manifest(url: str) -> dict | None:

@@ -24,7 +24,8 @@ from pipeline.storage import url_to_fs
 # numbered; "Smad1/5/8" as its first member): changing one re-extracts once
 ENTITY_RULES = ("letter-and-two-characters+not-an-organism+one-type-per-span+shared-gene-synonym-by-document"
                 "+gene-organism-by-sentence-and-cell-line+disease-adjective-as-noun+species-by-abbreviation"
-                "+british-spelling+species-genus-proxy+variant-rs-beside+variant-only-rs+gene-inline-short-form+gene-first-member")
+                "+british-spelling+species-genus-proxy+variant-rs-beside+variant-only-rs+gene-inline-short-form"
+                "+gene-first-member")
 
 
 @dataclass(frozen=True)

@@ -422,10 +422,10 @@ class Lexicon:
             link = self.link_gene(text, where[i], named)
             other = other_form(text)
             tries = [(f, "abbrev") for f in ([other] if other else []) + inline_forms(text)]
-            for other, method in tries + [(f, "member") for f in first_member(text)]:
+            for form, method in tries + [(f, "member") for f in first_member(text)]:
                 if link.concept_id is not None:
                     break
-                via = self.link_gene(other, where[i], named)
+                via = self.link_gene(form, where[i], named)
                 link = Link(via.concept_id, method, 1.0) if via.concept_id else link
             return link
 
