@@ -206,3 +206,24 @@ def test_the_entities_docs_name_the_default_unlinked_cuts():
     said = ", ".join(f"no unlinked {kind}" if cut is None else f"{kind} below {cut}"
                      for kind, cut in KEEP_UNLINKED_FROM.items())
     assert f"by default {said})" in COLUMN_DOCS["entities"]["concept_id"][0]
+
+
+def test_a_span_loses_the_punctuation_left_dangling_at_its_edges():
+    """"MAPK-", "-IgA", "SKI-1)/" (the tokenizer splits words at punctuation and the model took the
+    piece beside the name) become "MAPK", "IgA", "SKI-1"; a charge ("O2-") and a promoter variant
+    ("-930G") keep theirs; a span trimmed onto another of its type is one entity."""
+    from workers.inference.decoding import trimmed
+
+    text = "MAPK- and anti-IgA with SKI-1)/ and O2- at -930G, MAPK and poly ( here"
+    batch = _tagged([(("pmid:1", 0, 0, text), [("MAPK-", "Gene", 0.9), ("-IgA", "Gene"), ("SKI-1)/", "Gene"),
+                                               ("O2-", "Chemical"), ("-930G", "Variant"), ("poly (", "Chemical")])])
+    rows = batch.to_pylist()
+    rows[0]["entities"].append({"start": text.index("MAPK and"), "end": text.index("MAPK and") + 4, "type": "Gene",
+                                "score": 0.5})
+    rows[0]["entities"].append({"start": 0, "end": 4, "type": "Gene", "score": 0.4})   # "MAPK" under "MAPK-"
+    docs = DocumentStage._documents(pa.Table.from_pylist(rows, schema=TAGGED))
+    got = [(e["text"], e["type"], round(e["score"], 2)) for e in docs[0].ents]
+    assert got == [("MAPK", "Gene", 0.9), ("IgA", "Gene", 0.9), ("SKI-1", "Gene", 0.9), ("O2-", "Chemical", 0.9),
+                   ("-930G", "Variant", 0.9), ("MAPK", "Gene", 0.5), ("poly", "Chemical", 0.9)]
+    assert all(text[e["start"]:e["end"]] == e["text"] for e in docs[0].ents)
+    assert trimmed("(R)-ketamine", 0, 12, "Chemical") == (0, 12) and trimmed("Ca(2+)", 0, 6, "Chemical") == (0, 6)

@@ -29,7 +29,7 @@ from pipeline.layout import EXTRACT_DIR, extracted_part, run_state, table_file
 from pipeline.parse.document import text_at_offsets
 from pipeline.storage import Store
 from workers.inference.artifacts import load_tokenizer, stage_artifact
-from workers.inference.decoding import can_be_entity, one_type_per_span
+from workers.inference.decoding import can_be_entity, one_type_per_span, trimmed
 
 SPAN, TAGGED, COUNTS = schemas.SPAN, schemas.TAGGED, schemas.BLOCK_COUNTS  # declared in pipeline.schemas
 
@@ -220,6 +220,8 @@ class DocumentStage:
             if not out or out[-1].doc_id != doc_id:
                 out.append(_Doc(doc_id, sha, [], []))
             out[-1].sents.append((s_idx, start, text))
+            edges = [trimmed(text, sp["start"] - start, sp["end"] - start, sp["type"]) for sp in spans]
+            spans = [{**sp, "start": s + start, "end": e + start} for sp, (s, e) in zip(spans, edges)]
             for sp in one_type_per_span(spans):
                 mention = text[sp["start"] - start:sp["end"] - start]
                 if can_be_entity(mention):
