@@ -6,8 +6,8 @@ Counts, per snapshot: spans that are only digits or punctuation, single characte
 (a pattern over the span text: mg, ml, nm, Hz, femtosecond, ...; an audit, not a filter the pipeline
 applies), organisms tagged Disease, Chemical or Gene (the span's text is a species name in the
 normalizer's lexicon), spans with punctuation dangling at an edge or a parenthesis without its pair
-("MAPK-", "-IgA", "VEGF)-A"; variants and a charge like "O2-" aside), one span under two types, and the share of each type's mentions linked to a
-concept, with the most frequent unlinked mentions. Run it on two snapshots (before and after a
+("MAPK-", "-IgA", "VEGF)-A"; variants and a charge like "O2-" aside), one span under two types, and
+the share of each type's mentions linked to a concept, with the most frequent unlinked mentions. Run it on two snapshots (before and after a
 change) to compare. Last line: RESULT junk entities=... no_letter=... single_char=... units=...
 organisms_mistyped=... dangling=... two_types=... linked_<type>=<share> ...
 """

@@ -17,12 +17,12 @@ from pipeline.storage import url_to_fs
 # the rules over spans and links that are code, not model or dictionary (workers.inference.decoding:
 # a letter and two characters, one type per span, no punctuation dangling at a span's edges; lexicon:
 # not an organism, no gene link from a synonym that several of the organism's genes share unless the
-# document names one of them, and a
-# gene's organism from its own sentence and the document's cell lines; a disease adjective linked as
-# its noun; a species acronym through its definition; British spellings folded; a genus tagged Species
-# as its proxy species; a variant written beside an rs number, or in a document naming one rs number,
-# as that number; a gene name that defines its short form inside itself through either form
-# numbered; "Smad1/5/8" as its first member): changing one re-extracts once
+# document names one of them, and a gene's organism from its own sentence and the document's cell
+# lines; a disease adjective linked as its noun; a species acronym through its definition; British
+# spellings folded; a genus tagged Species as its proxy species; a variant written beside an rs
+# number, or in a document naming one rs number, as that number; a gene name that defines its short
+# form inside itself through either form numbered; "Smad1/5/8" as its first member): changing one
+# re-extracts once
 ENTITY_RULES = ("letter-and-two-characters+not-an-organism+one-type-per-span+dangling-punctuation-trimmed"
                 "+shared-gene-synonym-by-document"
                 "+gene-organism-by-sentence-and-cell-line+disease-adjective-as-noun+species-by-abbreviation"
