@@ -81,6 +81,16 @@ def _names(normalizer_folder: str | None) -> pa.Table:
     return pa.concat_tables([first, names_table(normalizer_folder)]) if has_lexicon else first
 
 
+# every linked concept's display name: its dictionary's (MeSH, MEDIC, NCBI Gene, NCBI Taxonomy,
+# Cellosaurus), else its most frequent surface form in the snapshot (a variant's "V600E" for
+# p|SUB|V|600|E, where no dictionary names it)
+NAMES_SQL = """
+CREATE OR REPLACE VIEW names AS
+WITH forms AS (SELECT concept_id, text, count(*) AS n FROM entities WHERE concept_id IS NOT NULL GROUP BY ALL),
+top AS (SELECT concept_id, first(text ORDER BY n DESC, text) AS text FROM forms GROUP BY ALL)
+SELECT concept_id, coalesce(d.name, top.text) AS name FROM top LEFT JOIN dictionary_names d USING (concept_id)
+"""
+
 CONCEPTS_SQL = """
 WITH e AS (SELECT doc_id, concept_id, type, text FROM entities WHERE concept_id IS NOT NULL),
 forms AS (SELECT concept_id, type, text, count(*) AS n FROM e GROUP BY ALL),
@@ -155,7 +165,8 @@ def build(store_url: str, storage_options: dict, run_id: str, normalizer_url: st
 
         folder = str(stage_artifact(normalizer_url, storage_options))
     con = connect(store, run_id, ("documents", "sentences", "entities", "relations"))
-    con.register("names", _names(folder))
+    con.register("dictionary_names", _names(folder))
+    con.execute(NAMES_SQL)
     rows, tables = {}, {}
     for name in KNOWLEDGE_TABLES:
         table = con.sql(SQL[name]).to_arrow_table().cast(schemas.SNAPSHOT_TABLES[name])

@@ -357,7 +357,7 @@ COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
     "concepts": {
         "concept_id": ("a linked concept", "MESH:D003693"),
         "type": ("the entity type it was linked under", "Disease"),
-        "name": ("its preferred name in the normalizer's dictionary", "Delirium"),
+        "name": ("its preferred name in the normalizer's dictionary, else (a variant) its most frequent surface form in the snapshot", "Delirium"),
         "documents": ("documents with a mention linked to it", "412"),
         "mentions": ("mentions linked to it", "1033"),
         "surface_forms": ("the five most frequent ways it is written, with mention counts", "[{text: delirium, mentions: 870}, ...]"),
@@ -365,11 +365,11 @@ COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
     "concept_relations": {
         "head_id": ("head concept", "MESH:D015738"),
         "head_type": ("head concept's entity type", "Chemical"),
-        "head_name": ("head concept's preferred name", "Famotidine"),
+        "head_name": ("head concept's name (as concepts.name gives it)", "Famotidine"),
         "type": ("relation type", "CID"),
         "tail_id": ("tail concept", "MESH:D003693"),
         "tail_type": ("tail concept's entity type", "Disease"),
-        "tail_name": ("tail concept's preferred name", "Delirium"),
+        "tail_name": ("tail concept's name (as concepts.name gives it)", "Delirium"),
         "documents": ("documents stating it", "4"),
         "mentions": ("relation rows (mention pairs) stating it", "6"),
         "score_mean": ("mean relation score", "0.83"),
