@@ -81,9 +81,10 @@ def _names(normalizer_folder: str | None) -> pa.Table:
     return pa.concat_tables([first, names_table(normalizer_folder)]) if has_lexicon else first
 
 
-# every linked concept's display name: its dictionary's (MeSH, MEDIC, NCBI Gene, NCBI Taxonomy,
-# Cellosaurus), else its most frequent surface form in the snapshot (a variant's "V600E" for
-# p|SUB|V|600|E, where no dictionary names it)
+# every linked concept's display name: its dictionary's (MeSH, MEDIC, NCBI Gene, NCBI Taxonomy),
+# else its most frequent surface form in the snapshot: a variant's "V600E" for p|SUB|V|600|E, where
+# no dictionary names it, and a cell line's "HeLa" (the Cellosaurus table here has only spelling
+# variants of many lines' names: "He La" was what the concepts table showed)
 NAMES_SQL = """
 CREATE OR REPLACE VIEW names AS
 WITH forms AS (SELECT concept_id, text, count(*) AS n FROM entities WHERE concept_id IS NOT NULL GROUP BY ALL),

@@ -357,7 +357,7 @@ COLUMN_DOCS: dict[str, dict[str, tuple[str, str]]] = {
     "concepts": {
         "concept_id": ("a linked concept", "MESH:D003693"),
         "type": ("the entity type it was linked under", "Disease"),
-        "name": ("its preferred name in the normalizer's dictionary, else (a variant) its most frequent surface form in the snapshot", "Delirium"),
+        "name": ("its preferred name in the normalizer's dictionary, else (variants, cell lines) its most frequent surface form in the snapshot", "Delirium"),
         "documents": ("documents with a mention linked to it", "412"),
         "mentions": ("mentions linked to it", "1033"),
         "surface_forms": ("the five most frequent ways it is written, with mention counts", "[{text: delirium, mentions: 870}, ...]"),

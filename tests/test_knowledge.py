@@ -359,9 +359,9 @@ def test_pubmine_query_loads_no_pipeline_machinery(snapshot):
 
 
 def test_a_concept_no_dictionary_names_is_named_by_its_most_frequent_surface_form():
-    """A variant (p|SUB|V|600|E) has no dictionary name: the concepts table and the relation
-    tables name it as the snapshot writes it most often ("V600E"), where its name was blank; a
-    dictionary name still wins."""
+    """A variant (p|SUB|V|600|E) has no dictionary name, and a cell line only the Cellosaurus
+    table's spelling variants ("He La"): the concepts table and the relation tables name them as the
+    snapshot writes them most often ("V600E", "HeLa"); a dictionary name still wins."""
     import duckdb
     import pyarrow as pa
 
@@ -369,11 +369,12 @@ def test_a_concept_no_dictionary_names_is_named_by_its_most_frequent_surface_for
 
     con = duckdb.connect()
     con.register("entities", pa.table({
-        "doc_id": ["d1", "d1", "d2", "d2", "d3"],
-        "concept_id": ["p|SUB|V|600|E", "p|SUB|V|600|E", "p|SUB|V|600|E", "MESH:D003693", "MESH:D003693"],
-        "type": ["Variant", "Variant", "Variant", "Disease", "Disease"],
-        "text": ["V600E", "Val600Glu", "V600E", "delirium", "delirious"]}))
+        "doc_id": ["d1", "d1", "d2", "d2", "d3", "d3", "d3"],
+        "concept_id": ["p|SUB|V|600|E", "p|SUB|V|600|E", "p|SUB|V|600|E", "MESH:D003693", "MESH:D003693",
+                       "CVCL_0030", "CVCL_0030"],
+        "type": ["Variant", "Variant", "Variant", "Disease", "Disease", "CellLine", "CellLine"],
+        "text": ["V600E", "Val600Glu", "V600E", "delirium", "delirious", "HeLa", "HeLa"]}))
     con.register("dictionary_names", pa.table({"concept_id": ["MESH:D003693"], "name": ["Delirium"]}))
     con.execute(NAMES_SQL)
     named = {r[0]: r[2] for r in con.sql(CONCEPTS_SQL).fetchall()}
-    assert named == {"p|SUB|V|600|E": "V600E", "MESH:D003693": "Delirium"}
+    assert named == {"p|SUB|V|600|E": "V600E", "MESH:D003693": "Delirium", "CVCL_0030": "HeLa"}

@@ -469,8 +469,11 @@ def first_member(mention: str) -> list[str]:
 
 
 def names_table(folder: str | Path):
-    """concept_id -> name of every gene (its official symbol), species (its scientific name) and
-    cell line of a normalizer artifact folder's lexicon: what the knowledge tables name linked concepts by."""
+    """concept_id -> name of every gene (its official symbol) and species (its scientific name) of a
+    normalizer artifact folder's lexicon: what the knowledge tables name linked concepts by. Not cell
+    lines: REACH's Cellosaurus table lists spelling variants and often not the line's own name ("He
+    La", "He-La", "HELA" for CVCL_0030, no "HeLa"), so a cell line is named as the snapshot writes it
+    most often (``pipeline.knowledge.NAMES_SQL``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -479,14 +482,11 @@ def names_table(folder: str | Path):
     g = pq.read_table(f"{folder}/{GENE_SYMBOLS}")
     s = pq.read_table(f"{folder}/{SPECIES}", columns=["taxon", "name", "preferred"]).filter(pc.field("preferred"))
     s = s.group_by("taxon", use_threads=False).aggregate([("name", "min")])
-    c = pq.read_table(f"{folder}/{CELL_LINES}", columns=["accession", "name"])
-    c = c.group_by("accession", use_threads=False).aggregate([("name", "min")])
     ids = [pc.binary_join_element_wise(PREFIX["Gene"], g.column("gene_id"), ""),
-           pc.binary_join_element_wise(PREFIX["Species"], pc.cast(s.column("taxon"), pa.string()), ""),
-           c.column("accession")]
+           pc.binary_join_element_wise(PREFIX["Species"], pc.cast(s.column("taxon"), pa.string()), "")]
     return pa.table({"concept_id": pa.concat_arrays([pa.array(x.to_pylist(), pa.string()) for x in ids]),
                      "name": pa.concat_arrays([pa.array(x.to_pylist(), pa.string())
-                                               for x in (g.column("symbol"), s.column("name_min"), c.column("name_min"))])})
+                                               for x in (g.column("symbol"), s.column("name_min"))])})
 
 
 __all__ = ["Lexicon", "names_table", "LEXICON_MANIFEST", "ORGANISM_NOT", "VARIANTS", "variant_key", "rs_aliases", "LEXICON_TYPES", "HUMAN", "tight_key", "species_key", "variant_id"]
