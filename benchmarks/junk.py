@@ -7,8 +7,8 @@ Counts, per snapshot: spans that are only digits or punctuation, single characte
 applies), organisms tagged Disease, Chemical or Gene (the span's text is a species name in the
 normalizer's lexicon), spans with punctuation dangling at an edge or a parenthesis without its pair
 ("MAPK-", "-IgA", "VEGF)-A"; variants and a charge like "O2-" aside), one span under two types, and
-the share of each type's mentions linked to a concept, with the most frequent unlinked mentions. Run it on two snapshots (before and after a
-change) to compare. Last line: RESULT junk entities=... no_letter=... single_char=... units=...
+the share of each type's mentions linked to a concept, with the most frequent unlinked mentions.
+Run it on two snapshots (before and after a change) to compare. Last line: RESULT junk entities=... no_letter=... single_char=... units=...
 organisms_mistyped=... dangling=... two_types=... linked_<type>=<share> ...
 """
 
@@ -23,6 +23,7 @@ UNITS = re.compile(r"^(?:[numµμkcd]?(?:g|l|m|mol|M|s|Hz|Gy|Pa|J|W|V|A)|h|min|s
                    r"(?:femto|pico|nano|micro|milli|kilo)?(?:seconds?|meters?|grams?|liters?|litres?|molar)|"
                    r"mmHg|IU|U|°C|%)(?:/[a-zA-Z]+)*$")
 DANGLING = re.compile(r"^[-/),;:](?!\d)|(?<!\d)[-/(,;:]$")   # "MAPK-", "-IgA", "poly ("; not "O2-", "-930G"
+FLAGS = ("no_letter", "single_char", "units", "organisms_mistyped", "dangling")   # what a span alone can be flagged for
 
 
 def audit(store: str, run_id: str | None = None, normalizer: str | None = None, top: int = 15) -> dict:
@@ -37,13 +38,11 @@ def audit(store: str, run_id: str | None = None, normalizer: str | None = None, 
     table = f"read_parquet('{s.uri('snapshots', run_id, 'entities')}/*.parquet')"
     rows = con.sql(f"SELECT doc_id, start, \"end\", text, type, concept_id FROM {table}").fetchall()
     lexicon = Lexicon.load(normalizer or default_artifact_dir("normalizer"))
-    out = {"run_id": run_id, "entities": len(rows), "no_letter": 0, "single_char": 0, "units": 0,
-           "organisms_mistyped": 0, "dangling": 0}
+    out = {"run_id": run_id, "entities": len(rows), **dict.fromkeys(FLAGS, 0)}
     types_at: dict[tuple, set] = {}
     by_type: dict[str, list[int]] = {}
     unlinked: dict[tuple[str, str], int] = {}
-    examples: dict[str, dict[str, int]] = {k: {} for k in ("no_letter", "single_char", "units", "organisms_mistyped",
-                                                           "dangling")}
+    examples: dict[str, dict[str, int]] = {k: {} for k in FLAGS}
     for doc_id, start, end, text, kind, concept in rows:
         t = text.strip()
         flags = {"no_letter": not any(c.isalpha() for c in t), "single_char": len(t) == 1,
@@ -77,7 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     a = audit(args.store, args.at, args.normalizer, args.top)
     print(f"snapshot {a['run_id']}: {a['entities']:,} entities")
-    for k in ("no_letter", "single_char", "units", "organisms_mistyped", "dangling"):
+    for k in FLAGS:
         print(f"  {k:<19} {a[k]:>6}   e.g. {', '.join(f'{t} x{n}' for t, n in a['examples'][k][:8]) or '-'}")
     print(f"  {'two_types':<19} {a['two_types']:>6}   (one span under two entity types)")
     print("  linked share: " + ", ".join(f"{k} {100 * v:.1f}% of {a['mentions'][k]:,}" for k, v in a["linked"].items()))
